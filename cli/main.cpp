@@ -1,0 +1,95 @@
+// kubectl-graydebug: the kubectl plugin (`kubectl graydebug attach|list|end|status`, SPEC §7).
+// This file only wires flags.
+#include <chrono>
+#include <iostream>
+#include <string>
+
+#include "graydebug/cli_app.h"
+#include "graydebug/log.h"
+
+using namespace graydebug;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kCommands =
+    "Commands:\n"
+    "  attach <pod|deploy/NAME>   create a DebugSession, wait until Active, port-forward and print `dlv connect`\n"
+    "  list                       list DebugSessions\n"
+    "  end <session>              end a DebugSession\n"
+    "  status                     show the circuit breakers of the gray releases\n";
+
+struct Global {
+  std::string kubeconfig, context, namespace_;
+  CommonFlags common{"warn", "logfmt"};
+  void Register(FlagSet& flags) {
+    flags.String("kubeconfig", &kubeconfig, "kubeconfig file (else $KUBECONFIG, else ~/.kube/config)");
+    flags.String("context", &context, "kubeconfig context to use");
+    flags.String("namespace", &namespace_, "namespace (default: the context's namespace)");
+    flags.Alias('n', "namespace");
+    common.Register(flags);
+  }
+};
+
+int Run(const std::string& command, const std::vector<std::string>& args) {
+  Global global;
+  std::string reason, output = "table";
+  std::chrono::milliseconds ttl = 15min, timeout = 2min;
+  bool all_namespaces = false, no_port_forward = false;
+  int64_t local_port = 2345;
+  FlagSet flags("kubectl graydebug " + command, "", "");
+  if (command == "attach") {
+    flags = FlagSet("kubectl graydebug attach", "kubectl graydebug attach <pod|deploy/NAME> [flags]",
+                    "Creates a DebugSession for the pod (or the newest ready injected pod of the Deployment), waits\n"
+                    "until it is Active, starts the port-forward and prints the `dlv connect` line and a VS Code\n"
+                    "launch.json snippet.");
+    flags.Duration("ttl", &ttl, 1min, 168h, "how long the session lives");
+    flags.String("reason", &reason, "why you are debugging (kept in the session)");
+    flags.Duration("timeout", &timeout, 1s, 1h, "how long to wait for the session to become Active");
+    flags.Int("local-port", &local_port, 1, 65535, "local port of the port-forward to dlv");
+    flags.Bool("no-port-forward", &no_port_forward, "only create the session and print how to connect");
+  } else if (command == "list") {
+    flags = FlagSet("kubectl graydebug list", "kubectl graydebug list [flags]", "Lists DebugSessions.");
+    flags.Bool("all-namespaces", &all_namespaces, "list sessions in every namespace");
+    flags.Alias('A', "all-namespaces");
+    flags.Enum("output", &output, {"table", "json", "yaml"}, "output format");
+    flags.Alias('o', "output");
+  } else if (command == "end") {
+    flags = FlagSet("kubectl graydebug end", "kubectl graydebug end <session> [flags]",
+                    "Ends a DebugSession (it becomes Terminated and its metrics are removed).");
+  } else if (command == "status") {
+    flags = FlagSet("kubectl graydebug status", "kubectl graydebug status [flags]",
+                    "Prints the circuit breaker of every gray release (ConfigMap graydebug-circuits).");
+    flags.Enum("output", &output, {"table", "json", "yaml"}, "output format");
+    flags.Alias('o', "output");
+  } else {
+    std::cerr << "kubectl graydebug: unknown command \"" << command << "\"\n" << kCommands;
+    return 2;
+  }
+  global.Register(flags);
+  std::vector<std::string> positionals;
+  if (auto code = ParseCommandLine(flags, global.common, "kubectl-graydebug", args, &positionals)) return *code;
+  const std::size_t want = (command == "attach" || command == "end") ? 1 : 0;
+  if (positionals.size() != want) {
+    return UsageError(flags, want == 1 ? "needs exactly one argument (see --help)" : "takes no arguments (see --help)");
+  }
+  std::cerr << "kubectl graydebug " << command << ": not part of this build yet (tracked in issue #8)\n";
+  return 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args = ArgsOf(argc, argv);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::cout << "Usage: kubectl graydebug <command> [flags]\n\nDebug gray (canary) releases with delve.\n\n"
+              << kCommands << "\nRun `kubectl graydebug <command> --help` for a command's flags.\n";
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    Global global;
+    FlagSet flags("kubectl-graydebug", "", "");
+    return ParseCommandLine(flags, global.common, "kubectl-graydebug", {"--version"}, nullptr).value_or(0);
+  }
+  return Run(args[0], {args.begin() + 1, args.end()});
+}

@@ -1,0 +1,117 @@
+#include "graydebug/log.h"
+
+#include <chrono>
+#include <ctime>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+namespace graydebug::log {
+namespace {
+
+struct State {
+  std::mutex mu;
+  std::string component = "graydebug";
+  Level level = Level::kInfo;
+  Format format = Format::kJson;
+  std::ostream* out = &std::cerr;
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+const char* LevelName(Level level) {
+  switch (level) {
+    case Level::kDebug: return "debug";
+    case Level::kInfo: return "info";
+    case Level::kWarn: return "warn";
+    case Level::kError: return "error";
+  }
+  return "info";
+}
+
+std::string Timestamp() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
+  std::time_t t = std::chrono::system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+  return buf;
+}
+
+// logfmt: bare when the value has no space, quote, '=' or control character; else a JSON string.
+void AppendLogfmt(std::string& line, std::string_view key, std::string_view value) {
+  line += ' ';
+  line += key;
+  line += '=';
+  bool bare = !value.empty();
+  for (unsigned char c : value) {
+    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f) {
+      bare = false;
+      break;
+    }
+  }
+  if (bare) {
+    line += value;
+  } else {
+    line += nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+}  // namespace
+
+std::optional<Level> ParseLevel(std::string_view text) {
+  if (text == "debug") return Level::kDebug;
+  if (text == "info") return Level::kInfo;
+  if (text == "warn" || text == "warning") return Level::kWarn;
+  if (text == "error") return Level::kError;
+  return std::nullopt;
+}
+
+std::optional<Format> ParseFormat(std::string_view text) {
+  if (text == "json") return Format::kJson;
+  if (text == "logfmt" || text == "text") return Format::kLogfmt;
+  return std::nullopt;
+}
+
+void Configure(std::string component, Level level, Format format, std::ostream* out) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  s.component = std::move(component);
+  s.level = level;
+  s.format = format;
+  s.out = out != nullptr ? out : &std::cerr;
+}
+
+void Write(Level level, std::string_view msg, Fields fields) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (level < s.level) return;
+  std::string line;
+  if (s.format == Format::kJson) {
+    nlohmann::ordered_json j;
+    j["ts"] = Timestamp();
+    j["level"] = LevelName(level);
+    j["component"] = s.component;
+    j["msg"] = std::string(msg);
+    for (const auto& [k, v] : fields) j[std::string(k)] = std::string(v);
+    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    line = "ts=" + Timestamp();
+    AppendLogfmt(line, "level", LevelName(level));
+    AppendLogfmt(line, "component", s.component);
+    AppendLogfmt(line, "msg", msg);
+    for (const auto& [k, v] : fields) AppendLogfmt(line, k, v);
+  }
+  line += '\n';
+  s.out->write(line.data(), static_cast<std::streamsize>(line.size()));
+  s.out->flush();
+}
+
+}  // namespace graydebug::log
