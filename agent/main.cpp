@@ -27,7 +27,8 @@ int LaunchDlv(const std::vector<std::string>& args) {
                 "re-attaching when the target restarts and restarting dlv with backoff when it dies.");
   flags.String("dlv-path", &dlv_path, "the dlv binary");
   flags.Address("listen", &listen, "address dlv listens on (dlv has no authentication: loopback only by default)");
-  flags.Bool("allow-non-loopback", &allow_non_loopback, "let dlv listen beyond loopback (unauthenticated: opt-in only)");
+  flags.Bool("allow-non-loopback", &allow_non_loopback,
+             "let dlv listen beyond loopback (unauthenticated: opt-in only)");
   flags.Int("target-pid", &target_pid, 0, 4194304, "attach to this PID instead of searching");
   flags.String("target-process", &target_process, "attach to the process with this name (comm)");
   flags.Duration("wait-timeout", &wait_timeout, 1s, 24h, "how long to wait for the target process to appear");
@@ -36,8 +37,9 @@ int LaunchDlv(const std::vector<std::string>& args) {
   if (auto code = ParseCommandLine(flags, common, "agent", args, &positionals)) return *code;
   if (!positionals.empty()) return UsageError(flags, "unexpected argument \"" + positionals[0] + "\" (see --help)");
   if (!allow_non_loopback && !IsLoopbackListen(listen)) {
-    return UsageError(flags, "--listen " + listen +
-                                 " is not a loopback address; dlv has no authentication (pass --allow-non-loopback to opt in)");
+    return UsageError(
+        flags, "--listen " + listen +
+                   " is not a loopback address; dlv has no authentication (pass --allow-non-loopback to opt in)");
   }
   log::Error("launch-dlv is not part of this build yet (tracked in issue #5); exiting", {{"listen", listen}});
   return 3;
@@ -53,9 +55,10 @@ int main(int argc, char** argv) {
   int64_t target_pid = 0;
   std::chrono::milliseconds sample_interval = 5s, probe_timeout = 2s;
   CommonFlags common;
-  FlagSet flags("graydebug-agent", "graydebug-agent [flags] | graydebug-agent launch-dlv [flags]",
-                "The graydebug metrics sidecar: serves /metrics (graydebug_target_*), /healthz and /probe/dlv,\n"
-                "which makes one JSON-RPC call to the pod's dlv. `graydebug-agent launch-dlv --help` for the launcher.");
+  FlagSet flags(
+      "graydebug-agent", "graydebug-agent [flags] | graydebug-agent launch-dlv [flags]",
+      "The graydebug metrics sidecar: serves /metrics (graydebug_target_*), /healthz and /probe/dlv,\n"
+      "which makes one JSON-RPC call to the pod's dlv. `graydebug-agent launch-dlv --help` for the launcher.");
   flags.Address("listen", &listen, "plain-HTTP address of /metrics, /healthz and /probe/dlv");
   flags.Address("dlv-addr", &dlv_addr, "address of the pod's dlv server");
   flags.Int("target-pid", &target_pid, 0, 4194304, "watch this PID instead of searching");

@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   flags.String("namespace", &namespace_, "watch DebugSessions in this namespace only (default: all namespaces)");
   flags.Address("metrics-addr", &metrics_addr, "plain-HTTP address of /metrics");
   flags.Address("health-addr", &health_addr, "plain-HTTP address of /healthz and /readyz");
-  flags.Bool("leader-elect", &leader_elect, "elect a leader through a coordination.k8s.io Lease; only the leader writes");
+  flags.Bool("leader-elect", &leader_elect,
+             "elect a leader through a coordination.k8s.io Lease; only the leader writes");
   flags.String("lease-namespace", &lease_namespace, "namespace of the leader Lease (default: the pod's namespace)");
   flags.String("lease-name", &lease_name, "name of the leader Lease");
   flags.Duration("probe-interval", &probe_interval, 1s, 24h, "how often Active sessions are re-probed");

@@ -16,17 +16,10 @@ std::optional<int> ParseCommandLine(FlagSet& flags, const CommonFlags& common, c
                                     const std::vector<std::string>& args, std::vector<std::string>* positionals) {
   FlagParseResult parsed = flags.Parse(args);
   switch (parsed.kind) {
-    case FlagParseResult::Kind::kHelp:
-      std::cout << flags.Help();
-      return 0;
-    case FlagParseResult::Kind::kVersion:
-      std::cout << VersionLine(flags.program()) << "\n";
-      return 0;
-    case FlagParseResult::Kind::kError:
-      std::cerr << flags.program() << ": " << parsed.error << "\n";
-      return 2;
-    case FlagParseResult::Kind::kOk:
-      break;
+    case FlagParseResult::Kind::kHelp: std::cout << flags.Help(); return 0;
+    case FlagParseResult::Kind::kVersion: std::cout << VersionLine(flags.program()) << "\n"; return 0;
+    case FlagParseResult::Kind::kError: std::cerr << flags.program() << ": " << parsed.error << "\n"; return 2;
+    case FlagParseResult::Kind::kOk: break;
   }
   // Both values were checked by their Enum flags, so the parses cannot fail here.
   log::Configure(component, log::ParseLevel(common.log_level).value_or(log::Level::kInfo),

@@ -11,7 +11,9 @@ namespace graydebug {
 FlagSet::FlagSet(std::string program, std::string usage, std::string description)
     : program_(std::move(program)), usage_(std::move(usage)), description_(std::move(description)) {}
 
-void FlagSet::Add(Flag flag) { flags_.push_back(std::move(flag)); }
+void FlagSet::Add(Flag flag) {
+  flags_.push_back(std::move(flag));
+}
 
 FlagSet::Flag* FlagSet::Find(const std::string& name) {
   for (Flag& f : flags_) {
@@ -92,7 +94,9 @@ void FlagSet::Enum(const std::string& name, std::string* target, std::vector<std
        }});
 }
 
-void FlagSet::Alias(char short_name, const std::string& name) { aliases_.emplace_back(short_name, name); }
+void FlagSet::Alias(char short_name, const std::string& name) {
+  aliases_.emplace_back(short_name, name);
+}
 
 FlagParseResult FlagSet::Parse(const std::vector<std::string>& args) {
   FlagParseResult result;
@@ -197,8 +201,8 @@ std::string ValidateListenAddress(const std::string& address) {
     if (host.find(':') != std::string::npos) return "an IPv6 host must be in brackets, like [::1]:8443";
   }
   for (char c : host) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-              c == ':';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':';
     if (!ok) return "host has an invalid character";
   }
   int p = -1;

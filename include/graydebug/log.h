@@ -26,9 +26,17 @@ using Fields = std::initializer_list<std::pair<std::string_view, std::string_vie
 // Thread-safe; each line is written whole.
 void Write(Level level, std::string_view msg, Fields fields = {});
 
-inline void Debug(std::string_view msg, Fields fields = {}) { Write(Level::kDebug, msg, fields); }
-inline void Info(std::string_view msg, Fields fields = {}) { Write(Level::kInfo, msg, fields); }
-inline void Warn(std::string_view msg, Fields fields = {}) { Write(Level::kWarn, msg, fields); }
-inline void Error(std::string_view msg, Fields fields = {}) { Write(Level::kError, msg, fields); }
+inline void Debug(std::string_view msg, Fields fields = {}) {
+  Write(Level::kDebug, msg, fields);
+}
+inline void Info(std::string_view msg, Fields fields = {}) {
+  Write(Level::kInfo, msg, fields);
+}
+inline void Warn(std::string_view msg, Fields fields = {}) {
+  Write(Level::kWarn, msg, fields);
+}
+inline void Error(std::string_view msg, Fields fields = {}) {
+  Write(Level::kError, msg, fields);
+}
 
 }  // namespace graydebug::log

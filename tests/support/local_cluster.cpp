@@ -1,0 +1,61 @@
+#include "support/local_cluster.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace graydebug::testing {
+namespace {
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+std::string SourceDir() {
+  return GRAYDEBUG_SOURCE_DIR;
+}
+
+LocalCluster& LocalCluster::Shared() {
+  static LocalCluster cluster;
+  return cluster;
+}
+
+LocalCluster::LocalCluster() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "graydebug-cluster-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    error_ = "mkdtemp failed";
+    return;
+  }
+  dir_ = tmpl;
+  auto bin = Run({SourceDir() + "/hack/tools/bin-dir", "kubernetes"});
+  kubectl_ = Trim(bin.out) + "/kubectl";
+  if (access(kubectl_.c_str(), X_OK) != 0) {
+    error_ = "kubectl is not built at " + kubectl_ + " (run: make deps)";
+    return;
+  }
+  auto up = Run({SourceDir() + "/hack/cluster", "up", "--dir", dir_, "--owner-pid", std::to_string(getpid())}, "",
+                std::chrono::seconds(300));
+  if (up.exit_code != 0) {
+    error_ = "hack/cluster up failed: " + up.err;
+    return;
+  }
+  kubeconfig_ = Trim(up.out);
+}
+
+LocalCluster::~LocalCluster() {
+  if (dir_.empty()) return;
+  Run({SourceDir() + "/hack/cluster", "down", "--dir", dir_}, "", std::chrono::seconds(60));
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+ProcessResult LocalCluster::Kubectl(std::vector<std::string> args, const std::string& input) const {
+  args.insert(args.begin(), {kubectl_, "--kubeconfig=" + kubeconfig_});
+  return Run(args, input, std::chrono::seconds(60));
+}
+
+}  // namespace graydebug::testing

@@ -8,7 +8,9 @@
 using graydebug::testing::Run;
 
 namespace {
-std::string Bin(const std::string& name) { return std::string(GRAYDEBUG_BIN_DIR) + "/" + name; }
+std::string Bin(const std::string& name) {
+  return std::string(GRAYDEBUG_BIN_DIR) + "/" + name;
+}
 const char* const kBinaries[] = {"graydebug-webhook", "graydebug-controller", "graydebug-agent", "kubectl-graydebug"};
 }  // namespace
 
@@ -32,7 +34,8 @@ TEST_CASE("SPEC flags are accepted and bad ones are refused with one line") {
   const std::vector<Case> cases = {
       {{"graydebug-webhook", "--bogus"}, "graydebug-webhook: unknown flag --bogus (see --help)"},
       {{"graydebug-webhook", "--listen=:8443"}, "--tls-cert-file and --tls-key-file are required"},
-      {{"graydebug-webhook", "--tls-cert-file=a", "--tls-key-file=b", "--listen=nope"}, "invalid value \"nope\" for --listen"},
+      {{"graydebug-webhook", "--tls-cert-file=a", "--tls-key-file=b", "--listen=nope"},
+       "invalid value \"nope\" for --listen"},
       {{"graydebug-webhook", "--tls-cert-file=a", "--tls-key-file=b", "--config=/nonexistent.yaml"},
        "/nonexistent.yaml: No such file"},
       {{"graydebug-controller", "--probe-interval=soon"}, "invalid value \"soon\" for --probe-interval"},

@@ -30,8 +30,8 @@ struct Fixture {
 
 TEST_CASE("flags: both value syntaxes, booleans, aliases and positionals") {
   Fixture f;
-  auto r = f.flags.Parse({"attach", "--listen=127.0.0.1:0", "--name", "shop", "--leader-elect", "--workers=8",
-                          "--ttl", "1h30m", "pod-1", "--log-level=debug"});
+  auto r = f.flags.Parse({"attach", "--listen=127.0.0.1:0", "--name", "shop", "--leader-elect", "--workers=8", "--ttl",
+                          "1h30m", "pod-1", "--log-level=debug"});
   REQUIRE(r.kind == Kind::kOk);
   CHECK(f.listen == "127.0.0.1:0");
   CHECK(f.name == "shop");

@@ -1,0 +1,60 @@
+# graydebug — the two commands are `make demo` and `make test`; everything else is a step of them.
+# BUILD_TYPE=Debug make build  for a debug build (build-debug/).
+
+SHELL := /bin/bash
+BUILD_TYPE ?= Release
+BUILD_DIR ?= $(if $(filter Release,$(BUILD_TYPE)),build,build-$(shell echo $(BUILD_TYPE) | tr A-Z a-z))
+CTEST_ARGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test test-unit test-integration demo bench lint format cluster-up cluster-down clean
+
+all: build
+
+## deps: Debian packages + pinned kube-apiserver/kubectl/etcd/helm/dlv (cached outside the repo)
+deps:
+	@hack/deps.sh
+
+$(BUILD_DIR)/build.ninja: CMakeLists.txt
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DGRAYDEBUG_WERROR=ON >/dev/null
+
+## build: the four binaries into $(BUILD_DIR)/bin, and the tests
+build: $(BUILD_DIR)/build.ninja
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+## test: unit + integration tests (real etcd, kube-apiserver, kubectl); does deps and build first
+test: deps build
+	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+
+test-unit: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit $(CTEST_ARGS)
+
+test-integration: deps build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration $(CTEST_ARGS)
+
+## demo: the main job, end to end on a local control plane
+demo: deps build
+	@hack/demo.sh
+
+## bench: benchmarks; numbers go to docs/benchmarks.md
+bench: deps build
+	@bench/run.sh
+
+## lint: clang-format check and clang-tidy over every C++ file
+lint: $(BUILD_DIR)/build.ninja
+	@hack/lint.sh $(BUILD_DIR)
+
+format:
+	@hack/lint.sh --fix $(BUILD_DIR)
+
+## cluster-up / cluster-down: a local etcd + kube-apiserver in build/cluster
+cluster-up: deps
+	@kc=$$(hack/cluster up --dir build/cluster) && \
+	  echo "kubeconfig: $$kc" && \
+	  echo "try: $$(hack/tools/bin-dir kubernetes)/kubectl --kubeconfig $$kc get --raw /readyz"
+
+cluster-down:
+	@hack/cluster down --dir build/cluster
+
+clean: cluster-down
+	@rm -rf build build-*
