@@ -6,6 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
+fail() { echo "tools: build failed; last lines of $1:" >&2; tail -40 "$1" >&2; exit 1; }
 stamp_of() { cat "$TOOLS_SRC/$1/go.mod" "$TOOLS_SRC/$1/go.sum" "$TOOLS_SRC/versions.env" | sha256sum | cut -c1-16; }
 
 build() {
@@ -18,7 +19,8 @@ build() {
   fi
   start=$(date +%s)
   echo "tools: building $tool $(tool_version "$tool") into $bin (first time only; see docs/tools.md)"
-  mkdir -p "$bin"
+  mkdir -p "$bin" "$GRAYDEBUG_CACHE/logs"
+  local log="$GRAYDEBUG_CACHE/logs/build-$tool.log"
   cd "$TOOLS_SRC/$tool"
   local flags="-trimpath -pgo=off"
   case "$tool" in
@@ -31,16 +33,16 @@ build() {
       ld+=" -X k8s.io/component-base/version.gitCommit=graydebug-module-build"
       ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1"
       ld+=" -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-      go build $flags -ldflags "$ld" -o "$bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+      go build $flags -ldflags "$ld" -o "$bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >"$log" 2>&1 || fail "$log"
       ;;
     etcd)
-      go build $flags -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
+      go build $flags -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3 >"$log" 2>&1 || fail "$log"
       ;;
     helm)
-      go build $flags -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$bin/helm" helm.sh/helm/v3/cmd/helm
+      go build $flags -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$bin/helm" helm.sh/helm/v3/cmd/helm >"$log" 2>&1 || fail "$log"
       ;;
     dlv)
-      go build $flags -o "$bin/dlv" github.com/go-delve/delve/cmd/dlv
+      go build $flags -o "$bin/dlv" github.com/go-delve/delve/cmd/dlv >"$log" 2>&1 || fail "$log"
       ;;
   esac
   echo "$want" > "$bin/.stamp"

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 namespace graydebug::testing {
 namespace {
@@ -51,6 +52,31 @@ LocalCluster::~LocalCluster() {
   Run({SourceDir() + "/hack/cluster", "down", "--dir", dir_}, "", std::chrono::seconds(60));
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
+}
+
+kube::RestConfig LocalCluster::Rest() const {
+  kube::ConfigOptions options;
+  options.kubeconfig = kubeconfig_;
+  kube::ConfigResult r = kube::LoadConfig(options);
+  return r.config;
+}
+
+std::string LocalCluster::Token(int index) const {
+  std::ifstream in(dir_ + "/pki/tokens.csv");
+  std::string line;
+  for (int i = 0; std::getline(in, line); ++i) {
+    if (i == index) return line.substr(0, line.find(','));
+  }
+  return "";
+}
+
+bool LocalCluster::StopApiServer() const {
+  return Run({SourceDir() + "/hack/cluster", "stop-apiserver", "--dir", dir_}).exit_code == 0;
+}
+
+bool LocalCluster::StartApiServer() const {
+  return Run({SourceDir() + "/hack/cluster", "start-apiserver", "--dir", dir_}, "", std::chrono::seconds(180))
+             .exit_code == 0;
 }
 
 ProcessResult LocalCluster::Kubectl(std::vector<std::string> args, const std::string& input) const {

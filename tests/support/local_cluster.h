@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "graydebug/kube/config.h"
 #include "support/process.h"
 
 namespace graydebug::testing {
@@ -20,6 +21,14 @@ class LocalCluster {
   const std::string& error() const { return error_; }
   const std::string& kubeconfig() const { return kubeconfig_; }
   const std::string& dir() const { return dir_; }
+
+  // The admin (client certificate) configuration, loaded from the kubeconfig by graydebug's loader.
+  kube::RestConfig Rest() const;
+  // The static bearer token of test user `index` (0: token-user-a, 1: token-user-b).
+  std::string Token(int index) const;
+  // Stops / starts kube-apiserver alone (same port, same etcd): an API server outage.
+  bool StopApiServer() const;
+  bool StartApiServer() const;
 
   // Runs the pinned kubectl against this cluster.
   ProcessResult Kubectl(std::vector<std::string> args, const std::string& input = "") const;

@@ -1,0 +1,260 @@
+#include "graydebug/kube/client.h"
+
+#include <sys/stat.h>
+
+#include "graydebug/config_file.h"
+#include "graydebug/log.h"
+
+namespace graydebug::kube {
+
+using nlohmann::json;
+
+std::string QueryEscape(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+Result<WatchEvent> ParseWatchEvent(const std::string& line) {
+  json j = json::parse(line, nullptr, false);
+  ApiError err{ErrorKind::kDecode, 0, "", ""};
+  if (!j.is_object() || !j["type"].is_string() || !j["object"].is_object()) {
+    err.message = "watch event is not {type, object}: " + line.substr(0, 120);
+    return err;
+  }
+  WatchEvent ev;
+  const std::string& type = j["type"].get_ref<const std::string&>();
+  if (type == "ADDED") {
+    ev.type = WatchEvent::Type::kAdded;
+  } else if (type == "MODIFIED") {
+    ev.type = WatchEvent::Type::kModified;
+  } else if (type == "DELETED") {
+    ev.type = WatchEvent::Type::kDeleted;
+  } else if (type == "BOOKMARK") {
+    ev.type = WatchEvent::Type::kBookmark;
+  } else if (type == "ERROR") {
+    ev.type = WatchEvent::Type::kError;
+  } else {
+    err.message = "unknown watch event type \"" + type.substr(0, 40) + "\"";
+    return err;
+  }
+  ev.object = std::move(j["object"]);
+  return ev;
+}
+
+bool Watch::Next(WatchEvent* event, ApiError* error) {
+  std::string line;
+  *error = ApiError{};
+  if (!stream_->ReadLine(&line, error)) return false;
+  Result<WatchEvent> ev = ParseWatchEvent(line);
+  if (!ev.ok()) {
+    *error = ev.error();
+    return false;
+  }
+  *event = std::move(ev).value();
+  return true;
+}
+
+Client::Client(RestConfig config, std::unique_ptr<HttpTransport> transport, ClientOptions options)
+    : config_(std::move(config)),
+      transport_(std::move(transport)),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &RealClock::Get()),
+      limiter_(options_.qps, options_.burst, *clock_) {}
+
+Result<std::shared_ptr<Client>> Client::Create(const RestConfig& config, ClientOptions options) {
+  std::string error;
+  auto transport = NewCpprestTransport(config, options.watch_idle_timeout, &error);
+  if (!transport) return ApiError{ErrorKind::kConfig, 0, "", error};
+  return std::make_shared<Client>(config, std::move(transport), std::move(options));
+}
+
+std::string Client::Path(const Resource& r, const std::string& ns, const std::string& name,
+                         const std::string& subresource) {
+  std::string p = r.group.empty() ? "/api/" + r.version : "/apis/" + r.group + "/" + r.version;
+  if (r.namespaced && !ns.empty()) p += "/namespaces/" + QueryEscape(ns);
+  p += "/" + r.resource;
+  if (!name.empty()) p += "/" + QueryEscape(name);
+  if (!subresource.empty()) p += "/" + subresource;
+  return p;
+}
+
+namespace {
+
+std::string Query(const ListOptions& o, bool watch) {
+  std::string q;
+  auto add = [&q](const std::string& k, const std::string& v) { q += (q.empty() ? "?" : "&") + k + "=" + QueryEscape(v); };
+  if (!o.label_selector.empty()) add("labelSelector", o.label_selector);
+  if (!o.field_selector.empty()) add("fieldSelector", o.field_selector);
+  if (o.limit > 0 && !watch) add("limit", std::to_string(o.limit));
+  if (!o.continue_token.empty() && !watch) add("continue", o.continue_token);
+  if (!o.resource_version.empty()) add("resourceVersion", o.resource_version);
+  if (watch) {
+    add("watch", "true");
+    if (o.allow_bookmarks) add("allowWatchBookmarks", "true");
+    if (o.timeout_seconds > 0) add("timeoutSeconds", std::to_string(o.timeout_seconds));
+  }
+  return q;
+}
+
+std::string ObjectName(const json& object) {
+  const json& md = object.contains("metadata") ? object["metadata"] : json();
+  return md.is_object() && md.contains("name") && md["name"].is_string() ? md["name"].get<std::string>() : "";
+}
+
+}  // namespace
+
+void Client::Authorize(HttpRequest& request) {
+  std::string token = config_.token;
+  if (!config_.token_file.empty()) {
+    // Re-read the token whenever the file changes: the kubelet rotates projected tokens.
+    std::lock_guard lock(token_mu_);
+    struct stat st {};
+    int64_t mtime = -1;
+    if (::stat(config_.token_file.c_str(), &st) == 0) {
+      mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec + st.st_size;
+    }
+    if (mtime != token_mtime_ns_) {
+      FileReadResult f = ReadFileLimited(config_.token_file, 64 * 1024);
+      if (f.ok) {
+        while (!f.contents.empty() && (f.contents.back() == '\n' || f.contents.back() == ' ')) f.contents.pop_back();
+        cached_token_ = std::move(f.contents);
+        token_mtime_ns_ = mtime;
+      } else {
+        log::Warn("cannot read the token file; using the last token", {{"error", f.error}});
+      }
+    }
+    token = cached_token_;
+  }
+  if (!token.empty()) request.headers.emplace_back("Authorization", "Bearer " + token);
+}
+
+Result<json> Client::Send(HttpRequest request, bool idempotent) {
+  request.headers.emplace_back("Accept", "application/json");
+  request.headers.emplace_back("User-Agent", options_.user_agent);
+  if (request.timeout.count() == 0 || request.timeout == std::chrono::milliseconds(30000)) {
+    request.timeout = options_.request_timeout;
+  }
+  Backoff backoff(options_.retry_base, options_.retry_cap);
+  for (int attempt = 0;; ++attempt) {
+    if (auto wait = limiter_.Reserve(); wait.count() > 0) clock_->Sleep(wait);
+    HttpRequest r = request;
+    Authorize(r);
+    HttpResponse resp = transport_->Do(r);
+    ApiError err;
+    if (resp.status >= 200 && resp.status <= 299) {
+      json body = json::parse(resp.body, nullptr, false);
+      if (body.is_discarded()) {
+        return ApiError{ErrorKind::kDecode, resp.status, "", "response is not JSON: " + resp.body.substr(0, 120)};
+      }
+      return body;
+    }
+    err = resp.status == 0 ? resp.error : ErrorFromResponse(resp.status, resp.body, resp.retry_after);
+    // A POST is retried only when the server surely did not act on it: 429, 503, or no connection.
+    bool retriable = err.Retriable();
+    if (!idempotent) {
+      retriable = err.kind == ErrorKind::kTooManyRequests || err.http_status == 503 ||
+                  (err.kind == ErrorKind::kConnection && err.message.find("refused") != std::string::npos);
+    }
+    if (!retriable || attempt >= options_.max_retries) return err;
+    auto delay = err.retry_after.count() > 0 ? std::chrono::duration_cast<std::chrono::milliseconds>(err.retry_after)
+                                             : backoff.Next();
+    log::Debug("retrying Kubernetes API request",
+               {{"method", r.method}, {"path", r.path}, {"error", err.ToString()},
+                {"delay_ms", std::to_string(delay.count())}});
+    clock_->Sleep(delay);
+  }
+}
+
+Result<json> Client::Get(const Resource& r, const std::string& ns, const std::string& name) {
+  return Send({"GET", Path(r, ns, name), "", "", {}, {}}, true);
+}
+
+Result<json> Client::List(const Resource& r, const std::string& ns, const ListOptions& options) {
+  return Send({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true);
+}
+
+Result<json> Client::ListAll(const Resource& r, const std::string& ns, ListOptions options) {
+  for (int restart = 0;; ++restart) {
+    json all = {{"items", json::array()}, {"metadata", json::object()}};
+    ListOptions page = options;
+    bool restarted = false;
+    while (true) {
+      Result<json> res = List(r, ns, page);
+      if (!res.ok()) {
+        if (res.error().kind == ErrorKind::kGone && !page.continue_token.empty() && restart == 0) {
+          restarted = true;  // the continue token expired mid-list: start over, once
+          break;
+        }
+        return res.error();
+      }
+      json& body = res.value();
+      if (body["items"].is_array()) {
+        for (auto& item : body["items"]) all["items"].push_back(std::move(item));
+      }
+      const json& md = body["metadata"];
+      if (md.is_object() && md.contains("resourceVersion")) all["metadata"]["resourceVersion"] = md["resourceVersion"];
+      std::string next = md.is_object() && md.contains("continue") && md["continue"].is_string()
+                             ? md["continue"].get<std::string>()
+                             : "";
+      if (next.empty()) return all;
+      page.continue_token = next;
+      page.resource_version.clear();  // the continue token pins the version
+    }
+    if (!restarted) return all;
+  }
+}
+
+Result<json> Client::Create(const Resource& r, const std::string& ns, const json& object) {
+  return Send({"POST", Path(r, ns), object.dump(), "application/json", {}, {}}, false);
+}
+
+Result<json> Client::Update(const Resource& r, const std::string& ns, const json& object) {
+  return Send({"PUT", Path(r, ns, ObjectName(object)), object.dump(), "application/json", {}, {}}, true);
+}
+
+Result<json> Client::UpdateStatus(const Resource& r, const std::string& ns, const json& object) {
+  return Send({"PUT", Path(r, ns, ObjectName(object), "status"), object.dump(), "application/json", {}, {}}, true);
+}
+
+Result<json> Client::Patch(const Resource& r, const std::string& ns, const std::string& name, PatchType type,
+                           const std::string& patch, const std::string& subresource) {
+  const char* ct = type == PatchType::kMerge  ? "application/merge-patch+json"
+                   : type == PatchType::kJson ? "application/json-patch+json"
+                                              : "application/strategic-merge-patch+json";
+  return Send({"PATCH", Path(r, ns, name, subresource), patch, ct, {}, {}}, true);
+}
+
+Result<json> Client::Delete(const Resource& r, const std::string& ns, const std::string& name, int64_t grace_seconds,
+                            const std::string& precondition_uid) {
+  json opts = {{"apiVersion", "v1"}, {"kind", "DeleteOptions"}};
+  if (grace_seconds >= 0) opts["gracePeriodSeconds"] = grace_seconds;
+  if (!precondition_uid.empty()) opts["preconditions"] = {{"uid", precondition_uid}};
+  return Send({"DELETE", Path(r, ns, name), opts.dump(), "application/json", {}, {}}, true);
+}
+
+Result<std::unique_ptr<Watch>> Client::StartWatch(const Resource& r, const std::string& ns,
+                                                  const ListOptions& options) {
+  if (auto wait = limiter_.Reserve(); wait.count() > 0) clock_->Sleep(wait);
+  HttpRequest req{"GET", Path(r, ns) + Query(options, true), "", "", {}, options_.request_timeout};
+  req.headers.emplace_back("Accept", "application/json");
+  req.headers.emplace_back("User-Agent", options_.user_agent);
+  Authorize(req);
+  StreamResponse resp = transport_->Stream(req);
+  if (resp.head.status == 0) return resp.head.error;
+  if (resp.head.status < 200 || resp.head.status > 299) {
+    return ErrorFromResponse(resp.head.status, resp.head.body, resp.head.retry_after);
+  }
+  return std::make_unique<Watch>(std::move(resp.stream));
+}
+
+}  // namespace graydebug::kube

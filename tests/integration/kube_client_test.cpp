@@ -1,0 +1,239 @@
+// graydebug's Kubernetes client against the real local control plane.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "graydebug/kube/client.h"
+#include "support/local_cluster.h"
+
+using graydebug::kube::Client;
+using graydebug::kube::ErrorKind;
+using graydebug::kube::ListOptions;
+using graydebug::kube::PatchType;
+using graydebug::kube::Resource;
+using graydebug::kube::WatchEvent;
+using graydebug::testing::LocalCluster;
+using graydebug::testing::SourceDir;
+using nlohmann::json;
+
+namespace {
+
+std::shared_ptr<Client> NewClient(graydebug::kube::RestConfig cfg = {}) {
+  LocalCluster& c = LocalCluster::Shared();
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  if (cfg.server.empty()) cfg = c.Rest();
+  auto client = Client::Create(cfg);
+  REQUIRE_MESSAGE(client.ok(), client.error().ToString());
+  return client.value();
+}
+
+json ConfigMap(const std::string& name, const std::string& value, const std::string& label = "crud") {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}, {"labels", {{"test", label}}}}},
+          {"data", {{"v", value}}}};
+}
+
+void EnsureCrd() {
+  LocalCluster& c = LocalCluster::Shared();
+  static bool done = false;
+  if (done) return;
+  REQUIRE(c.Kubectl({"apply", "-f", SourceDir() + "/manifests/crds/"}).exit_code == 0);
+  REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "--timeout=60s", "crd/debugsessions.graydebug.io"})
+              .exit_code == 0);
+  done = true;
+}
+
+}  // namespace
+
+TEST_CASE("client: create, get, update, patch, delete a ConfigMap with typed errors") {
+  auto client = NewClient();
+  const Resource cm = Resource::ConfigMaps();
+  auto created = client->Create(cm, "default", ConfigMap("crud-1", "a"));
+  REQUIRE_MESSAGE(created.ok(), created.error().ToString());
+  CHECK(created->at("metadata").at("uid").get<std::string>().size() > 10);
+
+  auto dup = client->Create(cm, "default", ConfigMap("crud-1", "a"));
+  CHECK(dup.error().kind == ErrorKind::kAlreadyExists);
+  CHECK(dup.error().http_status == 409);
+  CHECK(dup.error().message.find("already exists") != std::string::npos);
+
+  auto got = client->Get(cm, "default", "crud-1");
+  REQUIRE(got.ok());
+  CHECK(got->at("data").at("v") == "a");
+
+  json updated = got.value();
+  updated["data"]["v"] = "b";
+  auto put = client->Update(cm, "default", updated);
+  REQUIRE_MESSAGE(put.ok(), put.error().ToString());
+  CHECK(put->at("data").at("v") == "b");
+  // The same update again carries a stale resourceVersion: Conflict.
+  auto stale = client->Update(cm, "default", updated);
+  CHECK(stale.error().kind == ErrorKind::kConflict);
+
+  auto merge = client->Patch(cm, "default", "crud-1", PatchType::kMerge, R"({"data":{"w":"merged"}})");
+  REQUIRE_MESSAGE(merge.ok(), merge.error().ToString());
+  CHECK(merge->at("data").at("w") == "merged");
+  auto jp = client->Patch(cm, "default", "crud-1", PatchType::kJson,
+                          R"([{"op":"replace","path":"/data/v","value":"c"},{"op":"add","path":"/data/a~1b","value":"x"}])");
+  REQUIRE_MESSAGE(jp.ok(), jp.error().ToString());
+  CHECK(jp->at("data").at("v") == "c");
+  CHECK(jp->at("data").at("a/b") == "x");
+  auto bad_patch = client->Patch(cm, "default", "crud-1", PatchType::kJson, R"([{"op":"test","path":"/data/v","value":"zzz"}])");
+  CHECK(!bad_patch.ok());
+
+  auto invalid = client->Create(cm, "default", ConfigMap("Not_Valid", "a"));
+  CHECK(invalid.error().kind == ErrorKind::kInvalid);
+  CHECK(invalid.error().http_status == 422);
+
+  auto del = client->Delete(cm, "default", "crud-1");
+  CHECK_MESSAGE(del.ok(), del.error().ToString());
+  auto gone = client->Get(cm, "default", "crud-1");
+  CHECK(gone.error().kind == ErrorKind::kNotFound);
+  CHECK(gone.error().reason == "NotFound");
+  CHECK(client->Delete(cm, "default", "crud-1").error().kind == ErrorKind::kNotFound);
+}
+
+TEST_CASE("client: custom resources and the status subresource") {
+  EnsureCrd();
+  auto client = NewClient();
+  const Resource ds = Resource::DebugSessions();
+  json s = {{"apiVersion", "graydebug.io/v1alpha1"},
+            {"kind", "DebugSession"},
+            {"metadata", {{"name", "client-crud"}}},
+            {"spec", {{"target", {{"pod", "p1"}}}}}};
+  auto created = client->Create(ds, "default", s);
+  REQUIRE_MESSAGE(created.ok(), created.error().ToString());
+  CHECK(created->at("spec").at("ttl") == "15m");
+  json obj = created.value();
+  obj["status"] = {{"phase", "Pending"}};
+  auto st = client->UpdateStatus(ds, "default", obj);
+  REQUIRE_MESSAGE(st.ok(), st.error().ToString());
+  CHECK(st->at("status").at("phase") == "Pending");
+  auto sp = client->Patch(ds, "default", "client-crud", PatchType::kMerge, R"({"status":{"phase":"Active"}})", "status");
+  REQUIRE_MESSAGE(sp.ok(), sp.error().ToString());
+  CHECK(sp->at("status").at("phase") == "Active");
+  // Schema errors come back as Invalid with the server's message.
+  auto bad = client->Patch(ds, "default", "client-crud", PatchType::kMerge, R"({"spec":{"ttl":"99h"}})");
+  CHECK(bad.error().kind == ErrorKind::kInvalid);
+  CHECK(bad.error().message.find("spec.ttl may only be shortened") != std::string::npos);
+  CHECK(client->Delete(ds, "default", "client-crud").ok());
+}
+
+TEST_CASE("client: list with selectors and pagination") {
+  auto client = NewClient();
+  const Resource cm = Resource::ConfigMaps();
+  for (int i = 0; i < 25; ++i) REQUIRE(client->Create(cm, "default", ConfigMap("page-" + std::to_string(i), "x", "paged")).ok());
+  REQUIRE(client->Create(cm, "default", ConfigMap("other", "x", "other")).ok());
+  ListOptions o;
+  o.label_selector = "test=paged";
+  o.limit = 10;
+  auto first = client->List(cm, "default", o);
+  REQUIRE(first.ok());
+  CHECK(first->at("items").size() == 10);
+  CHECK(!first->at("metadata").at("continue").get<std::string>().empty());
+  auto all = client->ListAll(cm, "default", o);
+  REQUIRE(all.ok());
+  CHECK(all->at("items").size() == 25);
+  CHECK(!all->at("metadata").at("resourceVersion").get<std::string>().empty());
+  ListOptions fs;
+  fs.field_selector = "metadata.name=other";
+  auto one = client->ListAll(cm, "default", fs);
+  REQUIRE(one.ok());
+  REQUIRE(one->at("items").size() == 1);
+  CHECK(one->at("items")[0]["metadata"]["name"] == "other");
+  auto bad = client->List(cm, "default", ListOptions{"a in (", "", 0, "", "", 0, true});
+  CHECK(bad.error().kind == ErrorKind::kBadRequest);
+}
+
+TEST_CASE("client: a watch sees every change in order") {
+  auto client = NewClient();
+  const Resource cm = Resource::ConfigMaps();
+  auto list = client->List(cm, "default");
+  REQUIRE(list.ok());
+  ListOptions o;
+  o.resource_version = list->at("metadata").at("resourceVersion").get<std::string>();
+  o.label_selector = "test=watched";
+  o.timeout_seconds = 30;
+  auto watch = client->StartWatch(cm, "default", o);
+  REQUIRE_MESSAGE(watch.ok(), watch.error().ToString());
+  REQUIRE(client->Create(cm, "default", ConfigMap("w1", "1", "watched")).ok());
+  REQUIRE(client->Patch(cm, "default", "w1", PatchType::kMerge, R"({"data":{"v":"2"}})").ok());
+  REQUIRE(client->Create(cm, "default", ConfigMap("w2", "1", "watched")).ok());
+  REQUIRE(client->Delete(cm, "default", "w1").ok());
+  std::vector<std::string> seen;
+  WatchEvent ev;
+  graydebug::kube::ApiError err;
+  while (seen.size() < 4 && watch.value()->Next(&ev, &err)) {
+    if (ev.type == WatchEvent::Type::kBookmark) continue;
+    const char* t = ev.type == WatchEvent::Type::kAdded ? "ADDED" : ev.type == WatchEvent::Type::kModified ? "MODIFIED" : "DELETED";
+    seen.push_back(std::string(t) + " " + ev.object["metadata"]["name"].get<std::string>() + " " +
+                   ev.object["data"]["v"].get<std::string>());
+  }
+  CHECK(seen == std::vector<std::string>{"ADDED w1 1", "MODIFIED w1 2", "ADDED w2 1", "DELETED w1 2"});
+}
+
+TEST_CASE("client: a watch from a too-old resourceVersion is Gone") {
+  auto client = NewClient();
+  ListOptions o;
+  o.resource_version = "1";
+  auto watch = client->StartWatch(Resource::ConfigMaps(), "default", o);
+  graydebug::kube::ApiError err;
+  if (watch.ok()) {
+    // The API server may answer 200 and then send an ERROR event with a 410 Status.
+    WatchEvent ev;
+    REQUIRE(watch.value()->Next(&ev, &err));
+    CHECK(ev.type == WatchEvent::Type::kError);
+    CHECK(ev.object["code"] == 410);
+  } else {
+    CHECK(watch.error().kind == ErrorKind::kGone);
+  }
+}
+
+TEST_CASE("client: bearer tokens, and a rotated token file is picked up without restart") {
+  LocalCluster& c = LocalCluster::Shared();
+  auto whoami = [](Client& client) {
+    json review = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}};
+    auto r = client.Create({"authentication.k8s.io", "v1", "selfsubjectreviews", false}, "", review);
+    return r.ok() ? r->at("status").at("userInfo").at("username").get<std::string>() : r.error().ToString();
+  };
+  auto admin = NewClient();
+  CHECK(whoami(*admin) == "graydebug-admin");
+
+  std::string token_file = c.dir() + "/rotating-token";
+  std::ofstream(token_file) << c.Token(0) << "\n";
+  auto cfg = c.Rest();
+  cfg.client_cert_pem.clear();
+  cfg.client_key_pem.clear();
+  cfg.token_file = token_file;
+  auto client = NewClient(cfg);
+  CHECK(whoami(*client) == "token-user-a");
+  std::ofstream(token_file + ".new") << c.Token(1);
+  std::filesystem::rename(token_file + ".new", token_file);  // atomically, as the kubelet does
+  CHECK(whoami(*client) == "token-user-b");
+
+  cfg.token_file.clear();
+  cfg.token = "not-a-token";
+  auto nobody = NewClient(cfg);
+  CHECK(nobody->Get(Resource::ConfigMaps(), "default", "x").error().kind == ErrorKind::kUnauthorized);
+}
+
+TEST_CASE("client: a TLS server it does not trust is a connection error, not a crash") {
+  LocalCluster& c = LocalCluster::Shared();
+  auto cfg = c.Rest();
+  // A different CA: this cluster's serving certificate cannot be verified.
+  cfg.ca_pem = cfg.client_cert_pem;
+  graydebug::kube::ClientOptions o;
+  o.max_retries = 0;
+  auto client = Client::Create(cfg, o);
+  REQUIRE(client.ok());
+  auto r = client.value()->Get(Resource::ConfigMaps(), "default", "x");
+  CHECK(r.error().kind == ErrorKind::kConnection);
+  // Garbage TLS material is refused when the client is made, with one line.
+  cfg.client_key_pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+  auto bad = Client::Create(cfg);
+  CHECK(bad.error().kind == ErrorKind::kConfig);
+  CHECK(bad.error().message.find("unusable TLS material") != std::string::npos);
+}
