@@ -28,7 +28,9 @@ class Clock {
     while (!stop()) {
       if (Now() >= deadline) return false;
       // Real clocks wait for the deadline; fake clocks wake every millisecond to see the new time.
-      auto step = IsFake() ? std::chrono::milliseconds(1) : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Now()) + std::chrono::milliseconds(1);
+      auto step = IsFake() ? std::chrono::milliseconds(1)
+                           : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Now()) +
+                                 std::chrono::milliseconds(1);
       cv.wait_for(lock, step);
     }
     return true;

@@ -68,7 +68,8 @@ ApiError ErrorFromResponse(int http_status, std::string_view body, std::string_v
   }
   if (!retry_after_header.empty()) {
     int v = 0;
-    auto [end, ec] = std::from_chars(retry_after_header.data(), retry_after_header.data() + retry_after_header.size(), v);
+    auto [end, ec] =
+        std::from_chars(retry_after_header.data(), retry_after_header.data() + retry_after_header.size(), v);
     if (ec == std::errc() && v >= 0) retry_seconds = v;
   }
   e.retry_after = std::chrono::seconds(std::min(retry_seconds, 600));

@@ -92,7 +92,9 @@ namespace {
 
 std::string Query(const ListOptions& o, bool watch) {
   std::string q;
-  auto add = [&q](const std::string& k, const std::string& v) { q += (q.empty() ? "?" : "&") + k + "=" + QueryEscape(v); };
+  auto add = [&q](const std::string& k, const std::string& v) {
+    q += (q.empty() ? "?" : "&") + k + "=" + QueryEscape(v);
+  };
   if (!o.label_selector.empty()) add("labelSelector", o.label_selector);
   if (!o.field_selector.empty()) add("fieldSelector", o.field_selector);
   if (o.limit > 0 && !watch) add("limit", std::to_string(o.limit));
@@ -168,9 +170,10 @@ Result<json> Client::Send(HttpRequest request, bool idempotent) {
     if (!retriable || attempt >= options_.max_retries) return err;
     auto delay = err.retry_after.count() > 0 ? std::chrono::duration_cast<std::chrono::milliseconds>(err.retry_after)
                                              : backoff.Next();
-    log::Debug("retrying Kubernetes API request",
-               {{"method", r.method}, {"path", r.path}, {"error", err.ToString()},
-                {"delay_ms", std::to_string(delay.count())}});
+    log::Debug("retrying Kubernetes API request", {{"method", r.method},
+                                                   {"path", r.path},
+                                                   {"error", err.ToString()},
+                                                   {"delay_ms", std::to_string(delay.count())}});
     clock_->Sleep(delay);
   }
 }

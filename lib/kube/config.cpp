@@ -178,7 +178,8 @@ ConfigResult ParseKubeconfig(const std::string& yaml_text, const std::string& pa
       }
       cfg.insecure_skip_tls_verify = true;
     }
-    if (!FileOrData(cluster, "certificate-authority", cwhere, base_dir, &cfg.ca_pem, &error)) return Fail(prefix + error);
+    if (!FileOrData(cluster, "certificate-authority", cwhere, base_dir, &cfg.ca_pem, &error))
+      return Fail(prefix + error);
 
     if (!user_name.empty()) {
       std::string uwhere;
@@ -257,6 +258,8 @@ ConfigResult LoadConfig(const ConfigOptions& options) {
   return Fail(kNoConfig);
 }
 
-bool IsNoConfig(const ConfigResult& r) { return !r.ok && r.error == kNoConfig; }
+bool IsNoConfig(const ConfigResult& r) {
+  return !r.ok && r.error == kNoConfig;
+}
 
 }  // namespace graydebug::kube

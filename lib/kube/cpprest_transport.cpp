@@ -17,8 +17,8 @@ namespace {
 namespace http = web::http;
 namespace client = web::http::client;
 
-constexpr std::size_t kMaxBodyBytes = 512u << 20;   // a list of 10k big objects fits
-constexpr std::size_t kMaxLineBytes = 64u << 20;     // one watch event
+constexpr std::size_t kMaxBodyBytes = 512u << 20;  // a list of 10k big objects fits
+constexpr std::size_t kMaxLineBytes = 64u << 20;   // one watch event
 
 // cpprest's pool must be sized before first use; 1 thread hangs listener.close(), 40 is slow.
 void InitThreadPool() {
@@ -177,7 +177,9 @@ class CpprestTransport final : public HttpTransport {
     if (!slot) slot = std::make_unique<client::http_client>(cfg_.server, Config(timeout));
     return *slot;
   }
-  client::http_client& StreamClient() { return ClientFor(std::chrono::duration_cast<std::chrono::milliseconds>(idle_)); }
+  client::http_client& StreamClient() {
+    return ClientFor(std::chrono::duration_cast<std::chrono::milliseconds>(idle_));
+  }
 
   RestConfig cfg_;
   std::chrono::seconds idle_;
@@ -196,8 +198,8 @@ std::unique_ptr<HttpTransport> NewCpprestTransport(const RestConfig& config, std
     boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
     ConfigureTls(ctx, config);
   } catch (const std::exception& e) {
-    *error = config.source + ": unusable TLS material (certificate-authority, client-certificate or client-key): " +
-             e.what();
+    *error = config.source +
+             ": unusable TLS material (certificate-authority, client-certificate or client-key): " + e.what();
     return nullptr;
   }
   try {

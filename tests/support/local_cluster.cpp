@@ -25,7 +25,7 @@ LocalCluster& LocalCluster::Shared() {
   return cluster;
 }
 
-LocalCluster::LocalCluster() {
+LocalCluster::LocalCluster(std::vector<std::string> apiserver_args) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "graydebug-cluster-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) {
     error_ = "mkdtemp failed";
@@ -38,8 +38,10 @@ LocalCluster::LocalCluster() {
     error_ = "kubectl is not built at " + kubectl_ + " (run: make deps)";
     return;
   }
-  auto up = Run({SourceDir() + "/hack/cluster", "up", "--dir", dir_, "--owner-pid", std::to_string(getpid())}, "",
-                std::chrono::seconds(300));
+  std::vector<std::string> argv = {SourceDir() + "/hack/cluster", "up", "--dir", dir_, "--owner-pid",
+                                   std::to_string(getpid())};
+  for (const auto& a : apiserver_args) argv.push_back("--apiserver-arg=" + a);
+  auto up = Run(argv, "", std::chrono::seconds(300));
   if (up.exit_code != 0) {
     error_ = "hack/cluster up failed: " + up.err;
     return;
@@ -77,6 +79,15 @@ bool LocalCluster::StopApiServer() const {
 bool LocalCluster::StartApiServer() const {
   return Run({SourceDir() + "/hack/cluster", "start-apiserver", "--dir", dir_}, "", std::chrono::seconds(180))
              .exit_code == 0;
+}
+
+bool LocalCluster::CompactEtcd(const std::string& revision) const {
+  std::ifstream port_file(dir_ + "/etcd-port");
+  std::string port;
+  port_file >> port;
+  auto r = Run({"curl", "-sf", "-X", "POST", "http://127.0.0.1:" + port + "/v3/kv/compaction", "-d",
+                "{\"revision\":\"" + revision + "\",\"physical\":true}"});
+  return r.exit_code == 0;
 }
 
 ProcessResult LocalCluster::Kubectl(std::vector<std::string> args, const std::string& input) const {

@@ -15,7 +15,11 @@ class LocalCluster {
  public:
   // The cluster of this test binary, started on first use.
   static LocalCluster& Shared();
+  // A cluster of its own, with extra kube-apiserver flags (e.g. "--watch-cache=false").
+  explicit LocalCluster(std::vector<std::string> apiserver_args);
   ~LocalCluster();
+  LocalCluster(const LocalCluster&) = delete;
+  LocalCluster& operator=(const LocalCluster&) = delete;
 
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
@@ -29,12 +33,14 @@ class LocalCluster {
   // Stops / starts kube-apiserver alone (same port, same etcd): an API server outage.
   bool StopApiServer() const;
   bool StartApiServer() const;
+  // Compacts etcd's history up to `revision` (a resourceVersion): older versions become Gone.
+  bool CompactEtcd(const std::string& revision) const;
 
   // Runs the pinned kubectl against this cluster.
   ProcessResult Kubectl(std::vector<std::string> args, const std::string& input = "") const;
 
  private:
-  LocalCluster();
+  LocalCluster() : LocalCluster(std::vector<std::string>{}) {}
   std::string dir_, kubeconfig_, kubectl_, error_;
 };
 

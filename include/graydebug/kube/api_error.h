@@ -10,30 +10,30 @@ namespace graydebug::kube {
 // transport when no answer came back).
 enum class ErrorKind {
   kNone,
-  kBadRequest,       // 400
-  kUnauthorized,     // 401
-  kForbidden,        // 403
-  kNotFound,         // 404
-  kMethodNotAllowed, // 405
-  kAlreadyExists,    // 409 reason AlreadyExists
-  kConflict,         // 409 otherwise (resourceVersion mismatch)
-  kGone,             // 410 (expired resourceVersion)
-  kInvalid,          // 422
-  kTooManyRequests,  // 429
-  kServerError,      // 5xx
-  kTimeout,          // 504, or no answer in time
-  kConnection,       // connection refused/reset, TLS failure
-  kDecode,           // an answer that is not what the API promises
-  kCancelled,        // the caller stopped
-  kConfig,           // a bad kubeconfig or request (our side)
+  kBadRequest,        // 400
+  kUnauthorized,      // 401
+  kForbidden,         // 403
+  kNotFound,          // 404
+  kMethodNotAllowed,  // 405
+  kAlreadyExists,     // 409 reason AlreadyExists
+  kConflict,          // 409 otherwise (resourceVersion mismatch)
+  kGone,              // 410 (expired resourceVersion)
+  kInvalid,           // 422
+  kTooManyRequests,   // 429
+  kServerError,       // 5xx
+  kTimeout,           // 504, or no answer in time
+  kConnection,        // connection refused/reset, TLS failure
+  kDecode,            // an answer that is not what the API promises
+  kCancelled,         // the caller stopped
+  kConfig,            // a bad kubeconfig or request (our side)
   kOther,
 };
 
 struct ApiError {
   ErrorKind kind = ErrorKind::kNone;
-  int http_status = 0;        // 0 when no HTTP answer
-  std::string reason;         // Status.reason, e.g. "NotFound"
-  std::string message;        // Status.message or the transport's error, one line
+  int http_status = 0;                  // 0 when no HTTP answer
+  std::string reason;                   // Status.reason, e.g. "NotFound"
+  std::string message;                  // Status.message or the transport's error, one line
   std::chrono::seconds retry_after{0};  // from Retry-After or Status.details.retryAfterSeconds
 
   explicit operator bool() const { return kind != ErrorKind::kNone; }

@@ -31,7 +31,7 @@ struct Resource {
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
-  int64_t limit = 0;             // page size; 0 = server default (everything)
+  int64_t limit = 0;  // page size; 0 = server default (everything)
   std::string continue_token;
   std::string resource_version;  // "" = most recent
   int64_t timeout_seconds = 0;   // watch: server ends the watch after this long
@@ -41,15 +41,15 @@ struct ListOptions {
 enum class PatchType { kMerge, kJson, kStrategicMerge };
 
 struct ClientOptions {
-  double qps = 20;                 // client-side rate limit (<= 0: unlimited)
+  double qps = 20;  // client-side rate limit (<= 0: unlimited)
   int burst = 40;
-  int max_retries = 5;             // on 429, 5xx, timeouts and connection errors
+  int max_retries = 5;  // on 429, 5xx, timeouts and connection errors
   std::chrono::milliseconds retry_base{100};
   std::chrono::milliseconds retry_cap{5000};
   std::chrono::milliseconds request_timeout{30000};
   std::chrono::seconds watch_idle_timeout{330};  // longer than any server-side watch timeout
   std::string user_agent = "graydebug";
-  const Clock* clock = nullptr;    // nullptr: the real clock
+  const Clock* clock = nullptr;  // nullptr: the real clock
 };
 
 // One event of a watch stream.

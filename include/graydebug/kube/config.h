@@ -12,11 +12,11 @@ struct RestConfig {
   std::string tls_server_name;  // overrides the name checked in the server's certificate
   std::string client_cert_pem;  // client TLS certificate chain (PEM), with client_key_pem
   std::string client_key_pem;
-  std::string token;            // bearer token, when given inline
-  std::string token_file;       // bearer token re-read whenever the file changes (rotation)
+  std::string token;       // bearer token, when given inline
+  std::string token_file;  // bearer token re-read whenever the file changes (rotation)
   bool insecure_skip_tls_verify = false;
-  std::string namespace_;       // the context's namespace ("default" when unset)
-  std::string source;           // "kubeconfig /path (context x)" or "in-cluster", for logs
+  std::string namespace_;  // the context's namespace ("default" when unset)
+  std::string source;      // "kubeconfig /path (context x)" or "in-cluster", for logs
 };
 
 struct ConfigResult {
@@ -29,12 +29,12 @@ struct ConfigResult {
 // else $KUBECONFIG (the first of its ':'-separated files that exists), else ~/.kube/config,
 // else the in-cluster service account (when `allow_in_cluster`).
 struct ConfigOptions {
-  std::string kubeconfig;                 // --kubeconfig
-  std::string context;                    // --context; empty: current-context
-  bool allow_insecure = false;            // accept insecure-skip-tls-verify: true
-  bool use_default_locations = true;      // consult $KUBECONFIG and ~/.kube/config
+  std::string kubeconfig;             // --kubeconfig
+  std::string context;                // --context; empty: current-context
+  bool allow_insecure = false;        // accept insecure-skip-tls-verify: true
+  bool use_default_locations = true;  // consult $KUBECONFIG and ~/.kube/config
   bool allow_in_cluster = true;
-  std::map<std::string, std::string> env; // environment override for tests; empty: the real one
+  std::map<std::string, std::string> env;  // environment override for tests; empty: the real one
   std::string in_cluster_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
 };
 

@@ -21,7 +21,7 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  int status = 0;           // 0 when no answer came back; then `error` says why
+  int status = 0;  // 0 when no answer came back; then `error` says why
   std::string body;
   std::string retry_after;  // the Retry-After header, if any
   ApiError error;           // transport failure (kConnection, kTimeout, kCancelled)
@@ -39,8 +39,8 @@ class LineStream {
 };
 
 struct StreamResponse {
-  HttpResponse head;                    // status, and the body when the status is not 2xx
-  std::unique_ptr<LineStream> stream;   // set when the status is 2xx
+  HttpResponse head;                   // status, and the body when the status is not 2xx
+  std::unique_ptr<LineStream> stream;  // set when the status is 2xx
 };
 
 // The wire: one implementation over cpprestsdk (the only place cpprest appears in the client).
