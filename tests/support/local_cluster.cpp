@@ -81,6 +81,14 @@ bool LocalCluster::StartApiServer() const {
              .exit_code == 0;
 }
 
+kube::RestConfig LocalCluster::AddApiServer() const {
+  auto r = Run({SourceDir() + "/hack/cluster", "add-apiserver", "--dir", dir_}, "", std::chrono::seconds(180));
+  if (r.exit_code != 0) return {};
+  kube::ConfigOptions options;
+  options.kubeconfig = Trim(r.out);
+  return kube::LoadConfig(options).config;
+}
+
 bool LocalCluster::CompactEtcd(const std::string& revision) const {
   std::ifstream port_file(dir_ + "/etcd-port");
   std::string port;

@@ -33,6 +33,9 @@ class LocalCluster {
   // Stops / starts kube-apiserver alone (same port, same etcd): an API server outage.
   bool StopApiServer() const;
   bool StartApiServer() const;
+  // Starts a second kube-apiserver on the same etcd and returns its admin configuration
+  // (server empty on failure): changes made through it happen while the first one is down.
+  kube::RestConfig AddApiServer() const;
   // Compacts etcd's history up to `revision` (a resourceVersion): older versions become Gone.
   bool CompactEtcd(const std::string& revision) const;
 

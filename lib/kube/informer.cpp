@@ -1,0 +1,260 @@
+#include "graydebug/kube/informer.h"
+
+#include <random>
+#include <unordered_set>
+
+#include "graydebug/backoff.h"
+#include "graydebug/log.h"
+
+namespace graydebug::kube {
+
+using nlohmann::json;
+
+namespace {
+
+std::string RvOf(const json& obj) {
+  const json& md = obj.contains("metadata") ? obj["metadata"] : json();
+  return md.is_object() && md.contains("resourceVersion") && md["resourceVersion"].is_string()
+             ? md["resourceVersion"].get<std::string>()
+             : "";
+}
+
+}  // namespace
+
+std::string Informer::KeyOf(const json& object) {
+  if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) return "";
+  const json& md = object["metadata"];
+  std::string name = md.contains("name") && md["name"].is_string() ? md["name"].get<std::string>() : "";
+  std::string ns = md.contains("namespace") && md["namespace"].is_string() ? md["namespace"].get<std::string>() : "";
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+Informer::Informer(std::shared_ptr<Client> client, Resource resource, std::string ns, InformerOptions options)
+    : client_(std::move(client)), resource_(std::move(resource)), ns_(std::move(ns)), options_(std::move(options)) {}
+
+Informer::~Informer() { Stop(); }
+
+void Informer::AddHandlers(EventHandlers handlers) { handlers_.push_back(std::move(handlers)); }
+
+void Informer::Start() {
+  thread_ = std::thread([this] { Run(); });
+  if (options_.resync.count() > 0) resync_thread_ = std::thread([this] { ResyncLoop(); });
+}
+
+void Informer::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    if (current_watch_ != nullptr) current_watch_->Cancel();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (resync_thread_.joinable()) resync_thread_.join();
+}
+
+bool Informer::SleepInterruptible(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  return client_->clock().SleepFor(d, lock, cv_, [this] { return stopping_.load(); });
+}
+
+std::optional<json> Informer::Get(const std::string& key) const {
+  std::shared_lock lock(store_mu_);
+  auto it = store_.find(key);
+  if (it == store_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<json> Informer::List() const {
+  std::shared_lock lock(store_mu_);
+  std::vector<json> out;
+  out.reserve(store_.size());
+  for (const auto& [k, v] : store_) out.push_back(v);
+  return out;
+}
+
+std::size_t Informer::Size() const {
+  std::shared_lock lock(store_mu_);
+  return store_.size();
+}
+
+std::string Informer::LastResourceVersion() const {
+  std::shared_lock lock(store_mu_);
+  return rv_;
+}
+
+void Informer::SetRv(const std::string& rv) {
+  if (rv.empty()) return;
+  std::unique_lock lock(store_mu_);
+  rv_ = rv;
+}
+
+void Informer::Run() {
+  Backoff backoff(options_.backoff_base, options_.backoff_cap);
+  while (!stopping_) {
+    if (!ListAndReplace()) {
+      SleepInterruptible(backoff.Next());
+      continue;
+    }
+    backoff.Reset();
+    if (!WatchUntilRelist()) return;
+  }
+}
+
+bool Informer::ListAndReplace() {
+  ListOptions o;
+  o.label_selector = options_.label_selector;
+  o.field_selector = options_.field_selector;
+  o.limit = options_.page_size;
+  Result<json> list = client_->ListAll(resource_, ns_, o);
+  if (!list.ok()) {
+    log::Warn("list failed; retrying with backoff", {{"informer", options_.name}, {"error", list.error().ToString()}});
+    return false;
+  }
+  std::unordered_map<std::string, json> fresh;
+  for (auto& item : list.value()["items"]) {
+    std::string key = KeyOf(item);
+    if (!key.empty()) fresh.emplace(std::move(key), std::move(item));
+  }
+  std::string rv = list.value()["metadata"].value("resourceVersion", "");
+  // Diff against the cache, swap it in, then tell the handlers (outside the store lock).
+  std::vector<json> added, deleted;
+  std::vector<std::pair<json, json>> updated;
+  {
+    std::unique_lock lock(store_mu_);
+    for (auto& [key, obj] : fresh) {
+      auto it = store_.find(key);
+      if (it == store_.end()) {
+        added.push_back(obj);
+      } else if (RvOf(it->second) != RvOf(obj)) {
+        updated.emplace_back(it->second, obj);
+      }
+    }
+    for (auto& [key, obj] : store_) {
+      if (fresh.find(key) == fresh.end()) deleted.push_back(obj);
+    }
+    store_ = std::move(fresh);
+    rv_ = rv;
+  }
+  lists_++;
+  {
+    std::lock_guard hl(handler_mu_);
+    for (const auto& h : handlers_) {
+      if (h.on_add) {
+        for (const auto& o : added) h.on_add(o);
+      }
+      if (h.on_update) {
+        for (const auto& [a, b] : updated) h.on_update(a, b);
+      }
+      if (h.on_delete) {
+        for (const auto& o : deleted) h.on_delete(o);
+      }
+    }
+  }
+  if (!synced_) log::Info("informer synced", {{"informer", options_.name}, {"objects", std::to_string(Size())}});
+  synced_ = true;
+  return true;
+}
+
+void Informer::Apply(const WatchEvent& ev) {
+  const json& obj = ev.object;
+  std::string key = KeyOf(obj);
+  if (key.empty()) return;
+  std::optional<json> old;
+  {
+    std::unique_lock lock(store_mu_);
+    auto it = store_.find(key);
+    if (it != store_.end()) old = it->second;
+    if (ev.type == WatchEvent::Type::kDeleted) {
+      store_.erase(key);
+    } else {
+      store_[key] = obj;
+    }
+    std::string rv = RvOf(obj);
+    if (!rv.empty()) rv_ = rv;
+  }
+  std::lock_guard hl(handler_mu_);
+  for (const auto& h : handlers_) {
+    if (ev.type == WatchEvent::Type::kDeleted) {
+      if (h.on_delete) h.on_delete(obj);
+    } else if (old) {
+      if (h.on_update) h.on_update(*old, obj);
+    } else if (h.on_add) {
+      h.on_add(obj);
+    }
+  }
+}
+
+bool Informer::WatchUntilRelist() {
+  Backoff backoff(options_.backoff_base, options_.backoff_cap);
+  std::mt19937_64 rng{std::random_device{}()};
+  while (!stopping_) {
+    ListOptions o;
+    o.label_selector = options_.label_selector;
+    o.field_selector = options_.field_selector;
+    o.resource_version = LastResourceVersion();
+    o.allow_bookmarks = true;
+    std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, options_.watch_timeout_seconds - 1));
+    o.timeout_seconds = options_.watch_timeout_seconds + jitter(rng);
+    Result<std::unique_ptr<Watch>> started = client_->StartWatch(resource_, ns_, o);
+    if (!started.ok()) {
+      if (started.error().kind == ErrorKind::kGone) return true;
+      log::Warn("watch failed to start; retrying with backoff",
+                {{"informer", options_.name}, {"error", started.error().ToString()}});
+      SleepInterruptible(backoff.Next());
+      continue;
+    }
+    std::unique_ptr<Watch> watch = std::move(started).value();
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return false;
+      current_watch_ = watch.get();
+    }
+    WatchEvent ev;
+    ApiError err;
+    bool relist = false, got_event = false;
+    while (watch->Next(&ev, &err)) {
+      got_event = true;
+      if (ev.type == WatchEvent::Type::kBookmark) {
+        SetRv(RvOf(ev.object));
+      } else if (ev.type == WatchEvent::Type::kError) {
+        int code = ev.object.value("code", 0);
+        log::Info("watch ended with an error event", {{"informer", options_.name},
+                                                      {"code", std::to_string(code)},
+                                                      {"message", ev.object.value("message", "")}});
+        relist = code == 410;
+        break;
+      } else {
+        Apply(ev);
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      current_watch_ = nullptr;
+    }
+    if (stopping_) return false;
+    if (relist) return true;
+    if (err.kind == ErrorKind::kNone || err.kind == ErrorKind::kTimeout) {
+      // The server closed the watch (timeoutSeconds) or it was idle: reconnect at once.
+      backoff.Reset();
+      continue;
+    }
+    if (got_event) backoff.Reset();
+    log::Warn("watch broke; reconnecting with backoff", {{"informer", options_.name}, {"error", err.ToString()}});
+    SleepInterruptible(backoff.Next());
+  }
+  return false;
+}
+
+void Informer::ResyncLoop() {
+  while (!SleepInterruptible(options_.resync)) {
+    if (!synced_) continue;
+    std::vector<json> all = List();
+    std::lock_guard hl(handler_mu_);
+    for (const auto& h : handlers_) {
+      if (!h.on_update) continue;
+      for (const auto& o : all) h.on_update(o, o);
+    }
+  }
+}
+
+}  // namespace graydebug::kube
