@@ -32,9 +32,13 @@ std::string Informer::KeyOf(const json& object) {
 Informer::Informer(std::shared_ptr<Client> client, Resource resource, std::string ns, InformerOptions options)
     : client_(std::move(client)), resource_(std::move(resource)), ns_(std::move(ns)), options_(std::move(options)) {}
 
-Informer::~Informer() { Stop(); }
+Informer::~Informer() {
+  Stop();
+}
 
-void Informer::AddHandlers(EventHandlers handlers) { handlers_.push_back(std::move(handlers)); }
+void Informer::AddHandlers(EventHandlers handlers) {
+  handlers_.push_back(std::move(handlers));
+}
 
 void Informer::Start() {
   thread_ = std::thread([this] { Run(); });
@@ -218,9 +222,9 @@ bool Informer::WatchUntilRelist() {
         SetRv(RvOf(ev.object));
       } else if (ev.type == WatchEvent::Type::kError) {
         int code = ev.object.value("code", 0);
-        log::Info("watch ended with an error event", {{"informer", options_.name},
-                                                      {"code", std::to_string(code)},
-                                                      {"message", ev.object.value("message", "")}});
+        log::Info(
+            "watch ended with an error event",
+            {{"informer", options_.name}, {"code", std::to_string(code)}, {"message", ev.object.value("message", "")}});
         relist = code == 410;
         break;
       } else {

@@ -28,8 +28,10 @@ std::shared_ptr<Client> ClientFor(const graydebug::kube::RestConfig& cfg) {
 }
 
 json Cm(const std::string& name, const std::string& label, const std::string& v) {
-  return {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
-          {"metadata", {{"name", name}, {"labels", {{"informer", label}}}}}, {"data", {{"v", v}}}};
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}, {"labels", {{"informer", label}}}}},
+          {"data", {{"v", v}}}};
 }
 
 // Waits (bounded) until `pred` holds; tests never assert on how long it took.
@@ -61,7 +63,8 @@ struct Counting {
 void OutageTest(LocalCluster& cluster, const std::string& label, bool compact) {
   auto client = ClientFor(cluster.Rest());
   const Resource cm = Resource::ConfigMaps();
-  for (int i = 0; i < 5; ++i) REQUIRE(client->Create(cm, "default", Cm(label + "-" + std::to_string(i), label, "0")).ok());
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(client->Create(cm, "default", Cm(label + "-" + std::to_string(i), label, "0")).ok());
   InformerOptions o;
   o.label_selector = "informer=" + label;
   o.backoff_base = std::chrono::milliseconds(100);
@@ -152,7 +155,9 @@ TEST_CASE("informer: stops promptly while a watch is open") {
   informer.Stop();
   // Not a timing assertion: a hung Stop would hang the test (ctest's timeout catches it);
   // this only reports the time for the log.
-  MESSAGE("stop took " << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count() << " ms");
+  MESSAGE("stop took "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+          << " ms");
 }
 
 TEST_CASE("informer: converges after kube-apiserver is stopped and restarted") {

@@ -27,12 +27,12 @@ struct EventHandlers {
 struct InformerOptions {
   std::string label_selector;
   std::string field_selector;
-  std::chrono::milliseconds resync{0};       // 0: never; else on_update(obj, obj) for every object
-  int64_t watch_timeout_seconds = 300;       // randomised in [t, 2t) so replicas do not reconnect together
+  std::chrono::milliseconds resync{0};  // 0: never; else on_update(obj, obj) for every object
+  int64_t watch_timeout_seconds = 300;  // randomised in [t, 2t) so replicas do not reconnect together
   int64_t page_size = 500;
   std::chrono::milliseconds backoff_base{250};
   std::chrono::milliseconds backoff_cap{30000};
-  std::string name = "informer";             // for logs
+  std::string name = "informer";  // for logs
 };
 
 // List+watch into a thread-safe cache keyed by "namespace/name" (or "name" for cluster objects).

@@ -1,0 +1,117 @@
+#include "graydebug/workqueue.h"
+
+#include "graydebug/backoff.h"
+
+namespace graydebug {
+
+WorkQueue::WorkQueue(const Clock& clock, std::chrono::milliseconds backoff_base, std::chrono::milliseconds backoff_cap)
+    : clock_(clock), base_(backoff_base), cap_(backoff_cap) {}
+
+void WorkQueue::AddLocked(const std::string& key) {
+  if (shutting_down_ || dirty_.count(key) != 0) return;
+  dirty_.insert(key);
+  if (processing_.count(key) != 0) return;  // re-queued by Done
+  queue_.push_back(key);
+  cv_.notify_one();
+}
+
+void WorkQueue::Add(const std::string& key) {
+  std::lock_guard lock(mu_);
+  AddLocked(key);
+}
+
+void WorkQueue::AddAfter(const std::string& key, std::chrono::nanoseconds delay) {
+  if (delay.count() <= 0) return Add(key);
+  std::lock_guard lock(mu_);
+  if (shutting_down_) return;
+  auto due = clock_.Now() + std::chrono::duration_cast<Clock::Steady::duration>(delay);
+  auto it = waiting_.find(key);
+  if (it == waiting_.end() || due < it->second) waiting_[key] = due;
+  ++generation_;
+  cv_.notify_all();  // a sleeping Get may need to wake earlier
+}
+
+void WorkQueue::AddRateLimited(const std::string& key) {
+  int failures;
+  {
+    std::lock_guard lock(mu_);
+    failures = ++failures_[key];
+  }
+  AddAfter(key, Backoff::Ceiling(base_, cap_, failures));
+}
+
+void WorkQueue::Forget(const std::string& key) {
+  std::lock_guard lock(mu_);
+  failures_.erase(key);
+}
+
+int WorkQueue::NumRequeues(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = failures_.find(key);
+  return it == failures_.end() ? 0 : it->second;
+}
+
+void WorkQueue::PromoteDueLocked() {
+  auto now = clock_.Now();
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (it->second <= now) {
+      std::string key = it->first;
+      it = waiting_.erase(it);
+      AddLocked(key);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<std::string> WorkQueue::Get() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    PromoteDueLocked();
+    if (!queue_.empty()) break;
+    if (shutting_down_) return std::nullopt;
+    if (waiting_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    auto next = waiting_.begin()->second;
+    for (const auto& [k, due] : waiting_) next = std::min(next, due);
+    uint64_t generation = generation_;
+    // Wake at the next due time, or earlier when something is added or the queue shuts down.
+    clock_.WaitUntil(next, lock, cv_,
+                     [&] { return !queue_.empty() || shutting_down_ || generation_ != generation; });
+  }
+  std::string key = std::move(queue_.front());
+  queue_.pop_front();
+  processing_.insert(key);
+  dirty_.erase(key);
+  return key;
+}
+
+void WorkQueue::Done(const std::string& key) {
+  std::lock_guard lock(mu_);
+  processing_.erase(key);
+  if (dirty_.count(key) != 0) {
+    queue_.push_back(key);
+    cv_.notify_one();
+  }
+}
+
+void WorkQueue::ShutDown() {
+  std::lock_guard lock(mu_);
+  shutting_down_ = true;
+  waiting_.clear();
+  cv_.notify_all();
+}
+
+bool WorkQueue::ShuttingDown() const {
+  std::lock_guard lock(mu_);
+  return shutting_down_;
+}
+
+std::size_t WorkQueue::Len() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+}  // namespace graydebug
