@@ -78,8 +78,7 @@ std::optional<std::string> WorkQueue::Get() {
     for (const auto& [k, due] : waiting_) next = std::min(next, due);
     uint64_t generation = generation_;
     // Wake at the next due time, or earlier when something is added or the queue shuts down.
-    clock_.WaitUntil(next, lock, cv_,
-                     [&] { return !queue_.empty() || shutting_down_ || generation_ != generation; });
+    clock_.WaitUntil(next, lock, cv_, [&] { return !queue_.empty() || shutting_down_ || generation_ != generation; });
   }
   std::string key = std::move(queue_.front());
   queue_.pop_front();

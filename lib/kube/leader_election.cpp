@@ -1,0 +1,166 @@
+#include "graydebug/kube/leader_election.h"
+
+#include <ctime>
+
+#include "graydebug/log.h"
+
+namespace graydebug::kube {
+
+using nlohmann::json;
+
+std::string FormatMicroTime(Clock::Wall t) {
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
+  std::time_t tt = std::chrono::system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
+  return buf;
+}
+
+LeaderElector::LeaderElector(std::shared_ptr<Client> client, LeaderElectionConfig config)
+    : client_(std::move(client)), config_(std::move(config)), clock_(client_->clock()) {}
+
+LeaderElector::~LeaderElector() { Stop(); }
+
+std::string LeaderElector::ObservedLeader() const {
+  std::lock_guard lock(mu_);
+  return observed_holder_;
+}
+
+bool LeaderElector::WaitOrStop(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  return clock_.SleepFor(d, lock, cv_, [this] { return stopping_.load(); });
+}
+
+void LeaderElector::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool LeaderElector::TryAcquireOrRenew() {
+  const Resource leases = Resource::Leases();
+  const std::string now = FormatMicroTime(clock_.WallNow());
+  const int64_t duration_s = std::max<int64_t>(1, config_.lease_duration.count() / 1000);
+  Result<json> got = client_->Get(leases, config_.lease_namespace, config_.lease_name);
+  if (!got.ok() && got.error().kind != ErrorKind::kNotFound) {
+    log::Warn("cannot read the leader lease", {{"lease", config_.lease_name}, {"error", got.error().ToString()}});
+    return false;
+  }
+  if (!got.ok()) {
+    json lease = {{"apiVersion", "coordination.k8s.io/v1"},
+                  {"kind", "Lease"},
+                  {"metadata", {{"name", config_.lease_name}, {"namespace", config_.lease_namespace}}},
+                  {"spec",
+                   {{"holderIdentity", config_.identity},
+                    {"leaseDurationSeconds", duration_s},
+                    {"acquireTime", now},
+                    {"renewTime", now},
+                    {"leaseTransitions", 0}}}};
+    Result<json> created = client_->Create(leases, config_.lease_namespace, lease);
+    if (!created.ok()) return false;  // someone else created it first
+    std::lock_guard lock(mu_);
+    observed_holder_ = config_.identity;
+    observed_rv_ = created->at("metadata").value("resourceVersion", "");
+    observed_spec_ = created->at("spec");
+    observed_time_ = clock_.Now();
+    return true;
+  }
+  json lease = std::move(got).value();
+  json spec = lease.contains("spec") && lease["spec"].is_object() ? lease["spec"] : json::object();
+  std::string holder = spec.value("holderIdentity", "");
+  std::string rv = lease["metadata"].value("resourceVersion", "");
+  std::string new_leader;
+  {
+    std::lock_guard lock(mu_);
+    // The lease's age is judged by when *we* last saw it change, not by its renewTime: replicas'
+    // clocks may disagree.
+    if (spec != observed_spec_) {
+      observed_spec_ = spec;
+      observed_time_ = clock_.Now();
+      if (holder != observed_holder_) {
+        observed_holder_ = holder;
+        new_leader = holder;
+      }
+    }
+    observed_rv_ = rv;
+  }
+  if (config_.on_new_leader && !new_leader.empty()) config_.on_new_leader(new_leader);
+  {
+    std::lock_guard lock(mu_);
+    bool held_by_other = !holder.empty() && holder != config_.identity;
+    if (held_by_other && clock_.Now() < observed_time_ + config_.lease_duration) return false;
+  }
+  int64_t transitions = spec.value("leaseTransitions", int64_t{0});
+  json next = lease;
+  next["spec"]["holderIdentity"] = config_.identity;
+  next["spec"]["leaseDurationSeconds"] = duration_s;
+  next["spec"]["renewTime"] = now;
+  if (holder != config_.identity) {
+    next["spec"]["acquireTime"] = now;
+    next["spec"]["leaseTransitions"] = transitions + 1;
+  }
+  Result<json> updated = client_->Update(leases, config_.lease_namespace, next);  // carries rv: Conflict if raced
+  if (!updated.ok()) {
+    if (updated.error().kind != ErrorKind::kConflict) {
+      log::Warn("cannot update the leader lease", {{"lease", config_.lease_name}, {"error", updated.error().ToString()}});
+    }
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  observed_holder_ = config_.identity;
+  observed_rv_ = updated->at("metadata").value("resourceVersion", "");
+  observed_spec_ = updated->at("spec");
+  observed_time_ = clock_.Now();
+  return true;
+}
+
+bool LeaderElector::Release() {
+  // Clear the holder and shorten the lease so a successor takes over at its next retry.
+  Result<json> got = client_->Get(Resource::Leases(), config_.lease_namespace, config_.lease_name);
+  if (!got.ok()) return false;
+  json lease = std::move(got).value();
+  if (lease["spec"].value("holderIdentity", "") != config_.identity) return false;
+  lease["spec"]["holderIdentity"] = "";
+  lease["spec"]["leaseDurationSeconds"] = 1;
+  lease["spec"]["renewTime"] = FormatMicroTime(clock_.WallNow());
+  return client_->Update(Resource::Leases(), config_.lease_namespace, lease).ok();
+}
+
+bool LeaderElector::Run() {
+  // Acquire.
+  while (!stopping_) {
+    if (TryAcquireOrRenew()) break;
+    if (WaitOrStop(config_.retry_period)) return false;
+  }
+  if (stopping_) return false;
+  leading_ = true;
+  log::Info("became the leader", {{"lease", config_.lease_namespace + "/" + config_.lease_name},
+                                  {"identity", config_.identity}});
+  if (config_.on_started_leading) config_.on_started_leading();
+  // Renew every retry_period; give up when renewals keep failing for renew_deadline.
+  auto last_renew = clock_.Now();
+  bool lost = false;
+  while (!stopping_) {
+    if (WaitOrStop(config_.retry_period)) break;
+    if (TryAcquireOrRenew()) {
+      last_renew = clock_.Now();
+    } else if (clock_.Now() - last_renew >= config_.renew_deadline || (ObservedLeader() != config_.identity)) {
+      lost = true;
+      break;
+    }
+  }
+  leading_ = false;
+  bool released = !lost && Release();
+  log::Info(lost ? "lost the leader lease" : "released the leader lease",
+            {{"lease", config_.lease_namespace + "/" + config_.lease_name}, {"identity", config_.identity}});
+  if (config_.on_stopped_leading) config_.on_stopped_leading();
+  return released;
+}
+
+}  // namespace graydebug::kube
