@@ -15,15 +15,17 @@ std::string FormatMicroTime(Clock::Wall t) {
   std::tm tm{};
   gmtime_r(&tt, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
   return buf;
 }
 
 LeaderElector::LeaderElector(std::shared_ptr<Client> client, LeaderElectionConfig config)
     : client_(std::move(client)), config_(std::move(config)), clock_(client_->clock()) {}
 
-LeaderElector::~LeaderElector() { Stop(); }
+LeaderElector::~LeaderElector() {
+  Stop();
+}
 
 std::string LeaderElector::ObservedLeader() const {
   std::lock_guard lock(mu_);
@@ -108,7 +110,8 @@ bool LeaderElector::TryAcquireOrRenew() {
   Result<json> updated = client_->Update(leases, config_.lease_namespace, next);  // carries rv: Conflict if raced
   if (!updated.ok()) {
     if (updated.error().kind != ErrorKind::kConflict) {
-      log::Warn("cannot update the leader lease", {{"lease", config_.lease_name}, {"error", updated.error().ToString()}});
+      log::Warn("cannot update the leader lease",
+                {{"lease", config_.lease_name}, {"error", updated.error().ToString()}});
     }
     return false;
   }
@@ -140,8 +143,8 @@ bool LeaderElector::Run() {
   }
   if (stopping_) return false;
   leading_ = true;
-  log::Info("became the leader", {{"lease", config_.lease_namespace + "/" + config_.lease_name},
-                                  {"identity", config_.identity}});
+  log::Info("became the leader",
+            {{"lease", config_.lease_namespace + "/" + config_.lease_name}, {"identity", config_.identity}});
   if (config_.on_started_leading) config_.on_started_leading();
   // Renew every retry_period; give up when renewals keep failing for renew_deadline.
   auto last_renew = clock_.Now();

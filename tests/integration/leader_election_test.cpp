@@ -30,10 +30,10 @@ bool Eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(60)
 
 std::unique_ptr<Child> Candidate(LocalCluster& c, const std::string& id, const std::string& lease,
                                  const std::string& lease_duration) {
-  auto child = Child::Spawn({GRAYDEBUG_LEADER_MAIN, "--kubeconfig=" + c.kubeconfig(), "--identity=" + id,
-                             "--lease-name=" + lease, "--lease-duration=" + lease_duration, "--renew-deadline=2s",
-                             "--retry-period=200ms", "--log-level=warn"},
-                            c.dir() + "/" + id + ".out");
+  auto child = Child::Spawn(
+      {GRAYDEBUG_LEADER_MAIN, "--kubeconfig=" + c.kubeconfig(), "--identity=" + id, "--lease-name=" + lease,
+       "--lease-duration=" + lease_duration, "--renew-deadline=2s", "--retry-period=200ms", "--log-level=warn"},
+      c.dir() + "/" + id + ".out");
   REQUIRE(child != nullptr);
   return child;
 }

@@ -14,7 +14,7 @@ namespace graydebug::kube {
 struct LeaderElectionConfig {
   std::string lease_namespace;
   std::string lease_name;
-  std::string identity;  // unique per replica: the pod name (HOSTNAME) plus a random suffix
+  std::string identity;                             // unique per replica: the pod name (HOSTNAME) plus a random suffix
   std::chrono::milliseconds lease_duration{15000};  // how long a lease is valid without renewal
   std::chrono::milliseconds renew_deadline{10000};  // the leader gives up if it cannot renew this long
   std::chrono::milliseconds retry_period{2000};     // how often to try to acquire or renew

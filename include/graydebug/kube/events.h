@@ -1,0 +1,71 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "graydebug/kube/client.h"
+
+namespace graydebug::kube {
+
+// Records core/v1 Events about objects, off the caller's thread. The same (object, type, reason,
+// message) within 10 minutes bumps the existing Event's count and lastTimestamp instead of
+// creating another, and each object gets at most `burst` events plus one per `refill` after that,
+// so a flapping session cannot flood the API server. When the queue is full, events are dropped
+// (counted in dropped()).
+class EventRecorder {
+ public:
+  struct Options {
+    std::string component = "graydebug";  // source.component / reportingController
+    std::string instance;                 // reportingInstance (the pod name)
+    std::size_t queue_limit = 1000;
+    int burst = 25;
+    std::chrono::seconds refill{300};
+    std::chrono::seconds aggregate_window{600};
+  };
+
+  EventRecorder(std::shared_ptr<Client> client, Options options);
+  ~EventRecorder();  // flushes what is queued (bounded), then stops
+
+  // `object` needs apiVersion, kind, metadata.name/namespace/uid. type: "Normal" or "Warning".
+  void Record(const nlohmann::json& object, const std::string& type, const std::string& reason,
+              const std::string& message);
+  // Blocks until every queued event has been sent (for tests and shutdown).
+  void Flush();
+  uint64_t dropped() const;
+  uint64_t sent() const;
+
+ private:
+  struct Pending {
+    nlohmann::json object;
+    std::string type, reason, message;
+    Clock::Wall when;
+  };
+  struct Seen {
+    std::string event_name, ns;
+    int64_t count = 0;
+    Clock::Wall first, last;
+  };
+  void Loop();
+  void Send(const Pending& p);
+  bool Allowed(const std::string& object_key);
+
+  std::shared_ptr<Client> client_;
+  Options options_;
+  const Clock& clock_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_, idle_cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false, busy_ = false;
+  uint64_t dropped_ = 0, sent_ = 0;
+  std::map<std::string, Seen> seen_;  // aggregation key -> the Event created for it
+  std::map<std::string, std::pair<double, Clock::Steady>> buckets_;  // object -> tokens, last refill
+  std::thread thread_;
+};
+
+}  // namespace graydebug::kube
