@@ -166,20 +166,23 @@ FlagParseResult FlagSet::Parse(const std::vector<std::string>& args) {
 std::string FlagSet::Help() const {
   std::ostringstream out;
   out << "Usage: " << usage_ << "\n\n" << description_ << "\n\nFlags:\n";
+  std::vector<std::pair<std::string, std::string>> rows;
   for (const Flag& f : flags_) {
-    std::string left = "  ";
+    std::string left = "      ";
     for (const auto& [c, n] : aliases_) {
-      if (n == f.name) left += std::string("-") + c + ", ";
+      if (n == f.name) left = std::string("  -") + c + ", ";
     }
     left += "--" + f.name;
     if (!f.is_bool) left += " " + f.value_name;
-    out << left;
-    out << std::string(left.size() < 34 ? 34 - left.size() : 1, ' ') << f.help;
-    if (!f.default_text.empty() && f.default_text != "false") out << " (default " << f.default_text << ")";
-    out << "\n";
+    std::string help = f.help;
+    if (!f.default_text.empty() && f.default_text != "false") help += " (default " + f.default_text + ")";
+    rows.emplace_back(std::move(left), std::move(help));
   }
-  out << "  -h, --help                        show this help and exit\n";
-  out << "      --version                     print the version and exit\n";
+  rows.emplace_back("  -h, --help", "show this help and exit");
+  rows.emplace_back("      --version", "print the version and exit");
+  std::size_t width = 0;
+  for (const auto& [left, help] : rows) width = std::max(width, left.size());
+  for (const auto& [left, help] : rows) out << left << std::string(width + 2 - left.size(), ' ') << help << "\n";
   return out.str();
 }
 

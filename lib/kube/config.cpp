@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "graydebug/config_file.h"
 
@@ -44,19 +45,20 @@ std::string Scalar(const YAML::Node& node, const char* key, const std::string& w
 }
 
 // Finds the entry of a named list (clusters, users, contexts) and returns its inner map.
-YAML::Node FindNamed(const YAML::Node& root, const char* list, const char* inner, const std::string& name,
-                     std::string* where) {
+std::optional<YAML::Node> FindNamed(const YAML::Node& root, const char* list, const char* inner,
+                                    const std::string& name, std::string* where) {
   YAML::Node items = root[list];
-  if (!items || !items.IsSequence()) return YAML::Node();
+  if (!items || !items.IsSequence()) return std::nullopt;
   for (std::size_t i = 0; i < items.size(); ++i) {
     const YAML::Node& item = items[i];
     if (item.IsMap() && item["name"] && item["name"].IsScalar() && item["name"].Scalar() == name) {
       *where = std::string(list) + "[name=" + name + "]." + inner;
       YAML::Node in = item[inner];
-      return in ? in : YAML::Node(YAML::NodeType::Map);
+      if (in && in.IsMap()) return in;
+      return YAML::Node(YAML::NodeType::Map);
     }
   }
-  return YAML::Node();
+  return std::nullopt;
 }
 
 // file-or-data: "<key>-data" (base64) wins over "<key>" (a path, relative to the kubeconfig).
@@ -145,8 +147,9 @@ ConfigResult ParseKubeconfig(const std::string& yaml_text, const std::string& pa
     if (!error.empty()) return Fail(prefix + "current-context: must be a string");
     if (ctx_name.empty()) return Fail(prefix + "current-context is not set (pass --context)");
     std::string where;
-    YAML::Node ctx = FindNamed(root, "contexts", "context", ctx_name, &where);
-    if (!ctx) return Fail(prefix + "contexts: no context named \"" + ctx_name + "\"");
+    auto found_ctx = FindNamed(root, "contexts", "context", ctx_name, &where);
+    if (!found_ctx) return Fail(prefix + "contexts: no context named \"" + ctx_name + "\"");
+    const YAML::Node& ctx = *found_ctx;
     std::string cluster_name = Scalar(ctx, "cluster", where, &error);
     std::string user_name = Scalar(ctx, "user", where, &error);
     std::string ns = Scalar(ctx, "namespace", where, &error);
@@ -159,8 +162,9 @@ ConfigResult ParseKubeconfig(const std::string& yaml_text, const std::string& pa
     const std::string base_dir = std::filesystem::path(path).parent_path().string();
 
     std::string cwhere;
-    YAML::Node cluster = FindNamed(root, "clusters", "cluster", cluster_name, &cwhere);
-    if (!cluster) return Fail(prefix + "clusters: no cluster named \"" + cluster_name + "\"");
+    auto found_cluster = FindNamed(root, "clusters", "cluster", cluster_name, &cwhere);
+    if (!found_cluster) return Fail(prefix + "clusters: no cluster named \"" + cluster_name + "\"");
+    const YAML::Node& cluster = *found_cluster;
     cfg.server = Scalar(cluster, "server", cwhere, &error);
     if (!error.empty()) return Fail(prefix + error);
     if (cfg.server.rfind("https://", 0) != 0 && cfg.server.rfind("http://", 0) != 0) {
@@ -183,8 +187,9 @@ ConfigResult ParseKubeconfig(const std::string& yaml_text, const std::string& pa
 
     if (!user_name.empty()) {
       std::string uwhere;
-      YAML::Node user = FindNamed(root, "users", "user", user_name, &uwhere);
-      if (!user) return Fail(prefix + "users: no user named \"" + user_name + "\"");
+      auto found_user = FindNamed(root, "users", "user", user_name, &uwhere);
+      if (!found_user) return Fail(prefix + "users: no user named \"" + user_name + "\"");
+      const YAML::Node& user = *found_user;
       if (user["exec"]) return Fail(prefix + uwhere + ".exec: exec credential plugins are not supported");
       if (user["auth-provider"]) return Fail(prefix + uwhere + ".auth-provider: auth providers are not supported");
       if (!FileOrData(user, "client-certificate", uwhere, base_dir, &cfg.client_cert_pem, &error) ||

@@ -63,7 +63,7 @@ class EventRecorder {
   std::deque<Pending> queue_;
   bool stopping_ = false, busy_ = false;
   uint64_t dropped_ = 0, sent_ = 0;
-  std::map<std::string, Seen> seen_;  // aggregation key -> the Event created for it
+  std::map<std::string, Seen> seen_;                                 // aggregation key -> the Event created for it
   std::map<std::string, std::pair<double, Clock::Steady>> buckets_;  // object -> tokens, last refill
   std::thread thread_;
 };

@@ -1,0 +1,191 @@
+// The client's retry, rate limit and watch parsing over a scripted transport and a fake clock.
+#include "graydebug/kube/client.h"
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <vector>
+
+using namespace std::chrono_literals;
+using graydebug::Backoff;
+using graydebug::FakeClock;
+using graydebug::RateLimiter;
+using graydebug::kube::ApiError;
+using graydebug::kube::Client;
+using graydebug::kube::ClientOptions;
+using graydebug::kube::ErrorKind;
+using graydebug::kube::HttpRequest;
+using graydebug::kube::HttpResponse;
+using graydebug::kube::HttpTransport;
+using graydebug::kube::ParseWatchEvent;
+using graydebug::kube::Resource;
+using graydebug::kube::StreamResponse;
+using graydebug::kube::WatchEvent;
+
+namespace {
+
+// Answers from a script; records what was asked.
+class ScriptedTransport : public HttpTransport {
+ public:
+  std::deque<HttpResponse> answers;
+  std::vector<HttpRequest> requests;
+  HttpResponse Do(const HttpRequest& r) override {
+    requests.push_back(r);
+    if (answers.empty()) return {200, "{}", "", {}};
+    HttpResponse a = answers.front();
+    answers.pop_front();
+    return a;
+  }
+  StreamResponse Stream(const HttpRequest& r) override {
+    requests.push_back(r);
+    StreamResponse s;
+    s.head = {410, R"({"kind":"Status","reason":"Expired","code":410})", "", {}};
+    return s;
+  }
+};
+
+HttpResponse Status(int code, const std::string& retry_after = "") {
+  return {code, R"({"kind":"Status","message":"m","code":)" + std::to_string(code) + "}", retry_after, {}};
+}
+HttpResponse Refused() {
+  HttpResponse r;
+  r.error = {ErrorKind::kConnection, 0, "", "connection refused"};
+  return r;
+}
+
+struct Fixture {
+  FakeClock clock;
+  ScriptedTransport* transport = nullptr;
+  std::unique_ptr<Client> client;
+  explicit Fixture(ClientOptions o = {}) {
+    o.clock = &clock;
+    o.qps = 0;
+    auto t = std::make_unique<ScriptedTransport>();
+    transport = t.get();
+    graydebug::kube::RestConfig cfg;
+    cfg.server = "https://127.0.0.1:1";
+    cfg.token = "secret";
+    client = std::make_unique<Client>(cfg, std::move(t), o);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("client: 429 and 5xx are retried, honouring Retry-After, then succeed") {
+  Fixture f;
+  f.transport->answers = {Status(429, "3"), Status(503), Refused(), {200, R"({"kind":"Pod"})", "", {}}};
+  auto start = f.clock.Now();
+  auto r = f.client->Get(Resource::Pods(), "shop", "p");
+  REQUIRE(r.ok());
+  CHECK(r->at("kind") == "Pod");
+  CHECK(f.transport->requests.size() == 4);
+  CHECK(f.clock.Now() - start >= 3s);  // waited the Retry-After (fake time)
+  CHECK(f.transport->requests[0].path == "/api/v1/namespaces/shop/pods/p");
+  bool auth = false;
+  for (const auto& [k, v] : f.transport->requests[0].headers) auth = auth || (k == "Authorization" && v == "Bearer secret");
+  CHECK(auth);
+}
+
+TEST_CASE("client: gives up after max_retries with the last error") {
+  ClientOptions o;
+  o.max_retries = 2;
+  Fixture f(o);
+  f.transport->answers = {Status(500), Status(500), Status(500), Status(500)};
+  auto r = f.client->Get(Resource::Pods(), "shop", "p");
+  CHECK(r.error().kind == ErrorKind::kServerError);
+  CHECK(f.transport->requests.size() == 3);
+}
+
+TEST_CASE("client: 4xx is not retried; a POST is not retried on 500 (it may have been applied)") {
+  Fixture f;
+  f.transport->answers = {Status(404)};
+  CHECK(f.client->Get(Resource::Pods(), "shop", "p").error().kind == ErrorKind::kNotFound);
+  CHECK(f.transport->requests.size() == 1);
+  f.transport->answers = {Status(500)};
+  CHECK(f.client->Create(Resource::Pods(), "shop", {{"metadata", {{"name", "p"}}}}).error().kind ==
+        ErrorKind::kServerError);
+  CHECK(f.transport->requests.size() == 2);
+  f.transport->answers = {Status(429), Refused(), {201, "{}", "", {}}};
+  CHECK(f.client->Create(Resource::Pods(), "shop", {{"metadata", {{"name", "p"}}}}).ok());
+  CHECK(f.transport->requests.size() == 5);
+}
+
+TEST_CASE("client: a 2xx that is not JSON is a decode error") {
+  Fixture f;
+  f.transport->answers = {{200, "<html>", "", {}}};
+  CHECK(f.client->Get(Resource::Pods(), "shop", "p").error().kind == ErrorKind::kDecode);
+}
+
+TEST_CASE("client: paths and query escaping") {
+  CHECK(Client::Path(Resource::Pods(), "shop", "p", "status") == "/api/v1/namespaces/shop/pods/p/status");
+  CHECK(Client::Path(Resource::Namespaces(), "ignored", "kube-system") == "/api/v1/namespaces/kube-system");
+  CHECK(Client::Path(Resource::DebugSessions(), "") == "/apis/graydebug.io/v1alpha1/debugsessions");
+  Fixture f;
+  graydebug::kube::ListOptions o;
+  o.label_selector = "graydebug.io/injected=true,app in (a b)";
+  o.limit = 5;
+  (void)f.client->List(Resource::Pods(), "", o);
+  CHECK(f.transport->requests.back().path ==
+        "/api/v1/pods?labelSelector=graydebug.io%2Finjected%3Dtrue%2Capp%20in%20%28a%20b%29&limit=5");
+  auto w = f.client->StartWatch(Resource::Pods(), "shop", {"", "", 0, "", "42", 300, true});
+  CHECK(w.error().kind == ErrorKind::kGone);
+  CHECK(f.transport->requests.back().path ==
+        "/api/v1/namespaces/shop/pods?resourceVersion=42&watch=true&allowWatchBookmarks=true&timeoutSeconds=300");
+}
+
+TEST_CASE("client: ListAll follows continue tokens and restarts once on an expired token") {
+  Fixture f;
+  f.transport->answers = {
+      {200, R"({"items":[{"n":1}],"metadata":{"continue":"c1","resourceVersion":"5"}})", "", {}},
+      Status(410),
+      {200, R"({"items":[{"n":1},{"n":2}],"metadata":{"continue":"c2"}})", "", {}},
+      {200, R"({"items":[{"n":3}],"metadata":{"resourceVersion":"9"}})", "", {}},
+  };
+  auto r = f.client->ListAll(Resource::Pods(), "shop", {"", "", 2, "", "", 0, true});
+  REQUIRE_MESSAGE(r.ok(), r.error().ToString());
+  CHECK(r->at("items").size() == 3);
+  CHECK(r->at("metadata").at("resourceVersion") == "9");
+}
+
+TEST_CASE("watch events: every type parses; garbage is a decode error") {
+  auto added = ParseWatchEvent(R"({"type":"ADDED","object":{"metadata":{"name":"a"}}})");
+  REQUIRE(added.ok());
+  CHECK(added->type == WatchEvent::Type::kAdded);
+  CHECK(ParseWatchEvent(R"({"type":"BOOKMARK","object":{}})")->type == WatchEvent::Type::kBookmark);
+  CHECK(ParseWatchEvent(R"({"type":"ERROR","object":{"code":410}})")->type == WatchEvent::Type::kError);
+  CHECK(ParseWatchEvent(R"({"type":"DELETED","object":{}})")->type == WatchEvent::Type::kDeleted);
+  CHECK(ParseWatchEvent(R"({"type":"MODIFIED","object":{}})")->type == WatchEvent::Type::kModified);
+  for (const char* bad : {"", "{", "[]", R"({"type":"EXPLODED","object":{}})", R"({"type":"ADDED"})",
+                          R"({"type":1,"object":{}})", R"({"type":"ADDED","object":[]})"}) {
+    CAPTURE(bad);
+    CHECK(ParseWatchEvent(bad).error().kind == ErrorKind::kDecode);
+  }
+}
+
+TEST_CASE("backoff: doubles to the cap, jitter within [d/2, d]") {
+  CHECK(Backoff::Ceiling(100ms, 5s, 1) == 100ms);
+  CHECK(Backoff::Ceiling(100ms, 5s, 4) == 800ms);
+  CHECK(Backoff::Ceiling(100ms, 5s, 40) == 5s);
+  Backoff b(100ms, 1s, 42);
+  for (int i = 1; i <= 10; ++i) {
+    auto d = b.Next();
+    auto ceil = Backoff::Ceiling(100ms, 1s, i);
+    CHECK(d <= ceil);
+    CHECK(d >= ceil / 2);
+  }
+  b.Reset();
+  CHECK(b.Next() <= 100ms);
+}
+
+TEST_CASE("rate limiter: burst, then qps") {
+  FakeClock clock;
+  RateLimiter rl(10, 3, clock);
+  CHECK(rl.Reserve() == 0ns);
+  CHECK(rl.Reserve() == 0ns);
+  CHECK(rl.Reserve() == 0ns);
+  CHECK(rl.Reserve() == 100ms);  // the 4th waits one token at 10/s
+  clock.Advance(1s);
+  CHECK(rl.Reserve() == 0ns);
+  RateLimiter unlimited(0, 1, clock);
+  for (int i = 0; i < 100; ++i) CHECK(unlimited.Reserve() == 0ns);
+}
