@@ -7,7 +7,7 @@ BUILD_DIR ?= $(if $(filter Release,$(BUILD_TYPE)),build,build-$(shell echo $(BUI
 CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test test-unit test-integration demo bench lint format cluster-up cluster-down clean
+.PHONY: all deps build test test-unit test-integration demo bench lint format cluster-up cluster-down clean golden fuzz
 
 all: build
 
@@ -31,6 +31,11 @@ test-unit: build
 
 test-integration: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration $(CTEST_ARGS)
+
+## golden: regenerate tests/fixtures/injector/*.golden.json (review the diff before committing)
+golden: build
+	@GRAYDEBUG_UPDATE_GOLDEN=1 $(BUILD_DIR)/bin/unit_tests -tc='golden*' >/dev/null
+	@git status --short tests/fixtures/injector
 
 ## demo: the main job, end to end on a local control plane
 demo: deps build

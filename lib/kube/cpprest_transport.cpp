@@ -3,12 +3,12 @@
 
 #include <cpprest/http_client.h>
 #include <cpprest/rawptrstream.h>
-#include <pplx/threadpool.h>
 
 #include <boost/asio/ssl.hpp>
 #include <map>
 #include <mutex>
 
+#include "../cpprest_pool.h"
 #include "graydebug/kube/transport.h"
 
 namespace graydebug::kube {
@@ -19,18 +19,6 @@ namespace client = web::http::client;
 
 constexpr std::size_t kMaxBodyBytes = 512u << 20;  // a list of 10k big objects fits
 constexpr std::size_t kMaxLineBytes = 64u << 20;   // one watch event
-
-// cpprest's pool must be sized before first use; 1 thread hangs listener.close(), 40 is slow.
-void InitThreadPool() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    try {
-      crossplat::threadpool::initialize_with_threads(4);
-    } catch (...) {
-      // Already initialised by another part of the process: keep its size.
-    }
-  });
-}
 
 ApiError FromException(const std::exception& e, bool cancelled) {
   ApiError err;
@@ -191,7 +179,8 @@ class CpprestTransport final : public HttpTransport {
 
 std::unique_ptr<HttpTransport> NewCpprestTransport(const RestConfig& config, std::chrono::seconds idle_timeout,
                                                    std::string* error) {
-  InitThreadPool();
+  // cpprest's pool must be sized before first use; the first caller in the process wins.
+  EnsureCpprestThreadPool(4);
   // Load the TLS material once now, so a bad certificate is one clear error at start-up instead
   // of a failure on every request.
   try {

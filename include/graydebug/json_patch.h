@@ -1,0 +1,53 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace graydebug {
+
+// RFC 6901: "~" becomes "~0" first, then "/" becomes "~1" (the order matters: "~1" in a key must
+// come out as "~01", not "/").
+std::string EscapeJsonPointerToken(std::string_view token);
+
+// Builds an RFC 6902 JSON Patch op by op against a known document. Values are serialised by
+// nlohmann_json, never by string templates. Paths are built from unescaped tokens, so callers never
+// write "~1" by hand.
+class JsonPatchBuilder {
+ public:
+  using Path = std::vector<std::string>;  // unescaped tokens; "-" appends to an array
+
+  // {"op":"add"}: adds a member (replacing an existing one, as RFC 6902 says) or inserts into an
+  // array.
+  JsonPatchBuilder& Add(const Path& path, nlohmann::json value);
+  JsonPatchBuilder& Replace(const Path& path, nlohmann::json value);
+  JsonPatchBuilder& Remove(const Path& path);
+
+  // Sets `doc[path...][key] = value` for a map that may not exist yet: when `doc` has no object at
+  // `map_path` the whole map {key: value} is added in one op (and later SetInMap calls for the same
+  // map extend that op's value), else one op adds the member. `doc` is the document the patch will
+  // be applied to; it is only read.
+  JsonPatchBuilder& SetInMap(const nlohmann::json& doc, const Path& map_path, const std::string& key,
+                             nlohmann::json value);
+  // Appends to an array that may not exist yet (created with the first element when absent).
+  JsonPatchBuilder& AppendToArray(const nlohmann::json& doc, const Path& array_path, nlohmann::json value);
+
+  static std::string Pointer(const Path& path);
+
+  bool empty() const { return ops_.empty(); }
+  std::size_t size() const { return ops_.size(); }
+  // The patch as a JSON array.
+  const nlohmann::json& ops() const { return ops_; }
+
+ private:
+  // Index of the op that created the container at `pointer` in this patch, or -1.
+  int CreatedHere(const std::string& pointer) const;
+
+  nlohmann::json ops_ = nlohmann::json::array();
+};
+
+// Looks up `path` in `doc` without throwing; nullptr when any step is absent or of the wrong type.
+const nlohmann::json* JsonAt(const nlohmann::json& doc, const JsonPatchBuilder::Path& path);
+
+}  // namespace graydebug

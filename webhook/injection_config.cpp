@@ -1,0 +1,187 @@
+#include "webhook/injection_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <regex>
+#include <set>
+
+#include "graydebug/config_file.h"
+
+namespace graydebug::webhook {
+namespace {
+
+using json = nlohmann::json;
+
+struct FieldError {
+  std::string message;
+};
+
+[[noreturn]] void Fail(const std::string& field, const std::string& why) { throw FieldError{field + ": " + why}; }
+
+void CheckKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
+  if (!node.IsMap()) Fail(field.empty() ? "config" : field, "must be a mapping");
+  for (const auto& kv : node) {
+    std::string key = kv.first.Scalar();
+    if (!allowed.count(key)) Fail(field.empty() ? key : field + "." + key, "unknown field");
+  }
+}
+
+std::string Str(const YAML::Node& n, const std::string& field) {
+  if (!n.IsScalar()) Fail(field, "must be a string");
+  return n.Scalar();
+}
+
+bool Bool(const YAML::Node& n, const std::string& field) {
+  std::string s = n.IsScalar() ? n.Scalar() : "";
+  if (s == "true") return true;
+  if (s == "false") return false;
+  Fail(field, "must be true or false");
+}
+
+int64_t Int(const YAML::Node& n, const std::string& field) {
+  std::string s = n.IsScalar() ? n.Scalar() : "";
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) Fail(field, "must be an integer");
+  return v;
+}
+
+json Resources(const YAML::Node& n, const std::string& field) {
+  CheckKeys(n, field, {"requests", "limits"});
+  json out = json::object();
+  for (const char* part : {"requests", "limits"}) {
+    if (!n[part]) continue;
+    std::string f = field + "." + part;
+    CheckKeys(n[part], f, {"cpu", "memory", "ephemeral-storage"});
+    json m = json::object();
+    for (const auto& kv : n[part]) {
+      std::string q = Str(kv.second, f + "." + kv.first.Scalar());
+      if (!ValidQuantity(q)) Fail(f + "." + kv.first.Scalar(), "\"" + q + "\" is not a Kubernetes quantity");
+      m[kv.first.Scalar()] = q;
+    }
+    out[part] = m;
+  }
+  if (!out.contains("requests") || !out["requests"].contains("cpu") || !out["requests"].contains("memory") ||
+      !out.contains("limits") || !out["limits"].contains("memory")) {
+    Fail(field, "requests.cpu, requests.memory and limits.memory are required (every injected container is sized)");
+  }
+  return out;
+}
+
+bool ValidLabelKey(const std::string& key) {
+  static const std::regex kName("([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)");
+  static const std::regex kPrefix("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
+  auto slash = key.find('/');
+  if (slash == std::string::npos) return std::regex_match(key, kName);
+  return std::regex_match(key.substr(0, slash), kPrefix) && std::regex_match(key.substr(slash + 1), kName);
+}
+
+bool ValidLabelValue(const std::string& v) {
+  static const std::regex kValue("(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?");
+  return std::regex_match(v, kValue);
+}
+
+}  // namespace
+
+bool ValidPort(int64_t port) { return port >= 1 && port <= 65535; }
+
+bool ValidImage(const std::string& image) {
+  if (image.empty() || image.size() > 512) return false;
+  for (unsigned char c : image) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+bool ValidQuantity(const std::string& q) {
+  static const std::regex kQuantity(R"(([+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?)");
+  return q.size() <= 64 && std::regex_match(q, kQuantity);
+}
+
+ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
+  ConfigLoadResult r;
+  InjectionConfig& c = r.config;
+  try {
+    YAML::Node root = YAML::Load(yaml_text);
+    if (root.IsNull()) {
+      r.ok = true;
+      return r;
+    }
+    CheckKeys(root, "", {"selector", "releaseLabel", "nativeSidecars", "scrapeAnnotations", "imagePullPolicy",
+                         "agentBinary", "dlv", "agent"});
+    if (auto s = root["selector"]) {
+      CheckKeys(s, "selector", {"labelKey", "labelValue"});
+      if (s["labelKey"]) c.select_label_key = Str(s["labelKey"], "selector.labelKey");
+      if (s["labelValue"]) c.select_label_value = Str(s["labelValue"], "selector.labelValue");
+      if (!ValidLabelKey(c.select_label_key)) Fail("selector.labelKey", "\"" + c.select_label_key + "\" is not a label key");
+      if (!ValidLabelValue(c.select_label_value)) {
+        Fail("selector.labelValue", "\"" + c.select_label_value + "\" is not a label value");
+      }
+    }
+    if (root["releaseLabel"]) {
+      c.release_label = Str(root["releaseLabel"], "releaseLabel");
+      if (!ValidLabelKey(c.release_label)) Fail("releaseLabel", "\"" + c.release_label + "\" is not a label key");
+    }
+    if (root["nativeSidecars"]) c.native_sidecars = Bool(root["nativeSidecars"], "nativeSidecars");
+    if (root["scrapeAnnotations"]) c.scrape_annotations = Bool(root["scrapeAnnotations"], "scrapeAnnotations");
+    if (root["imagePullPolicy"]) {
+      c.image_pull_policy = Str(root["imagePullPolicy"], "imagePullPolicy");
+      if (c.image_pull_policy != "Always" && c.image_pull_policy != "IfNotPresent" && c.image_pull_policy != "Never") {
+        Fail("imagePullPolicy", "must be Always, IfNotPresent or Never");
+      }
+    }
+    if (root["agentBinary"]) {
+      c.agent_binary = Str(root["agentBinary"], "agentBinary");
+      if (c.agent_binary.empty() || c.agent_binary[0] != '/') Fail("agentBinary", "must be an absolute path");
+    }
+    if (auto d = root["dlv"]) {
+      CheckKeys(d, "dlv", {"image", "port", "listenHost", "allowNonLoopback", "resources"});
+      if (d["image"]) c.dlv_image = Str(d["image"], "dlv.image");
+      if (d["port"]) c.dlv_port = static_cast<int>(std::clamp<int64_t>(Int(d["port"], "dlv.port"), -1, 70000));
+      if (d["listenHost"]) c.dlv_listen_host = Str(d["listenHost"], "dlv.listenHost");
+      if (d["allowNonLoopback"]) c.allow_non_loopback_dlv = Bool(d["allowNonLoopback"], "dlv.allowNonLoopback");
+      if (d["resources"]) c.dlv_resources = Resources(d["resources"], "dlv.resources");
+    }
+    if (auto a = root["agent"]) {
+      CheckKeys(a, "agent", {"image", "port", "runAsUser", "resources"});
+      if (a["image"]) c.agent_image = Str(a["image"], "agent.image");
+      if (a["port"]) c.agent_port = static_cast<int>(std::clamp<int64_t>(Int(a["port"], "agent.port"), -1, 70000));
+      if (a["runAsUser"]) c.agent_run_as_user = Int(a["runAsUser"], "agent.runAsUser");
+      if (a["resources"]) c.agent_resources = Resources(a["resources"], "agent.resources");
+    }
+    if (!ValidImage(c.dlv_image)) Fail("dlv.image", "must be a non-empty image reference without spaces");
+    if (!ValidImage(c.agent_image)) Fail("agent.image", "must be a non-empty image reference without spaces");
+    if (!ValidPort(c.dlv_port)) Fail("dlv.port", "must be 1..65535");
+    if (!ValidPort(c.agent_port)) Fail("agent.port", "must be 1..65535");
+    if (c.dlv_port == c.agent_port) Fail("dlv.port", "must differ from agent.port (the pod's containers share one network)");
+    if (c.agent_run_as_user <= 0 || c.agent_run_as_user > 2147483647) {
+      Fail("agent.runAsUser", "must be a non-root UID (1..2147483647): the agent runs under the restricted profile");
+    }
+    bool loopback = c.dlv_listen_host == "127.0.0.1" || c.dlv_listen_host == "::1" || c.dlv_listen_host == "localhost";
+    if (!loopback && !c.allow_non_loopback_dlv) {
+      Fail("dlv.listenHost", "\"" + c.dlv_listen_host +
+                                 "\" is not loopback; dlv has no authentication, set dlv.allowNonLoopback: true to opt in");
+    }
+    if (c.dlv_listen_host.empty() || c.dlv_listen_host.find_first_of(" /\t") != std::string::npos) {
+      Fail("dlv.listenHost", "must be a host address");
+    }
+    r.ok = true;
+  } catch (const FieldError& e) {
+    r.error = e.message;
+  } catch (const YAML::Exception& e) {
+    r.error = "not valid YAML: " + e.msg + " (line " + std::to_string(e.mark.line + 1) + ", column " +
+              std::to_string(e.mark.column + 1) + ")";
+  }
+  return r;
+}
+
+ConfigLoadResult LoadInjectionConfig(const std::string& path) {
+  FileReadResult file = ReadFileLimited(path);
+  if (!file.ok) return {false, {}, file.error};
+  ConfigLoadResult r = ParseInjectionConfig(file.contents);
+  if (!r.ok) r.error = "config " + path + ": " + r.error;
+  return r;
+}
+
+}  // namespace graydebug::webhook

@@ -1,0 +1,282 @@
+#include "webhook/sidecar_injector.h"
+
+#include <charconv>
+#include <set>
+
+#include "graydebug/json_patch.h"
+
+namespace graydebug::webhook {
+namespace {
+
+using json = nlohmann::json;
+
+// Member `key` of `obj` when obj is an object and the member exists, else nullptr.
+const json* Member(const json& obj, const char* key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+// String value at obj[key] or nullopt (also for values of another type).
+std::optional<std::string> StringAt(const json* obj, const std::string& key) {
+  if (obj == nullptr || !obj->is_object()) return std::nullopt;
+  auto it = obj->find(key);
+  if (it == obj->end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+const json& EmptyArray() {
+  static const json kEmpty = json::array();
+  return kEmpty;
+}
+
+const json& ArrayAt(const json* obj, const char* key) {
+  const json* a = obj == nullptr ? nullptr : Member(*obj, key);
+  return a != nullptr && a->is_array() ? *a : EmptyArray();
+}
+
+InjectionResult Skip(std::string reason, std::string message, std::string release_key) {
+  InjectionResult r;
+  r.reason = std::move(reason);
+  r.message = std::move(message);
+  r.release_key = std::move(release_key);
+  return r;
+}
+
+std::optional<int> ParsePort(const std::string& s) {
+  int v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !ValidPort(v)) return std::nullopt;
+  return v;
+}
+
+bool HasContainerNamed(const json* spec, const char* name) {
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const json& c : ArrayAt(spec, list)) {
+      if (StringAt(&c, "name") == name) return true;
+    }
+  }
+  return false;
+}
+
+std::string Quote(const std::string& s) {
+  // json's dump escapes control characters, so hostile values stay on one log line.
+  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string ReleaseOf(const json& pod, const std::string& release_label) {
+  const json* md = Member(pod, "metadata");
+  if (auto v = StringAt(md ? Member(*md, "labels") : nullptr, release_label); v && !v->empty()) return *v;
+  const json& owners = ArrayAt(md, "ownerReferences");
+  for (const json& o : owners) {
+    const json* c = Member(o, "controller");
+    if (c != nullptr && c->is_boolean() && c->get<bool>()) {
+      if (auto n = StringAt(&o, "name")) return *n;
+    }
+  }
+  if (!owners.empty()) {
+    if (auto n = StringAt(&owners[0], "name")) return *n;
+  }
+  return "";
+}
+
+SidecarInjector::SidecarInjector(InjectionConfig config, std::string version)
+    : config_(std::move(config)), version_(std::move(version)) {}
+
+InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext& ctx) const {
+  const InjectionConfig& c = config_;
+  const json* md = Member(pod, "metadata");
+  const json* labels = md ? Member(*md, "labels") : nullptr;
+  const json* annotations = md ? Member(*md, "annotations") : nullptr;
+  const json* spec = Member(pod, "spec");
+
+  std::string ns = ctx.namespace_name;
+  if (auto pod_ns = StringAt(md, "namespace"); ns.empty() && pod_ns) ns = *pod_ns;
+  std::string release = ReleaseOf(pod, c.release_label);
+  std::string release_key = release.empty() ? "" : ns + "/" + release;
+
+  if (ctx.operation != "CREATE") {
+    return Skip("not-create", "only new pods are injected (operation " + ctx.operation + ")", release_key);
+  }
+  if (!pod.is_object() || spec == nullptr || !spec->is_object()) {
+    return Skip("not-selected", "the object is not a pod with a spec", release_key);
+  }
+  if (StringAt(labels, c.select_label_key) != c.select_label_value) {
+    return Skip("not-selected", "label " + c.select_label_key + "=" + c.select_label_value + " is absent", release_key);
+  }
+  if (StringAt(annotations, kOptOutAnnotation) == "false") {
+    return Skip("opted-out", std::string("annotation ") + kOptOutAnnotation + "=false", release_key);
+  }
+  if (StringAt(labels, kInjectedLabel) == "true" || StringAt(annotations, kStatusAnnotation) ||
+      HasContainerNamed(spec, kDlvContainer) || HasContainerNamed(spec, kAgentContainer)) {
+    return Skip("already-injected", "the pod already carries graydebug's sidecars", release_key);
+  }
+  if (const json* hn = Member(*spec, "hostNetwork"); hn != nullptr && hn->is_boolean() && hn->get<bool>()) {
+    return Skip("host-network", "hostNetwork pods are not injected: dlv's loopback would be the node's", release_key);
+  }
+
+  // Per-pod overrides, validated: an invalid one skips the pod rather than break it.
+  const json& containers = ArrayAt(spec, "containers");
+  if (containers.empty()) return Skip("not-selected", "the pod has no containers", release_key);
+  std::string target;
+  if (auto t = StringAt(annotations, kTargetAnnotation)) {
+    bool found = false;
+    for (const json& ct : containers) found = found || StringAt(&ct, "name") == *t;
+    if (!found) {
+      return Skip("invalid-annotation",
+                  std::string(kTargetAnnotation) + "=" + Quote(*t) + " names no container of the pod", release_key);
+    }
+    target = *t;
+  } else {
+    auto first = StringAt(&containers[0], "name");
+    if (!first || first->empty()) return Skip("not-selected", "the first container has no name", release_key);
+    target = *first;
+  }
+  std::string dlv_image = c.dlv_image, agent_image = c.agent_image;
+  if (auto v = StringAt(annotations, kDlvImageAnnotation)) {
+    if (!ValidImage(*v)) {
+      return Skip("invalid-annotation", std::string(kDlvImageAnnotation) + "=" + Quote(*v) + " is not an image",
+                  release_key);
+    }
+    dlv_image = *v;
+  }
+  if (auto v = StringAt(annotations, kAgentImageAnnotation)) {
+    if (!ValidImage(*v)) {
+      return Skip("invalid-annotation", std::string(kAgentImageAnnotation) + "=" + Quote(*v) + " is not an image",
+                  release_key);
+    }
+    agent_image = *v;
+  }
+  int dlv_port = c.dlv_port;
+  bool dlv_port_from_annotation = false;
+  if (auto v = StringAt(annotations, kDlvPortAnnotation)) {
+    auto p = ParsePort(*v);
+    if (!p || *p == c.agent_port) {
+      return Skip("invalid-annotation",
+                  std::string(kDlvPortAnnotation) + "=" + Quote(*v) + " is not a port in 1..65535 other than the agent's",
+                  release_key);
+    }
+    dlv_port = *p;
+    dlv_port_from_annotation = true;
+  }
+  // The pod's containers share one network namespace: a declared port equal to ours would clash.
+  std::set<int64_t> used_ports;
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const json& ct : ArrayAt(spec, list)) {
+      for (const json& p : ArrayAt(&ct, "ports")) {
+        const json* cp = Member(p, "containerPort");
+        if (cp != nullptr && cp->is_number_integer()) used_ports.insert(cp->get<int64_t>());
+      }
+    }
+  }
+  if (used_ports.count(dlv_port)) {
+    return Skip(dlv_port_from_annotation ? "invalid-annotation" : "port-conflict",
+                "the pod already declares port " + std::to_string(dlv_port) + " (dlv's)", release_key);
+  }
+  if (used_ports.count(c.agent_port)) {
+    return Skip("port-conflict", "the pod already declares port " + std::to_string(c.agent_port) + " (the agent's)",
+                release_key);
+  }
+
+  // Cluster state last: these depend on things outside the pod.
+  if (ctx.pod_security_enforce == "baseline" || ctx.pod_security_enforce == "restricted") {
+    return Skip("pod-security",
+                "namespace " + ns + " enforces Pod Security \"" + ctx.pod_security_enforce + "\", which forbids SYS_PTRACE",
+                release_key);
+  }
+  if (ctx.breakers != nullptr && !release_key.empty() && ctx.breakers->IsOpen(release_key)) {
+    return Skip("circuit-open", "the circuit breaker of release " + release_key + " is open", release_key);
+  }
+
+  // Inject.
+  std::string dlv_listen = c.dlv_listen_host.find(':') != std::string::npos
+                               ? "[" + c.dlv_listen_host + "]:" + std::to_string(dlv_port)
+                               : c.dlv_listen_host + ":" + std::to_string(dlv_port);
+  std::string dlv_local = (c.dlv_listen_host == "::1" ? "[::1]:" : "127.0.0.1:") + std::to_string(dlv_port);
+  json target_env = {{"name", "GRAYDEBUG_TARGET_CONTAINER"}, {"value", target}};
+  json dlv = {
+      {"name", kDlvContainer},
+      {"image", dlv_image},
+      {"imagePullPolicy", c.image_pull_policy},
+      {"command", {c.agent_binary}},
+      {"args", {"launch-dlv", "--listen=" + dlv_listen}},
+      {"env", {target_env}},
+      {"resources", c.dlv_resources},
+      {"securityContext",
+       {{"allowPrivilegeEscalation", false},
+        {"capabilities", {{"add", {"SYS_PTRACE"}}, {"drop", {"ALL"}}}},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+      {"terminationMessagePolicy", "FallbackToLogsOnError"},
+  };
+  json agent = {
+      {"name", kAgentContainer},
+      {"image", agent_image},
+      {"imagePullPolicy", c.image_pull_policy},
+      {"command", {c.agent_binary}},
+      {"args", {"--listen=:" + std::to_string(c.agent_port), "--dlv-addr=" + dlv_local}},
+      {"env",
+       {target_env,
+        {{"name", "POD_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}},
+        {{"name", "POD_NAMESPACE"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}}}},
+      {"ports", {{{"name", "gd-agent"}, {"containerPort", c.agent_port}, {"protocol", "TCP"}}}},
+      {"readinessProbe",
+       {{"httpGet", {{"path", "/healthz"}, {"port", c.agent_port}}},
+        {"periodSeconds", 10},
+        {"timeoutSeconds", 2},
+        {"failureThreshold", 3}}},
+      {"resources", c.agent_resources},
+      {"securityContext",
+       {{"allowPrivilegeEscalation", false},
+        {"capabilities", {{"drop", {"ALL"}}}},
+        {"privileged", false},
+        {"readOnlyRootFilesystem", true},
+        {"runAsNonRoot", true},
+        {"runAsUser", c.agent_run_as_user},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+      {"terminationMessagePolicy", "FallbackToLogsOnError"},
+  };
+
+  JsonPatchBuilder b;
+  const json* share = Member(*spec, "shareProcessNamespace");
+  if (share == nullptr) {
+    b.Add({"spec", "shareProcessNamespace"}, true);
+  } else if (!share->is_boolean() || !share->get<bool>()) {
+    b.Replace({"spec", "shareProcessNamespace"}, true);
+  }
+  if (c.native_sidecars) {
+    dlv["restartPolicy"] = "Always";
+    agent["restartPolicy"] = "Always";
+    b.AppendToArray(pod, {"spec", "initContainers"}, std::move(dlv));
+    b.AppendToArray(pod, {"spec", "initContainers"}, std::move(agent));
+  } else {
+    b.AppendToArray(pod, {"spec", "containers"}, std::move(dlv));
+    b.AppendToArray(pod, {"spec", "containers"}, std::move(agent));
+  }
+  b.SetInMap(pod, {"metadata", "labels"}, kInjectedLabel, "true");
+  json status = {{"containers", {kDlvContainer, kAgentContainer}},
+                 {"version", version_},
+                 {"target", target},
+                 {"dlvPort", dlv_port},
+                 {"agentPort", c.agent_port}};
+  b.SetInMap(pod, {"metadata", "annotations"}, kStatusAnnotation, status.dump());
+  if (!StringAt(annotations, kDefaultContainerAnnotation)) {
+    b.SetInMap(pod, {"metadata", "annotations"}, kDefaultContainerAnnotation, target);
+  }
+  if (c.scrape_annotations && !StringAt(annotations, "prometheus.io/scrape") &&
+      !StringAt(annotations, "prometheus.io/port") && !StringAt(annotations, "prometheus.io/path")) {
+    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/scrape", "true");
+    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/port", std::to_string(c.agent_port));
+    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/path", "/metrics");
+  }
+
+  InjectionResult r;
+  r.inject = true;
+  r.release_key = release_key;
+  r.message = "injected " + std::string(kDlvContainer) + " and " + kAgentContainer + " (target container " + target + ")";
+  r.patch = b.ops();
+  return r;
+}
+
+}  // namespace graydebug::webhook
