@@ -186,34 +186,36 @@ Result<json> Client::List(const Resource& r, const std::string& ns, const ListOp
   return Send({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true);
 }
 
-Result<json> Client::ListAll(const Resource& r, const std::string& ns, ListOptions options) {
-  for (int restart = 0;; ++restart) {
-    json all = {{"items", json::array()}, {"metadata", json::object()}};
-    ListOptions page = options;
-    bool restarted = false;
-    while (true) {
-      Result<json> res = List(r, ns, page);
-      if (!res.ok()) {
-        if (res.error().kind == ErrorKind::kGone && !page.continue_token.empty() && restart == 0) {
-          restarted = true;  // the continue token expired mid-list: start over, once
-          break;
-        }
-        return res.error();
-      }
-      json& body = res.value();
-      if (body["items"].is_array()) {
-        for (auto& item : body["items"]) all["items"].push_back(std::move(item));
-      }
-      const json& md = body["metadata"];
-      if (md.is_object() && md.contains("resourceVersion")) all["metadata"]["resourceVersion"] = md["resourceVersion"];
-      std::string next = md.is_object() && md.contains("continue") && md["continue"].is_string()
-                             ? md["continue"].get<std::string>()
-                             : "";
-      if (next.empty()) return all;
-      page.continue_token = next;
-      page.resource_version.clear();  // the continue token pins the version
+Result<std::string> Client::ListEach(const Resource& r, const std::string& ns, ListOptions options,
+                                     const std::function<void(json& item)>& each) {
+  std::string rv;
+  while (true) {
+    Result<json> res = List(r, ns, options);
+    if (!res.ok()) return res.error();
+    json& body = res.value();
+    if (body.contains("items") && body["items"].is_array()) {
+      for (auto& item : body["items"]) each(item);
     }
-    if (!restarted) return all;
+    const json& md = body.contains("metadata") ? body["metadata"] : json();
+    if (md.is_object() && md.contains("resourceVersion") && md["resourceVersion"].is_string()) {
+      rv = md["resourceVersion"].get<std::string>();
+    }
+    std::string next = md.is_object() && md.contains("continue") && md["continue"].is_string()
+                           ? md["continue"].get<std::string>()
+                           : "";
+    if (next.empty()) return rv;
+    options.continue_token = next;
+    options.resource_version.clear();  // the continue token pins the version
+  }
+}
+
+Result<json> Client::ListAll(const Resource& r, const std::string& ns, ListOptions options) {
+  for (int attempt = 0;; ++attempt) {
+    json items = json::array();
+    Result<std::string> rv = ListEach(r, ns, options, [&](json& item) { items.push_back(std::move(item)); });
+    if (rv.ok()) return json{{"items", std::move(items)}, {"metadata", {{"resourceVersion", rv.value()}}}};
+    // A continue token that expired mid-list: start over, once.
+    if (rv.error().kind != ErrorKind::kGone || attempt > 0 || items.empty()) return rv.error();
   }
 }
 

@@ -1,5 +1,7 @@
 #include "graydebug/kube/informer.h"
 
+#include <malloc.h>
+
 #include <random>
 #include <unordered_set>
 
@@ -13,13 +15,23 @@ using nlohmann::json;
 namespace {
 
 std::string RvOf(const json& obj) {
-  const json& md = obj.contains("metadata") ? obj["metadata"] : json();
-  return md.is_object() && md.contains("resourceVersion") && md["resourceVersion"].is_string()
-             ? md["resourceVersion"].get<std::string>()
-             : "";
+  if (!obj.is_object()) return "";
+  auto md = obj.find("metadata");
+  if (md == obj.end() || !md->is_object()) return "";
+  auto rv = md->find("resourceVersion");
+  return rv != md->end() && rv->is_string() ? rv->get<std::string>() : "";
 }
 
 }  // namespace
+
+void Informer::Prepare(json& object) const {
+  if (object.contains("metadata") && object["metadata"].is_object()) object["metadata"].erase("managedFields");
+  if (options_.transform) options_.transform(object);
+}
+
+Informer::Entry Informer::Pack(const json& object) { return {RvOf(object), json::to_msgpack(object)}; }
+
+json Informer::Unpack(const Entry& e) { return json::from_msgpack(e.packed, true, false); }
 
 std::string Informer::KeyOf(const json& object) {
   if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) return "";
@@ -65,14 +77,14 @@ std::optional<json> Informer::Get(const std::string& key) const {
   std::shared_lock lock(store_mu_);
   auto it = store_.find(key);
   if (it == store_.end()) return std::nullopt;
-  return it->second;
+  return Unpack(it->second);
 }
 
 std::vector<json> Informer::List() const {
   std::shared_lock lock(store_mu_);
   std::vector<json> out;
   out.reserve(store_.size());
-  for (const auto& [k, v] : store_) out.push_back(v);
+  for (const auto& [k, v] : store_) out.push_back(Unpack(v));
   return out;
 }
 
@@ -109,73 +121,85 @@ bool Informer::ListAndReplace() {
   o.label_selector = options_.label_selector;
   o.field_selector = options_.field_selector;
   o.limit = options_.page_size;
-  Result<json> list = client_->ListAll(resource_, ns_, o);
-  if (!list.ok()) {
-    log::Warn("list failed; retrying with backoff", {{"informer", options_.name}, {"error", list.error().ToString()}});
+  std::unordered_map<std::string, Entry> fresh;
+  Result<std::string> rv = client_->ListEach(resource_, ns_, o, [&](json& item) {
+    Prepare(item);
+    std::string key = KeyOf(item);
+    if (!key.empty()) fresh.insert_or_assign(std::move(key), Pack(item));
+  });
+  if (!rv.ok()) {
+    log::Warn("list failed; retrying with backoff", {{"informer", options_.name}, {"error", rv.error().ToString()}});
     return false;
   }
-  std::unordered_map<std::string, json> fresh;
-  for (auto& item : list.value()["items"]) {
-    std::string key = KeyOf(item);
-    if (!key.empty()) fresh.emplace(std::move(key), std::move(item));
-  }
-  std::string rv = list.value()["metadata"].value("resourceVersion", "");
   // Diff against the cache, swap it in, then tell the handlers (outside the store lock).
-  std::vector<json> added, deleted;
-  std::vector<std::pair<json, json>> updated;
+  std::vector<std::string> added;
+  std::vector<std::pair<Entry, std::string>> updated, deleted;  // old entry, key
   {
     std::unique_lock lock(store_mu_);
-    for (auto& [key, obj] : fresh) {
+    for (auto& [key, entry] : fresh) {
       auto it = store_.find(key);
       if (it == store_.end()) {
-        added.push_back(obj);
-      } else if (RvOf(it->second) != RvOf(obj)) {
-        updated.emplace_back(it->second, obj);
+        added.push_back(key);
+      } else if (it->second.rv != entry.rv) {
+        updated.emplace_back(std::move(it->second), key);
       }
     }
-    for (auto& [key, obj] : store_) {
-      if (fresh.find(key) == fresh.end()) deleted.push_back(obj);
+    for (auto& [key, entry] : store_) {
+      if (fresh.find(key) == fresh.end()) deleted.emplace_back(std::move(entry), key);
     }
     store_ = std::move(fresh);
-    rv_ = rv;
+    rv_ = rv.value();
   }
   lists_++;
-  {
+  if (!handlers_.empty()) {
     std::lock_guard hl(handler_mu_);
-    for (const auto& h : handlers_) {
-      if (h.on_add) {
-        for (const auto& o : added) h.on_add(o);
+    for (const auto& key : added) {
+      json obj = *Get(key);
+      for (const auto& h : handlers_) {
+        if (h.on_add) h.on_add(obj);
       }
-      if (h.on_update) {
-        for (const auto& [a, b] : updated) h.on_update(a, b);
+    }
+    for (const auto& [old_entry, key] : updated) {
+      json old_obj = Unpack(old_entry), obj = *Get(key);
+      for (const auto& h : handlers_) {
+        if (h.on_update) h.on_update(old_obj, obj);
       }
-      if (h.on_delete) {
-        for (const auto& o : deleted) h.on_delete(o);
+    }
+    for (const auto& [old_entry, key] : deleted) {
+      json old_obj = Unpack(old_entry);
+      for (const auto& h : handlers_) {
+        if (h.on_delete) h.on_delete(old_obj);
       }
     }
   }
+  // The list's transient pages are freed; give the memory back to the system.
+  malloc_trim(0);
   if (!synced_) log::Info("informer synced", {{"informer", options_.name}, {"objects", std::to_string(Size())}});
   synced_ = true;
   return true;
 }
 
-void Informer::Apply(const WatchEvent& ev) {
-  const json& obj = ev.object;
+void Informer::Apply(WatchEvent& ev) {
+  json& obj = ev.object;
+  Prepare(obj);
   std::string key = KeyOf(obj);
   if (key.empty()) return;
-  std::optional<json> old;
+  std::optional<Entry> old_entry;
   {
     std::unique_lock lock(store_mu_);
     auto it = store_.find(key);
-    if (it != store_.end()) old = it->second;
+    if (it != store_.end()) old_entry = std::move(it->second);
     if (ev.type == WatchEvent::Type::kDeleted) {
-      store_.erase(key);
+      if (it != store_.end()) store_.erase(it);
     } else {
-      store_[key] = obj;
+      store_.insert_or_assign(key, Pack(obj));
     }
     std::string rv = RvOf(obj);
     if (!rv.empty()) rv_ = rv;
   }
+  if (handlers_.empty()) return;
+  std::optional<json> old;
+  if (old_entry) old = Unpack(*old_entry);
   std::lock_guard hl(handler_mu_);
   for (const auto& h : handlers_) {
     if (ev.type == WatchEvent::Type::kDeleted) {

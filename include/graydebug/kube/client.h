@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -89,6 +90,11 @@ class Client {
   Result<nlohmann::json> Get(const Resource& r, const std::string& ns, const std::string& name);
   // One page; follow "metadata.continue" for the next (or use ListAll).
   Result<nlohmann::json> List(const Resource& r, const std::string& ns, const ListOptions& options = {});
+  // Every page, handing each item to `each` as it arrives (only one page is in memory at a time).
+  // Returns the list's resourceVersion. Stops with the error of a failed page (a 410 on a later
+  // page means the continue token expired: list again).
+  Result<std::string> ListEach(const Resource& r, const std::string& ns, ListOptions options,
+                               const std::function<void(nlohmann::json& item)>& each);
   // Every page, concatenated: {"items": [...], "metadata": {"resourceVersion": ...}}. A 410 on a
   // later page (the continue token expired) restarts the list once from the beginning.
   Result<nlohmann::json> ListAll(const Resource& r, const std::string& ns, ListOptions options = {});
