@@ -37,6 +37,10 @@ golden: build
 	@GRAYDEBUG_UPDATE_GOLDEN=1 $(BUILD_DIR)/bin/unit_tests -tc='golden*' >/dev/null
 	@git status --short tests/fixtures/injector
 
+## fuzz: libFuzzer targets (ASan+UBSan) for FUZZ_SECONDS each on the committed corpora (not in CI)
+fuzz:
+	@hack/fuzz.sh
+
 ## demo: the main job, end to end on a local control plane
 demo: deps build
 	@hack/demo.sh
