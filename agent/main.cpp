@@ -1,7 +1,13 @@
 // graydebug-agent: the injected metrics sidecar, and with `launch-dlv` the dlv launcher (SPEC §2, §5).
 // This file only wires flags.
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
+
+#include "agent/dlv_launcher.h"
 
 #include "graydebug/cli_app.h"
 #include "graydebug/log.h"
@@ -41,8 +47,26 @@ int LaunchDlv(const std::vector<std::string>& args) {
         flags, "--listen " + listen +
                    " is not a loopback address; dlv has no authentication (pass --allow-non-loopback to opt in)");
   }
-  log::Error("launch-dlv is not part of this build yet (tracked in issue #5); exiting", {{"listen", listen}});
-  return 3;
+  agent::LauncherOptions o;
+  o.dlv_path = dlv_path;
+  o.listen = listen;
+  o.target_pid = static_cast<int>(target_pid);
+  o.target_process = target_process;
+  o.wait_timeout = wait_timeout;
+  // SIGTERM/SIGINT end the launcher (and stop dlv); they are taken by a thread via sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  static std::atomic<bool> stop{false};
+  std::thread([signals]() mutable {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log::Info("signal received; stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    stop = true;
+  }).detach();
+  return agent::RunLauncher(o, stop);
 }
 
 }  // namespace

@@ -1,12 +1,75 @@
-// graydebug-webhook: the mutating admission webhook (SPEC §2). This file only wires flags.
+// graydebug-webhook: the mutating admission webhook (SPEC §2). This file only wires flags, the
+// injector, the HTTPS server, metrics and (with cluster access) the namespace cache.
+#include <signal.h>
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <map>
 #include <string>
 
 #include "graydebug/cli_app.h"
-#include "graydebug/config_file.h"
+#include "graydebug/http_server.h"
+#include "graydebug/kube/config.h"
 #include "graydebug/log.h"
+#include "graydebug/metrics.h"
+#include "graydebug/version.h"
+#include "webhook/admission.h"
+#include "webhook/cluster_state.h"
 
 using namespace graydebug;
+using namespace graydebug::webhook;
+
+namespace {
+
+// Admission metrics (SPEC §5).
+class AdmissionMetrics {
+ public:
+  explicit AdmissionMetrics(prometheus::Registry& registry)
+      : requests_(prometheus::BuildCounter()
+                      .Name("graydebug_admission_requests_total")
+                      .Help("Admission requests by result (injected, skipped, error) and reason")
+                      .Register(registry)),
+        duration_(prometheus::BuildHistogram()
+                      .Name("graydebug_admission_duration_seconds")
+                      .Help("Time to decode, decide and encode one admission request")
+                      .Register(registry)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                                       0.01, 0.025, 0.05, 0.1, 0.25, 1})) {}
+
+  void Record(const AdmissionOutcome& o, double seconds) {
+    requests_.Add({{"result", o.result}, {"reason", o.reason}}).Increment();
+    duration_.Observe(seconds);
+  }
+
+ private:
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Histogram& duration_;
+};
+
+http::Response Serve(const http::Request& req, AdmissionMetrics& metrics,
+                     const std::function<AdmissionReply(std::string_view, std::string_view)>& handle) {
+  auto start = std::chrono::steady_clock::now();
+  AdmissionReply reply = handle(req.content_type, req.body);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics.Record(reply.outcome, seconds);
+  if (reply.outcome.result == "error") {
+    log::Warn("admission request refused",
+              {{"path", req.path}, {"status", std::to_string(reply.status)}, {"reason", reply.outcome.reason},
+               {"remote", req.remote_address}, {"error", reply.body}});
+  } else if (reply.outcome.result == "injected") {
+    log::Info("admitted with mutation", {{"path", req.path}, {"what", reply.outcome.reason}});
+  } else {
+    log::Debug("admitted unchanged", {{"path", req.path}, {"reason", reply.outcome.reason}});
+  }
+  return {reply.status, reply.content_type, std::move(reply.body)};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string listen = ":8443", metrics_addr = ":9090";
@@ -33,10 +96,98 @@ int main(int argc, char** argv) {
   if (tls_cert_file.empty() || tls_key_file.empty()) {
     return UsageError(flags, "--tls-cert-file and --tls-key-file are required (admission webhooks must serve TLS)");
   }
-  if (!config.empty()) {
-    if (std::string why = CheckYamlConfigFile(config); !why.empty()) return UsageError(flags, why);
+  ConfigLoadResult cfg;
+  if (config.empty()) {
+    cfg.ok = true;
+  } else {
+    cfg = LoadInjectionConfig(config);
+    if (!cfg.ok) return UsageError(flags, cfg.error);
   }
-  log::Error("the admission server is not part of this build yet (tracked in issue #4); exiting",
-             {{"listen", listen}, {"metrics_addr", metrics_addr}});
-  return 3;
+
+  // Signals are taken by sigwait below, so block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Cluster access: --kubeconfig, else in-cluster, else standalone (never ~/.kube/config by accident).
+  std::unique_ptr<NamespaceLevels> namespaces;
+  std::unique_ptr<BreakerView> breakers;
+  kube::ConfigOptions co;
+  co.kubeconfig = kubeconfig;
+  co.use_default_locations = false;
+  kube::ConfigResult kc = kube::LoadConfig(co);
+  if (kc.ok) {
+    auto client = kube::Client::Create(kc.config);
+    if (!client.ok()) return UsageError(flags, client.error().ToString());
+    namespaces = std::make_unique<NamespaceLevels>(client.value());
+    log::Info("cluster access", {{"source", kc.config.source}});
+    // The cluster breaker view (ConfigMap graydebug-circuits) comes with the breaker (issue #7).
+    breakers = std::make_unique<StandaloneBreakers>();
+  } else if (kube::IsNoConfig(kc)) {
+    breakers = std::make_unique<StandaloneBreakers>();
+  } else {
+    return UsageError(flags, kc.error);
+  }
+
+  SidecarInjector injector(cfg.config, Version());
+  ClusterView view;
+  view.breakers = breakers.get();
+  if (namespaces) {
+    view.pod_security_enforce = [ns = namespaces.get()](const std::string& n) { return ns->EnforceLevel(n); };
+  }
+  AdmissionHandler admission(injector, view);
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  AdmissionMetrics metrics(*registry);
+
+  http::ServerOptions so;
+  so.listen = listen;
+  so.tls_cert_file = tls_cert_file;
+  so.tls_key_file = tls_key_file;
+  so.threads = static_cast<int>(threads);
+  so.max_body_bytes = kMaxAdmissionBodyBytes;
+  so.name = "webhook";
+  std::string error;
+  auto server = http::Server::Create(so, &error);
+  if (!server) return UsageError(flags, error);
+  server->Handle("POST", "/mutate/pods", [&](const http::Request& r) {
+    return Serve(r, metrics, [&](auto ct, auto body) { return admission.MutatePods(ct, body); });
+  });
+  server->Handle("POST", "/mutate/debugsessions", [&](const http::Request& r) {
+    return Serve(r, metrics, [&](auto ct, auto body) { return admission.MutateDebugSessions(ct, body); });
+  });
+  server->Handle("GET", "/healthz", [](const http::Request&) { return http::Response{200, "text/plain", "ok\n"}; });
+  server->Handle("GET", "/readyz", [&](const http::Request&) {
+    if (!server->TlsLoaded()) return http::Response{503, "text/plain", "serving certificate not loaded\n"};
+    if (namespaces && !namespaces->HasSynced()) return http::Response{503, "text/plain", "namespace cache not synced\n"};
+    return http::Response{200, "text/plain", "ok\n"};
+  });
+
+  auto metrics_server = metrics::StartMetricsServer(metrics_addr, registry, &error);
+  if (!metrics_server) {
+    log::Error("cannot serve metrics", {{"error", error}});
+    return 1;
+  }
+  if (namespaces) namespaces->Start();
+  if (std::string why = server->Start(); !why.empty()) {
+    log::Error("cannot serve admission requests", {{"error", why}});
+    if (namespaces) namespaces->Stop();
+    return 1;
+  }
+  log::Info("serving", {{"listen", listen},
+                        {"port", std::to_string(server->port())},
+                        {"metrics_port", std::to_string(metrics_server->port())},
+                        {"config", config.empty() ? "built-in defaults" : config},
+                        {"version", Version()}});
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log::Info("shutting down: finishing in-flight requests", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  server->Stop();
+  metrics_server->Stop();
+  if (namespaces) namespaces->Stop();
+  log::Info("stopped");
+  return 0;
 }

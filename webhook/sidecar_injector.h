@@ -66,6 +66,7 @@ class SidecarInjector {
  private:
   InjectionConfig config_;
   std::string version_;
+  nlohmann::json dlv_template_, agent_template_;  // built once for the default port
 };
 
 }  // namespace graydebug::webhook

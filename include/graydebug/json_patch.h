@@ -39,6 +39,12 @@ class JsonPatchBuilder {
   std::size_t size() const { return ops_.size(); }
   // The patch as a JSON array.
   const nlohmann::json& ops() const { return ops_; }
+  // Moves the patch out; the builder is empty afterwards.
+  nlohmann::json Take() {
+    nlohmann::json out = std::move(ops_);
+    ops_ = nlohmann::json::array();
+    return out;
+  }
 
  private:
   // Index of the op that created the container at `pointer` in this patch, or -1.

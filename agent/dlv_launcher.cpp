@@ -1,0 +1,155 @@
+#include "agent/dlv_launcher.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "agent/target_finder.h"
+#include "graydebug/log.h"
+
+extern char** environ;
+
+namespace graydebug::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+bool SleepUnlessStopped(milliseconds d, const std::atomic<bool>& stop) {
+  auto until = Clock::now() + d;
+  while (Clock::now() < until) {
+    if (stop) return false;
+    std::this_thread::sleep_for(std::min<milliseconds>(milliseconds(50), d));
+  }
+  return !stop;
+}
+
+std::string Describe(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+pid_t SpawnDlv(const LauncherOptions& o, int target, std::string* error) {
+  std::vector<std::string> args = {o.dlv_path,       "attach",           std::to_string(target),
+                                   "--headless",     "--api-version=2",  "--accept-multiclient",
+                                   "--continue",     "--listen=" + o.listen};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  // posix_spawnp searches PATH for a bare "dlv"; the child's stdout/stderr are ours (container logs).
+  int rc = posix_spawnp(&pid, o.dlv_path.c_str(), nullptr, nullptr, argv.data(), environ);
+  if (rc != 0) {
+    *error = "cannot start " + o.dlv_path + ": " + strerror(rc);
+    return -1;
+  }
+  return pid;
+}
+
+// SIGTERM, then SIGKILL after a grace period; reaps the child.
+void StopDlv(pid_t pid) {
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  log::Warn("dlv did not stop within 5s after SIGTERM; killing it", {{"dlv_pid", std::to_string(pid)}});
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+
+int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
+  ProcFs fs;
+  TargetQuery query;
+  query.pid = o.target_pid;
+  query.process_name = o.target_process;
+  query.self_pid = static_cast<int>(getpid());
+  int failures = 0;
+
+  while (!stop) {
+    // 1. The target.
+    auto deadline = Clock::now() + o.wait_timeout;
+    TargetResult found;
+    bool said_waiting = false;
+    while (!stop) {
+      found = ChooseTarget(ListProcesses(fs), query);
+      if (found.target) break;
+      if (Clock::now() >= deadline) {
+        log::Error("no target process appeared; giving up",
+                   {{"waited", std::to_string(o.wait_timeout.count()) + "ms"}, {"why", found.why}});
+        return 1;
+      }
+      if (!said_waiting) {
+        log::Info("waiting for the target process", {{"why", found.why}});
+        said_waiting = true;
+      }
+      SleepUnlessStopped(o.poll_interval, stop);
+    }
+    if (stop) break;
+    const ProcessInfo target = *found.target;
+    log::Info("target found", {{"pid", std::to_string(target.pid)}, {"comm", target.comm}, {"why", found.why}});
+
+    // 2. dlv on it, for as long as the target lives.
+    while (!stop && fs.Alive(target.pid, target.start_ticks)) {
+      std::string error;
+      pid_t dlv = SpawnDlv(o, target.pid, &error);
+      if (dlv < 0) {
+        log::Error("cannot start dlv", {{"error", error}});
+        return 1;
+      }
+      log::Info("dlv started", {{"dlv_pid", std::to_string(dlv)},
+                                {"target_pid", std::to_string(target.pid)},
+                                {"listen", o.listen}});
+      auto started = Clock::now();
+      int status = 0;
+      bool exited = false;
+      while (!stop) {
+        if (waitpid(dlv, &status, WNOHANG) == dlv) {
+          exited = true;
+          break;
+        }
+        if (!fs.Alive(target.pid, target.start_ticks)) break;
+        std::this_thread::sleep_for(o.poll_interval);
+      }
+      if (!exited) {
+        if (stop) {
+          log::Info("stopping dlv", {{"dlv_pid", std::to_string(dlv)}});
+        } else {
+          log::Info("target exited; stopping dlv", {{"target_pid", std::to_string(target.pid)}});
+        }
+        StopDlv(dlv);
+        break;
+      }
+      bool target_alive = fs.Alive(target.pid, target.start_ticks);
+      if (!target_alive) {
+        log::Info("dlv exited with its target", {{"dlv", Describe(status)}, {"target_pid", std::to_string(target.pid)}});
+        break;
+      }
+      failures = Clock::now() - started >= o.stable_after ? 1 : failures + 1;
+      milliseconds wait = std::min<milliseconds>(o.backoff_cap, o.backoff_base * (int64_t{1} << std::min(failures - 1, 16)));
+      log::Warn("dlv exited; restarting with backoff",
+                {{"dlv", Describe(status)}, {"restart_in", std::to_string(wait.count()) + "ms"},
+                 {"failures", std::to_string(failures)}});
+      SleepUnlessStopped(wait, stop);
+    }
+    if (!stop && o.target_pid > 0) {
+      log::Error("the target given by --target-pid exited", {{"target_pid", std::to_string(o.target_pid)}});
+      return 1;
+    }
+    if (!stop) log::Info("looking for the restarted target");
+  }
+  log::Info("launcher stopped");
+  return 0;
+}
+
+}  // namespace graydebug::agent

@@ -1,0 +1,103 @@
+// In-process cost of one admission: decode the AdmissionReview + SidecarInjector + encode the
+// reply, for gray pods of about 2, 16 and 64 KB. Beside it, in the same run, the floor: parsing
+// and re-serialising the same body with nlohmann_json and nothing else. Prints one JSON line per
+// size: ns/op (median of --runs) and heap allocations per op (operator new is counted).
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "webhook/admission.h"
+
+namespace {
+std::atomic<std::uint64_t> g_allocs{0};
+}
+
+void* operator new(std::size_t n) {
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+using json = nlohmann::json;
+using namespace graydebug::webhook;
+
+// A gray pod padded to about `bytes` with realistic content: env vars and config annotations.
+std::string Review(const std::string& fixture, std::size_t bytes) {
+  std::ifstream in(fixture);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json pod = json::parse(ss.str());
+  json review = {{"apiVersion", "admission.k8s.io/v1"},
+                 {"kind", "AdmissionReview"},
+                 {"request",
+                  {{"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},
+                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+                   {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+                   {"namespace", "shop"},
+                   {"operation", "CREATE"},
+                   {"userInfo", {{"username", "system:serviceaccount:kube-system:replicaset-controller"}}},
+                   {"object", pod}}}};
+  for (int i = 0; review.dump().size() < bytes; ++i) {
+    json& env = review["request"]["object"]["spec"]["containers"][0]["env"];
+    env.push_back({{"name", "FEATURE_FLAG_" + std::to_string(i)}, {"value", "enabled-for-gray-release-v2-alpha"}});
+  }
+  return review.dump();
+}
+
+template <class F>
+std::pair<double, double> Measure(F&& f, int iterations, int runs) {
+  std::vector<double> ns;
+  double allocs = 0;
+  for (int r = 0; r < runs; ++r) {
+    std::uint64_t a0 = g_allocs.load();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < iterations; ++i) f();
+    auto t1 = std::chrono::steady_clock::now();
+    ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / iterations);
+    allocs = static_cast<double>(g_allocs.load() - a0) / iterations;
+  }
+  std::sort(ns.begin(), ns.end());
+  return {ns[ns.size() / 2], allocs};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string fixture = argc > 1 ? argv[1] : "tests/fixtures/injector/simple-gray.pod.json";
+  int runs = argc > 2 ? std::atoi(argv[2]) : 5;
+  SidecarInjector injector({}, "bench");
+  AdmissionHandler handler(injector, {});
+  for (std::size_t kb : {2, 16, 64}) {
+    std::string body = Review(fixture, kb * 1024);
+    AdmissionReply check = handler.MutatePods("application/json", body);
+    if (check.outcome.result != "injected") {
+      std::cerr << "bench: the pod was not injected: " << check.body << "\n";
+      return 1;
+    }
+    int iterations = static_cast<int>(20000 / kb);
+    auto [ns, allocs] = Measure([&] { (void)handler.MutatePods("application/json", body); }, iterations, runs);
+    auto [floor_ns, floor_allocs] = Measure(
+        [&] {
+          json j = json::parse(body);
+          std::string out = j.dump();
+          (void)out;
+        },
+        iterations, runs);
+    std::printf(
+        "{\"size_kb\":%zu,\"bytes\":%zu,\"ns_per_op\":%.0f,\"allocs_per_op\":%.0f,\"parse_dump_ns\":%.0f,"
+        "\"parse_dump_allocs\":%.0f}\n",
+        kb, body.size(), ns, allocs, floor_ns, floor_allocs);
+  }
+  return 0;
+}

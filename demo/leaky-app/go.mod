@@ -1,0 +1,3 @@
+module graydebug.io/demo/leaky-app
+
+go 1.22

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace graydebug::http {
+
+// One request, its body already read in full (and within ServerOptions::max_body_bytes).
+struct Request {
+  std::string method;          // "GET", "POST", ...
+  std::string path;            // as sent, still percent-encoded: "/mutate/pods"
+  std::string query;           // without the '?': "timeout=10s"
+  std::string content_type;    // the raw Content-Type header, "" when absent
+  std::string remote_address;  // the peer's IP address
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// Runs on one of the server's handler threads, never on cpprest's I/O threads, so it may block
+// briefly. May throw: the server answers 500 with a one-line JSON error and logs the exception.
+using Handler = std::function<Response(const Request&)>;
+
+struct ServerOptions {
+  std::string listen = ":8443";  // "host:port", ":port" (= 0.0.0.0:port); port 0 picks a free one
+  // Both empty: plain HTTP (metrics, health). Both set: TLS, reloaded when the files change.
+  std::string tls_cert_file;  // PEM: the certificate, then any intermediates
+  std::string tls_key_file;   // PEM: its private key (RSA or ECDSA), unencrypted
+  std::size_t max_body_bytes = 6u << 20;  // larger bodies get 413
+  // Sizes cpprest's process-wide I/O pool (the first server or client in the process wins) and
+  // this server's handler threads. Clamped to at least 2.
+  int threads = 2;
+  std::chrono::milliseconds reload_interval{1000};  // how often the TLS files are checked
+  std::chrono::milliseconds drain_timeout{10000};   // how long Stop waits for in-flight requests
+  std::string name = "https";                       // the "server" field of its log lines
+};
+
+// An HTTP/1.1 server (TLS 1.2+ when given a certificate) over cpprest's listener, shared by every
+// graydebug binary that serves. Routes are exact paths; errors are answered in JSON
+// ({"error": "..."}): 404 unknown path, 405 wrong method, 413 body too large, 400 bad framing,
+// 500 handler threw. No exception ever leaves it.
+class Server {
+ public:
+  // Checks the options and, for TLS, loads the certificate and key. Returns nullptr and one line
+  // in *error when the listen address is malformed, only one of the TLS files is given, a file is
+  // unreadable or not PEM, or the key does not match the certificate.
+  static std::unique_ptr<Server> Create(ServerOptions options, std::string* error);
+  ~Server();  // Stop()s
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Routes `method` on `path` to `handler`. Only before Start; later calls are ignored and logged.
+  void Handle(std::string method, std::string path, Handler handler);
+
+  // Binds and starts serving. Returns "" when listening, else one line (address in use, cannot
+  // resolve the host, started twice).
+  std::string Start();
+
+  // The bound port (the real one when listen asked for port 0); 0 before Start.
+  int port() const;
+  // True when a valid certificate/key pair is in use (always false for plain HTTP): for /readyz.
+  bool TlsLoaded() const;
+  // How many times changed TLS files were loaded (the initial load is not counted).
+  std::uint64_t cert_reloads() const;
+
+  // Graceful and idempotent: answers further requests with "Connection: close", waits up to
+  // drain_timeout for in-flight requests to finish, then closes every connection and returns.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace graydebug::http

@@ -1,0 +1,294 @@
+// graydebug-webhook against the real control plane: a MutatingWebhookConfiguration pointing at the
+// real binary over TLS; kubectl creates pods and DebugSessions through it.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <fstream>
+#include <thread>
+
+#include "graydebug/base64.h"
+#include "support/local_cluster.h"
+#include "support/process.h"
+#include "support/test_pki.h"
+
+using graydebug::testing::Child;
+using graydebug::testing::LocalCluster;
+using graydebug::testing::ProcessResult;
+using graydebug::testing::Run;
+using graydebug::testing::TestPki;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The webhook binary with its own certificate, listening on a free loopback port.
+struct Webhook {
+  TestPki pki;
+  std::unique_ptr<Child> child;
+  std::string log_path;
+  int port = 0, metrics_port = 0;
+
+  bool Start(const std::string& kubeconfig, const std::string& config = "") {
+    if (!pki.ok() || !pki.Issue("serving", "graydebug-webhook-1")) return false;
+    log_path = pki.dir() + "/webhook.log";
+    std::vector<std::string> argv = {std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-webhook",
+                                     "--listen=127.0.0.1:0",
+                                     "--metrics-addr=127.0.0.1:0",
+                                     "--tls-cert-file=" + pki.dir() + "/serving.crt",
+                                     "--tls-key-file=" + pki.dir() + "/serving.key",
+                                     "--kubeconfig=" + kubeconfig,
+                                     "--log-level=debug"};
+    if (!config.empty()) argv.push_back("--config=" + config);
+    child = Child::Spawn(argv, log_path);
+    if (!child) return false;
+    for (int i = 0; i < 300 && port == 0; ++i) {
+      std::this_thread::sleep_for(50ms);
+      std::istringstream lines(child->Output());
+      for (std::string line; std::getline(lines, line);) {
+        json j = json::parse(line, nullptr, false);
+        if (j.is_object() && j.value("msg", "") == "serving") {
+          port = std::stoi(j.value("port", "0"));
+          metrics_port = std::stoi(j.value("metrics_port", "0"));
+        }
+      }
+    }
+    return port != 0;
+  }
+  std::string Url(const std::string& path) const { return "https://127.0.0.1:" + std::to_string(port) + path; }
+  ProcessResult Curl(const std::string& path) const {
+    return Run({"curl", "-sS", "--cacert", pki.ca_file(), "-o", "/dev/stdout", "-w", "\n%{http_code}", Url(path)});
+  }
+  bool WaitReady() const {
+    for (int i = 0; i < 200; ++i) {
+      if (Curl("/readyz").out.ends_with("200")) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+  std::string Metrics() const {
+    return Run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"}).out;
+  }
+};
+
+std::string WebhookConfiguration(const Webhook& w, const std::string& name) {
+  // timeoutSeconds: admission sits on the path of every pod creation; the injector answers in
+  // well under a millisecond, so 5 s only bounds a hung webhook, and failurePolicy: Ignore then
+  // admits the pod unmodified rather than blocking a rollout.
+  json cfg = {
+      {"apiVersion", "admissionregistration.k8s.io/v1"},
+      {"kind", "MutatingWebhookConfiguration"},
+      {"metadata", {{"name", name}}},
+      {"webhooks",
+       {{{"name", "pods.graydebug.io"},
+         {"admissionReviewVersions", {"v1", "v1beta1"}},
+         {"sideEffects", "None"},
+         {"failurePolicy", "Ignore"},
+         {"timeoutSeconds", 5},
+         {"reinvocationPolicy", "IfNeeded"},
+         {"clientConfig", {{"url", w.Url("/mutate/pods")}, {"caBundle", graydebug::EncodeBase64(w.pki.ca_pem())}}},
+         {"rules", {{{"operations", {"CREATE"}}, {"apiGroups", {""}}, {"apiVersions", {"v1"}}, {"resources", {"pods"}}}}},
+         {"objectSelector", {{"matchLabels", {{"graydebug.io/inject", "true"}}}}},
+         {"namespaceSelector",
+          {{"matchExpressions",
+            {{{"key", "kubernetes.io/metadata.name"}, {"operator", "NotIn"}, {"values", {"kube-system", "graydebug-system"}}}}}}}},
+        {{"name", "debugsessions.graydebug.io"},
+         {"admissionReviewVersions", {"v1"}},
+         {"sideEffects", "None"},
+         {"failurePolicy", "Fail"},  // requestedBy is an audit field: never store a session without it
+         {"timeoutSeconds", 5},
+         {"clientConfig",
+          {{"url", w.Url("/mutate/debugsessions")}, {"caBundle", graydebug::EncodeBase64(w.pki.ca_pem())}}},
+         {"rules",
+          {{{"operations", {"CREATE", "UPDATE"}},
+            {"apiGroups", {"graydebug.io"}},
+            {"apiVersions", {"v1alpha1"}},
+            {"resources", {"debugsessions"}}}}}}}}};
+  return cfg.dump();
+}
+
+json Pod(const std::string& name, bool gray) {
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", name}, {"labels", {{"app", "order"}, {"version", "v2-alpha"}}}}},
+              {"spec",
+               {{"containers",
+                 {{{"name", "order"}, {"image", "registry.example.com/order:v2"}, {"ports", {{{"containerPort", 8080}}}}}}}}}};
+  if (gray) pod["metadata"]["labels"]["graydebug.io/inject"] = "true";
+  return pod;
+}
+
+std::vector<std::string> ContainerNames(const json& pod) {
+  std::vector<std::string> out;
+  for (const auto& c : pod["spec"]["containers"]) out.push_back(c["name"]);
+  return out;
+}
+
+json GetPod(const LocalCluster& c, const std::string& ns, const std::string& name) {
+  auto r = c.Kubectl({"get", "pod", "-n", ns, name, "-o", "json"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  return json::parse(r.out);
+}
+
+// The webhook configuration takes effect asynchronously in the API server: wait until a probe pod
+// comes back injected.
+bool WaitForWebhook(const LocalCluster& c, const std::string& ns) {
+  for (int i = 0; i < 100; ++i) {
+    json probe = Pod("probe-" + std::to_string(i), true);
+    auto r = c.Kubectl({"create", "-n", ns, "--dry-run=server", "-o", "json", "-f", "-"}, probe.dump());
+    if (r.exit_code == 0 && json::parse(r.out)["spec"]["containers"].size() == 3) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("webhook: gray pods get sidecars through the real API server, others pass unchanged") {
+  LocalCluster& c = LocalCluster::Shared();
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  Webhook w;
+  REQUIRE_MESSAGE(w.Start(c.kubeconfig()), w.pki.error(), w.child ? w.child->Output() : "");
+  REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
+  CHECK(w.Curl("/healthz").out.ends_with("200"));
+
+  REQUIRE(c.Kubectl({"create", "namespace", "wh-shop"}).exit_code == 0);
+  REQUIRE(c.Kubectl({"create", "namespace", "wh-strict"}).exit_code == 0);
+  REQUIRE(c.Kubectl({"label", "namespace", "wh-strict", "pod-security.kubernetes.io/enforce=baseline"}).exit_code == 0);
+  auto apply = c.Kubectl({"apply", "-f", "-"}, WebhookConfiguration(w, "graydebug-it"));
+  REQUIRE_MESSAGE(apply.exit_code == 0, apply.err);
+  REQUIRE_MESSAGE(WaitForWebhook(c, "wh-shop"), w.child->Output());
+
+  {
+    INFO("a gray pod is stored with dlv-server and graydebug-agent");
+    auto r = c.Kubectl({"create", "-n", "wh-shop", "-f", "-"}, Pod("gray-1", true).dump());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    json pod = GetPod(c, "wh-shop", "gray-1");
+    CHECK(ContainerNames(pod) == std::vector<std::string>{"order", "dlv-server", "graydebug-agent"});
+    CHECK(pod["spec"]["shareProcessNamespace"] == true);
+    CHECK(pod["metadata"]["labels"]["graydebug.io/injected"] == "true");
+    json status = json::parse(pod["metadata"]["annotations"]["graydebug.io/status"].get<std::string>());
+    CHECK(status["containers"] == json{"dlv-server", "graydebug-agent"});
+    CHECK(pod["spec"]["containers"][1]["securityContext"]["capabilities"]["add"] == json{"SYS_PTRACE"});
+    CHECK(pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "order");
+  }
+  {
+    INFO("a plain pod is stored unchanged");
+    REQUIRE(c.Kubectl({"create", "-n", "wh-shop", "-f", "-"}, Pod("plain-1", false).dump()).exit_code == 0);
+    json pod = GetPod(c, "wh-shop", "plain-1");
+    CHECK(ContainerNames(pod) == std::vector<std::string>{"order"});
+    CHECK_FALSE(pod["metadata"].contains("annotations"));
+    CHECK_FALSE(pod["metadata"]["labels"].contains("graydebug.io/injected"));
+  }
+  {
+    INFO("kubectl create --dry-run=server shows the injection and stores nothing");
+    auto r = c.Kubectl({"create", "-n", "wh-shop", "--dry-run=server", "-o", "json", "-f", "-"}, Pod("dry-1", true).dump());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(ContainerNames(json::parse(r.out)).size() == 3);
+    CHECK(c.Kubectl({"get", "pod", "-n", "wh-shop", "dry-1"}).exit_code != 0);
+  }
+  {
+    INFO("a namespace enforcing Pod Security baseline is skipped with pod-security");
+    // The namespace informer may lag the label by a moment.
+    json pod;
+    for (int i = 0; i < 50; ++i) {
+      auto r = c.Kubectl({"create", "-n", "wh-strict", "--dry-run=server", "-o", "json", "-f", "-"}, Pod("psa", true).dump());
+      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+      pod = json::parse(r.out);
+      if (ContainerNames(pod).size() == 1) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    CHECK(ContainerNames(pod).size() == 1);
+    CHECK(w.Metrics().find("reason=\"pod-security\"") != std::string::npos);
+  }
+  {
+    INFO("DebugSessions get spec.requestedBy from the request's user, not from the user's text");
+    REQUIRE(c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
+                .exit_code == 0);
+    REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"})
+                .exit_code == 0);
+    REQUIRE(c.Kubectl({"create", "role", "-n", "wh-shop", "dbgs-user", "--verb=create,get,patch",
+                       "--resource=debugsessions.graydebug.io"})
+                .exit_code == 0);
+    REQUIRE(c.Kubectl({"create", "rolebinding", "-n", "wh-shop", "alice", "--role=dbgs-user", "--user=alice"}).exit_code ==
+            0);
+    json session = {{"apiVersion", "graydebug.io/v1alpha1"},
+                    {"kind", "DebugSession"},
+                    {"metadata", {{"name", "leak-hunt"}}},
+                    {"spec",
+                     {{"target", {{"pod", "gray-1"}}},
+                      {"ttl", "15m"},
+                      {"requestedBy", {{"username", "mallory"}, {"groups", {"system:masters"}}}}}}};
+    ProcessResult r;
+    for (int i = 0; i < 50; ++i) {  // the CRD's REST mapping may take a moment to appear
+      r = c.Kubectl({"create", "-n", "wh-shop", "--as=alice", "--as-group=dev", "-f", "-"}, session.dump());
+      if (r.exit_code == 0) break;
+      std::this_thread::sleep_for(200ms);
+    }
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    auto got = c.Kubectl({"get", "debugsession", "-n", "wh-shop", "leak-hunt", "-o", "json"});
+    json by = json::parse(got.out)["spec"]["requestedBy"];
+    CHECK(by["username"] == "alice");
+    CHECK(std::find(by["groups"].begin(), by["groups"].end(), "dev") != by["groups"].end());
+    CHECK(std::find(by["groups"].begin(), by["groups"].end(), "system:masters") == by["groups"].end());
+    // An update keeps it (the CRD's CEL rule would refuse a change; the webhook restores it first).
+    auto patch = c.Kubectl({"patch", "debugsession", "-n", "wh-shop", "leak-hunt", "--as=alice", "--type=merge", "-p",
+                            R"({"spec":{"ttl":"5m","requestedBy":{"username":"mallory","groups":[]}}})"});
+    CHECK_MESSAGE(patch.exit_code == 0, patch.err);
+    got = c.Kubectl({"get", "debugsession", "-n", "wh-shop", "leak-hunt", "-o", "json"});
+    CHECK(json::parse(got.out)["spec"]["requestedBy"]["username"] == "alice");
+    CHECK(json::parse(got.out)["spec"]["ttl"] == "5m");
+  }
+  {
+    INFO("a rotated certificate is served to new connections with no failed admission");
+    auto serial_of = [&]() {
+      auto r = Run({"sh", "-c",
+                    "openssl s_client -connect 127.0.0.1:" + std::to_string(w.port) +
+                        " -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -subject"});
+      return r.out;
+    };
+    CHECK(serial_of().find("graydebug-webhook-1") != std::string::npos);
+    REQUIRE(w.pki.Issue("next", "graydebug-webhook-2"));
+    std::atomic<bool> done{false};
+    std::atomic<int> created{0}, injected{0};
+    std::thread load([&] {
+      for (int i = 0; !done; ++i) {
+        std::string name = "rot-" + std::to_string(i);
+        auto r = c.Kubectl({"create", "-n", "wh-shop", "--dry-run=server", "-o", "json", "-f", "-"}, Pod(name, true).dump());
+        if (r.exit_code != 0) continue;
+        created++;
+        if (json::parse(r.out)["spec"]["containers"].size() == 3) injected++;
+      }
+    });
+    // Swap the pair the way Kubernetes does: new files, then renames over the old ones.
+    std::filesystem::rename(w.pki.dir() + "/next.key", w.pki.dir() + "/serving.key.tmp");
+    std::filesystem::rename(w.pki.dir() + "/next.crt", w.pki.dir() + "/serving.crt.tmp");
+    std::filesystem::rename(w.pki.dir() + "/serving.key.tmp", w.pki.dir() + "/serving.key");
+    std::filesystem::rename(w.pki.dir() + "/serving.crt.tmp", w.pki.dir() + "/serving.crt");
+    bool rotated = false;
+    for (int i = 0; i < 100 && !rotated; ++i) {
+      std::this_thread::sleep_for(100ms);
+      rotated = serial_of().find("graydebug-webhook-2") != std::string::npos;
+    }
+    while (created < 5) std::this_thread::sleep_for(50ms);
+    done = true;
+    load.join();
+    CHECK(rotated);
+    CHECK(created > 0);
+    CHECK(injected == created.load());
+  }
+  {
+    INFO("with the webhook stopped, gray pods are still admitted, unmodified");
+    w.child->Signal(SIGTERM);
+    CHECK(w.child->Wait(20s) == 0);
+    CHECK(w.child->Output().find("\"msg\":\"stopped\"") != std::string::npos);
+    auto r = c.Kubectl({"create", "-n", "wh-shop", "-f", "-"}, Pod("gray-down", true).dump());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(ContainerNames(GetPod(c, "wh-shop", "gray-down")) == std::vector<std::string>{"order"});
+  }
+  c.Kubectl({"delete", "mutatingwebhookconfiguration", "graydebug-it", "--ignore-not-found"});
+  c.Kubectl({"delete", "namespace", "wh-shop", "wh-strict", "--wait=false"});
+}
