@@ -40,8 +40,8 @@ struct Webhook {
                                      "--metrics-addr=127.0.0.1:0",
                                      "--tls-cert-file=" + pki.dir() + "/serving.crt",
                                      "--tls-key-file=" + pki.dir() + "/serving.key",
-                                     "--kubeconfig=" + kubeconfig,
                                      "--log-level=debug"};
+    if (!kubeconfig.empty()) argv.push_back("--kubeconfig=" + kubeconfig);
     if (!config.empty()) argv.push_back("--config=" + config);
     child = Child::Spawn(argv, log_path);
     if (!child) return false;
@@ -291,4 +291,93 @@ TEST_CASE("webhook: gray pods get sidecars through the real API server, others p
   }
   c.Kubectl({"delete", "mutatingwebhookconfiguration", "graydebug-it", "--ignore-not-found"});
   c.Kubectl({"delete", "namespace", "wh-shop", "wh-strict", "--wait=false"});
+}
+
+TEST_CASE("webhook: hostile HTTP gets 413/415/400 with one line, and never starves real requests") {
+  Webhook w;
+  REQUIRE_MESSAGE(w.Start(""), w.pki.error(), w.child ? w.child->Output() : "");
+  REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
+  CHECK(w.child->Output().find("running standalone") != std::string::npos);
+  std::string dir = w.pki.dir();
+  auto post = [&](const std::string& file, const std::string& content_type) {
+    return Run({"curl", "-sS", "--cacert", w.pki.ca_file(), "-H", "Content-Type: " + content_type, "--data-binary",
+                "@" + file, "-o", "/dev/stdout", "-w", "\n%{http_code}", w.Url("/mutate/pods")});
+  };
+  auto write = [&](const std::string& name, const std::string& body) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << body;
+    return dir + "/" + name;
+  };
+  json review = {{"apiVersion", "admission.k8s.io/v1"},
+                 {"kind", "AdmissionReview"},
+                 {"request",
+                  {{"uid", "u-1"},
+                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+                   {"namespace", "shop"},
+                   {"operation", "CREATE"},
+                   {"object", Pod("p", true)}}}};
+  std::string good = write("good.json", review.dump());
+  struct Case {
+    std::string file, content_type, status, want;
+  };
+  std::vector<Case> cases = {
+      {write("big.json", std::string(7u << 20, ' ')), "application/json", "413", ""},
+      {good, "text/plain", "415", "Content-Type"},
+      {write("notjson.json", "{\"request\": nope"), "application/json", "400", "not JSON"},
+      {write("norequest.json", "{\"apiVersion\":\"admission.k8s.io/v1\"}"), "application/json", "400", "no request"},
+      {write("nouid.json", "{\"request\":{\"kind\":{\"kind\":\"Pod\"}}}"), "application/json", "400", "no uid"},
+      {write("deep.json", std::string(100000, '[') + std::string(100000, ']')), "application/json", "400", "deeper"},
+      {write("utf8.json", "{\"request\":{\"uid\":\"\xc3\x28\"}}"), "application/json", "400", "not JSON"},
+  };
+  for (const Case& c : cases) {
+    auto r = post(c.file, c.content_type);
+    CAPTURE(c.file);
+    CHECK(r.out.ends_with(c.status));
+    std::string body = r.out.substr(0, r.out.rfind('\n'));
+    CHECK(body.find('\n') == std::string::npos);
+    if (!c.want.empty()) CHECK_MESSAGE(body.find(c.want) != std::string::npos, body);
+  }
+  auto ok = post(good, "application/json");
+  REQUIRE(ok.out.ends_with("200"));
+  json reply = json::parse(ok.out.substr(0, ok.out.rfind('\n')));
+  CHECK(reply["response"]["uid"] == "u-1");
+  CHECK(reply["response"]["patchType"] == "JSONPatch");
+  CHECK(w.Curl("/mutate/pods").out.ends_with("405"));
+  CHECK(w.Curl("/nope").out.ends_with("404"));
+
+  // Idle TLS connections and clients that send half a request, beside 300 concurrent real ones.
+  std::vector<std::unique_ptr<Child>> idle;
+  for (int i = 0; i < 20; ++i) {
+    idle.push_back(Child::Spawn({"sh", "-c", "sleep 60 | openssl s_client -quiet -connect 127.0.0.1:" +
+                                                 std::to_string(w.port)},
+                                "/dev/null"));
+    idle.push_back(Child::Spawn(
+        {"sh", "-c",
+         "(printf 'POST /mutate/pods HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\nContent-Length: 1000\\r\\n\\r\\n{'; "
+         "sleep 60) | openssl s_client -quiet -connect 127.0.0.1:" + std::to_string(w.port)},
+        "/dev/null"));
+  }
+  std::this_thread::sleep_for(500ms);
+  std::string urls = write("urls.txt", [&] {
+    std::string cfg;
+    for (int i = 0; i < 300; ++i) {
+      cfg += "url = \"" + w.Url("/mutate/pods") + "\"\n-o /dev/null\n";
+    }
+    return cfg;
+  }());
+  auto burst = Run({"curl", "-sS", "--parallel", "--parallel-max", "300", "--cacert", w.pki.ca_file(), "-H",
+                    "Content-Type: application/json", "--data-binary", "@" + good, "-w", "%{http_code}\n", "-K", urls},
+                   "", 120s);
+  int ok_count = 0;
+  std::istringstream codes(burst.out);
+  for (std::string line; std::getline(codes, line);) ok_count += line == "200";
+  CHECK_MESSAGE(ok_count == 300, burst.err);
+  for (auto& c : idle) c->Signal(SIGKILL);
+  // Still healthy, and the metrics counted every class of answer.
+  CHECK(w.Curl("/healthz").out.ends_with("200"));
+  std::string m = w.Metrics();
+  CHECK(m.find("graydebug_admission_requests_total{reason=\"unsupported-media-type\",result=\"error\"} 1") !=
+        std::string::npos);
+  CHECK(m.find("graydebug_admission_requests_total{reason=\"pod\",result=\"injected\"} 301") != std::string::npos);
+  w.child->Signal(SIGTERM);
+  CHECK(w.child->Wait(20s) == 0);
 }
