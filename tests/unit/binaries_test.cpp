@@ -2,6 +2,11 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
 #include "graydebug/version.h"
 #include "support/process.h"
 
@@ -71,4 +76,55 @@ TEST_CASE("a valid command line gets past flag parsing") {
                 "--health-addr", ":8081", "--lease-namespace", "graydebug-system", "--log-format=logfmt"});
   CHECK(r.exit_code == 3);
   CHECK(r.err.find("level=error component=controller") != std::string::npos);
+}
+
+// The image cannot be built here (no Docker engine), so check what the Dockerfile relies on: every
+// path it copies exists (sources in the repository, binaries in the build output), the CMake
+// options it passes exist, and it pins dlv like hack/tools/versions.env.
+TEST_CASE("Dockerfile: every copied path and option exists") {
+  std::string src = GRAYDEBUG_SOURCE_DIR;
+  std::ifstream in(src + "/Dockerfile");
+  REQUIRE(in);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Join continuation lines.
+  for (std::size_t p; (p = text.find("\\\n")) != std::string::npos;) text.replace(p, 2, " ");
+  std::istringstream lines(text);
+  std::ifstream cm(src + "/CMakeLists.txt");
+  std::string cmake((std::istreambuf_iterator<char>(cm)), std::istreambuf_iterator<char>());
+  int copies = 0;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string x; words >> x;) w.push_back(x);
+    if (w.empty()) continue;
+    if (w[0] == "COPY") {
+      bool from_stage = w.size() > 1 && w[1].rfind("--from=", 0) == 0;
+      for (std::size_t i = from_stage ? 2 : 1; i + 1 < w.size(); ++i) {
+        ++copies;
+        std::string path = w[i];
+        CAPTURE(path);
+        if (!from_stage) {
+          CHECK(std::filesystem::exists(src + "/" + path));
+        } else if (path.rfind("/src/build/bin/", 0) == 0) {
+          CHECK(std::filesystem::exists(std::string(GRAYDEBUG_BIN_DIR) + "/" + path.substr(15)));
+        } else if (path == "/go/bin/leaky-app") {
+          CHECK(std::filesystem::exists(std::string(GRAYDEBUG_BIN_DIR) + "/leaky-app"));
+        } else {
+          CHECK(path == "/go/bin/dlv");
+        }
+      }
+    }
+    for (const auto& x : w) {
+      if (x.rfind("-DGRAYDEBUG_", 0) == 0) {
+        std::string option = x.substr(2, x.find('=') - 2);
+        CHECK_MESSAGE(cmake.find("option(" + option + " ") != std::string::npos, option);
+      }
+      if (x.rfind("DLV_VERSION=", 0) == 0) {
+        std::ifstream v(src + "/hack/tools/versions.env");
+        std::string versions((std::istreambuf_iterator<char>(v)), std::istreambuf_iterator<char>());
+        CHECK(versions.find(x) != std::string::npos);
+      }
+    }
+  }
+  CHECK(copies >= 10);
 }
