@@ -1,0 +1,267 @@
+#include "controller/session_reconciler.h"
+
+#include <doctest/doctest.h>
+
+#include "graydebug/kube/time.h"
+
+using namespace graydebug::controller;
+using graydebug::Clock;
+using graydebug::kube::FormatTime;
+using graydebug::kube::ParseTime;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const Clock::Wall kT0 = *ParseTime("2026-11-26T10:00:00Z");
+
+json Session(const std::string& pod = "order-1", const std::string& ttl = "15m") {
+  json s = {{"apiVersion", "graydebug.io/v1alpha1"},
+            {"kind", "DebugSession"},
+            {"metadata",
+             {{"name", "leak-hunt"},
+              {"namespace", "shop"},
+              {"generation", 1},
+              {"uid", "u1"},
+              {"creationTimestamp", FormatTime(kT0)},
+              {"finalizers", {kFinalizer}}}},
+            {"spec", {{"target", {{"pod", pod}}}, {"ttl", ttl}}}};
+  return s;
+}
+
+json Pod(const std::string& name, const std::string& phase = "Running", const std::string& ip = "10.0.0.7",
+         const std::string& created = "2026-11-26T09:00:00Z") {
+  json p = {{"metadata",
+             {{"name", name},
+              {"namespace", "shop"},
+              {"creationTimestamp", created},
+              {"labels", {{"app", "order"}, {"version", "v2-alpha"}, {"graydebug.io/injected", "true"}}},
+              {"annotations", {{"graydebug.io/status", R"({"dlvPort":2345,"agentPort":9102})"}}}}},
+            {"spec",
+             {{"containers",
+               {{{"name", "order"}},
+                {{"name", "dlv-server"}},
+                {{"name", "graydebug-agent"}, {"ports", {{{"name", "gd-agent"}, {"containerPort", 9102}}}}}}}}},
+            {"status", {{"phase", phase}}}};
+  if (!ip.empty()) p["status"]["podIP"] = ip;
+  return p;
+}
+
+struct Driver {
+  SessionReconciler r{ReconcilerConfig{}};
+  json session = Session();
+  std::vector<json> pods = {Pod("order-1")};
+  CircuitView circuit;
+
+  // One reconcile as the controller does it: reconcile, probe when asked (with `probe`), store.
+  SessionActions Step(Clock::Wall now, std::optional<ProbeResult> probe = ProbeResult{true, 0.012, "", false}) {
+    SessionInput in{session, pods, circuit, std::nullopt, now};
+    SessionActions a = r.Reconcile(in);
+    if (a.probe && probe) {
+      in.probe = probe;
+      a = r.Reconcile(in);
+    }
+    session["status"] = a.status;
+    if (a.add_finalizer) session["metadata"]["finalizers"] = {kFinalizer};
+    return a;
+  }
+  std::string Phase() const { return session["status"].value("phase", ""); }
+};
+
+const json* Condition(const json& status, const std::string& type) {
+  for (const json& c : status["conditions"]) {
+    if (c["type"] == type) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("session: pending -> attaching -> active with latency, pod, release and connect line") {
+  Driver d;
+  SessionActions a = d.Step(kT0 + 1s);
+  CHECK(d.Phase() == "Active");
+  CHECK(a.status_changed);
+  CHECK(a.active);
+  CHECK(a.release == "shop/v2-alpha");
+  REQUIRE(a.attempt);
+  CHECK(a.attempt->ok);
+  const json& st = d.session["status"];
+  CHECK(st["pod"] == "order-1");
+  CHECK(st["podIP"] == "10.0.0.7");
+  CHECK(st["release"] == "v2-alpha");
+  CHECK(st["attach"]["latencySeconds"] == 0.012);
+  CHECK(st["attach"]["attempts"] == 1);
+  CHECK(st["connect"] == "kubectl port-forward -n shop pod/order-1 2345:2345 && dlv connect 127.0.0.1:2345");
+  CHECK(st["expiresAt"] == "2026-11-26T10:15:00Z");
+  CHECK(st["startedAt"] == "2026-11-26T10:00:01Z");
+  CHECK(st["observedGeneration"] == 1);
+  CHECK((*Condition(st, "Attached"))["status"] == "True");
+  CHECK((*Condition(st, "Ready"))["status"] == "True");
+  CHECK((*Condition(st, "CircuitAllowed"))["status"] == "True");
+  CHECK((*Condition(st, "Ready"))["observedGeneration"] == 1);
+  REQUIRE(a.requeue_after);
+  CHECK(*a.requeue_after == 30s);
+  std::vector<std::string> reasons;
+  for (const auto& e : a.events) reasons.push_back(e.reason);
+  CHECK(reasons == std::vector<std::string>{"Pending", "Attaching", "Active"});
+}
+
+TEST_CASE("session: the probe address is the pod IP and the agent container's port") {
+  Driver d;
+  SessionInput in{d.session, d.pods, {}, std::nullopt, kT0};
+  SessionActions a = d.r.Reconcile(in);
+  CHECK(a.probe);
+  CHECK(a.probe_address == "10.0.0.7:9102");
+  CHECK(a.add_finalizer == false);
+  json no_finalizer = d.session;
+  no_finalizer["metadata"].erase("finalizers");
+  CHECK(d.r.Reconcile({no_finalizer, d.pods, {}, std::nullopt, kT0}).add_finalizer);
+}
+
+TEST_CASE("session: attach failures retry with backoff, then Failed after 3 tries") {
+  Driver d;
+  ProbeResult fail{false, 0.5, "dlv refused the connection", false};
+  SessionActions a = d.Step(kT0, fail);
+  CHECK(d.Phase() == "Attaching");
+  CHECK(*a.requeue_after == 1s);
+  CHECK(a.attempt);
+  CHECK_FALSE(a.attempt->ok);
+  // Too early: no probe, wait out the backoff.
+  a = d.Step(kT0 + 500ms, fail);
+  CHECK_FALSE(a.attempt);
+  CHECK(*a.requeue_after == 500ms);
+  a = d.Step(kT0 + 1s, fail);
+  CHECK(d.session["status"]["attach"]["attempts"] == 2);
+  CHECK(*a.requeue_after == 2s);
+  a = d.Step(kT0 + 3s, fail);
+  CHECK(d.Phase() == "Failed");
+  CHECK(d.session["status"]["attach"]["lastError"] == "dlv refused the connection");
+  CHECK((*Condition(d.session["status"], "Ready"))["reason"] == "AttachFailed");
+  // Final phases never change again, and the finalizer goes.
+  a = d.Step(kT0 + 4s);
+  CHECK(d.Phase() == "Failed");
+  CHECK_FALSE(a.status_changed);
+  CHECK(a.remove_finalizer);
+  CHECK_FALSE(a.probe);
+}
+
+TEST_CASE("session: graydebug's own probe failures are not attach attempts for the breaker") {
+  Driver d;
+  SessionActions a = d.Step(kT0, ProbeResult{false, 0, "API server unavailable", true});
+  CHECK_FALSE(a.attempt);
+  CHECK(d.session["status"]["attach"]["attempts"] == 1);
+}
+
+TEST_CASE("session: open circuit rejects with CircuitOpen and when it retries; half-open lets it through") {
+  Driver d;
+  d.circuit = {CircuitState::kOpen, kT0 + 60s};
+  SessionActions a = d.Step(kT0);
+  CHECK(d.Phase() == "Rejected");
+  CHECK((*Condition(d.session["status"], "CircuitAllowed"))["reason"] == "CircuitOpen");
+  CHECK(a.events.back().type == "Warning");
+  CHECK(a.events.back().message.find("retries at 2026-11-26T10:01:00Z") != std::string::npos);
+  Driver h;
+  h.circuit = {CircuitState::kHalfOpen, {}};
+  h.Step(kT0);
+  CHECK(h.Phase() == "Active");
+  CHECK((*Condition(h.session["status"], "CircuitAllowed"))["reason"] == "HalfOpenTrial");
+  // An open circuit leaves existing sessions alone.
+  h.circuit = {CircuitState::kOpen, kT0 + 60s};
+  h.Step(kT0 + 31s);
+  CHECK(h.Phase() == "Active");
+}
+
+TEST_CASE("session: waits for a missing or unready pod, then fails after the bound") {
+  Driver d;
+  d.pods = {};
+  SessionActions a = d.Step(kT0 + 10s);
+  CHECK(d.Phase() == "Pending");
+  CHECK((*Condition(d.session["status"], "Attached"))["reason"] == "PodNotFound");
+  CHECK(*a.requeue_after == 2s);
+  d.pods = {Pod("order-1", "Pending", "")};
+  d.Step(kT0 + 20s);
+  CHECK((*Condition(d.session["status"], "Attached"))["reason"] == "PodNotRunning");
+  a = d.Step(kT0 + 2min);
+  CHECK(d.Phase() == "Failed");
+  CHECK(a.events.back().reason == "PodNotRunning");
+}
+
+TEST_CASE("session: active sessions are re-probed; a failed re-probe keeps Active but not Ready") {
+  Driver d;
+  d.Step(kT0);
+  SessionActions a = d.Step(kT0 + 10s);
+  CHECK_FALSE(a.attempt);  // not due yet
+  CHECK(*a.requeue_after == 20s);
+  a = d.Step(kT0 + 30s, ProbeResult{false, 2.0, "timeout", false});
+  CHECK(a.attempt);
+  CHECK(d.Phase() == "Active");
+  CHECK((*Condition(d.session["status"], "Ready"))["status"] == "False");
+  CHECK(d.session["status"]["attach"]["attempts"] == 1);
+  a = d.Step(kT0 + 60s);
+  CHECK((*Condition(d.session["status"], "Ready"))["status"] == "True");
+}
+
+TEST_CASE("session: expires at creation + ttl, capped by max ttl; shortening the ttl applies") {
+  Driver d;
+  d.Step(kT0);
+  d.session["spec"]["ttl"] = "5m";
+  SessionActions a = d.Step(kT0 + 1min);
+  CHECK(d.session["status"]["expiresAt"] == "2026-11-26T10:05:00Z");
+  a = d.Step(kT0 + 5min);
+  CHECK(d.Phase() == "Expired");
+  CHECK_FALSE(a.active);
+  Driver capped;
+  capped.session = Session("order-1", "168h");
+  capped.Step(kT0);
+  CHECK(capped.session["status"]["expiresAt"] == "2026-11-26T14:00:00Z");
+}
+
+TEST_CASE("session: pod gone -> Terminated; deletion removes the finalizer") {
+  Driver d;
+  d.Step(kT0);
+  d.pods.clear();
+  SessionActions a = d.Step(kT0 + 5s);
+  CHECK(d.Phase() == "Terminated");
+  CHECK_FALSE(a.active);
+  Driver del;
+  del.Step(kT0);
+  del.session["metadata"]["deletionTimestamp"] = FormatTime(kT0 + 5s);
+  a = del.Step(kT0 + 5s);
+  CHECK(a.remove_finalizer);
+  CHECK_FALSE(a.active);
+  CHECK_FALSE(a.probe);
+}
+
+TEST_CASE("session: a selector picks the newest ready matching pod and then stays with it") {
+  Driver d;
+  d.session["spec"]["target"] = {{"selector", {{"matchLabels", {{"app", "order"}}}}}};
+  d.pods = {Pod("old", "Running", "10.0.0.1", "2026-11-26T08:00:00Z"),
+            Pod("new", "Running", "10.0.0.2", "2026-11-26T09:30:00Z"),
+            Pod("newest-not-ready", "Pending", "", "2026-11-26T09:50:00Z")};
+  d.Step(kT0);
+  CHECK(d.session["status"]["pod"] == "new");
+  d.pods.push_back(Pod("even-newer", "Running", "10.0.0.3", "2026-11-26T09:55:00Z"));
+  d.Step(kT0 + 31s);
+  CHECK(d.session["status"]["pod"] == "new");
+}
+
+TEST_CASE("label selectors: matchLabels and every matchExpressions operator") {
+  json labels = {{"app", "order"}, {"version", "v2"}};
+  CHECK(SelectorMatches({{"matchLabels", {{"app", "order"}}}}, labels));
+  CHECK_FALSE(SelectorMatches({{"matchLabels", {{"app", "cart"}}}}, labels));
+  CHECK(SelectorMatches({{"matchExpressions", {{{"key", "version"}, {"operator", "In"}, {"values", {"v1", "v2"}}}}}}, labels));
+  CHECK_FALSE(SelectorMatches({{"matchExpressions", {{{"key", "version"}, {"operator", "NotIn"}, {"values", {"v2"}}}}}}, labels));
+  CHECK(SelectorMatches({{"matchExpressions", {{{"key", "app"}, {"operator", "Exists"}}}}}, labels));
+  CHECK(SelectorMatches({{"matchExpressions", {{{"key", "tier"}, {"operator", "DoesNotExist"}}}}}, labels));
+  CHECK_FALSE(SelectorMatches({{"matchExpressions", {{{"key", "app"}, {"operator", "Bogus"}}}}}, labels));
+  CHECK_FALSE(SelectorMatches(json::object(), labels));
+}
+
+TEST_CASE("session: hostile sessions never throw") {
+  SessionReconciler r{ReconcilerConfig{}};
+  for (const json& s : {json(), json(5), json::object(), json{{"metadata", 1}}, json{{"spec", {{"target", 3}}}},
+                        json{{"metadata", {{"creationTimestamp", "garbage"}}}, {"spec", {{"ttl", "-5m"}}}}}) {
+    CHECK_NOTHROW(r.Reconcile({s, {Pod("x")}, {}, std::nullopt, kT0}));
+  }
+}
