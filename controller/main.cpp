@@ -1,7 +1,22 @@
 // graydebug-controller: DebugSession lifecycle, attach, metrics, circuit breakers (SPEC §3-§6).
 // This file only wires flags.
+#include <signal.h>
+
+#include <prometheus/registry.h>
+
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <random>
 #include <string>
+#include <thread>
+
+#include "controller/session_controller.h"
+#include "graydebug/http_server.h"
+#include "graydebug/kube/config.h"
+#include "graydebug/kube/leader_election.h"
+#include "graydebug/metrics.h"
+#include "graydebug/version.h"
 
 #include "graydebug/cli_app.h"
 #include "graydebug/config_file.h"
@@ -43,7 +58,111 @@ int main(int argc, char** argv) {
   if (!config.empty()) {
     if (std::string why = CheckYamlConfigFile(config); !why.empty()) return UsageError(flags, why);
   }
-  log::Error("the controller loop is not part of this build yet (tracked in issue #6); exiting",
-             {{"metrics_addr", metrics_addr}, {"health_addr", health_addr}});
-  return 3;
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  kube::ConfigOptions co;
+  co.kubeconfig = kubeconfig;
+  co.context = context;
+  kube::ConfigResult kc = kube::LoadConfig(co);
+  if (!kc.ok) return UsageError(flags, kc.error);
+  auto client = kube::Client::Create(kc.config);
+  if (!client.ok()) return UsageError(flags, client.error().ToString());
+  if (lease_namespace.empty()) {
+    const char* pod_ns = std::getenv("POD_NAMESPACE");
+    lease_namespace = pod_ns != nullptr && *pod_ns != '\0' ? pod_ns : kc.config.namespace_;
+  }
+  std::string identity = std::getenv("HOSTNAME") != nullptr ? std::getenv("HOSTNAME") : "graydebug-controller";
+  identity += "-" + std::to_string(std::random_device{}() % 1000000);
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::string error;
+  auto metrics_server = metrics::StartMetricsServer(metrics_addr, registry, &error);
+  if (!metrics_server) {
+    log::Error("cannot serve metrics", {{"error", error}});
+    return 1;
+  }
+
+  controller::ControllerOptions opts;
+  opts.namespace_ = namespace_;
+  opts.workers = static_cast<int>(workers);
+  opts.reconciler.reprobe_interval = probe_interval;
+  opts.reconciler.max_ttl = max_ttl;
+  controller::HttpAttachProber prober(5s);
+  // The cluster circuit breakers (ConfigMap graydebug-circuits) arrive with issue #7.
+  controller::NoBreakers breakers;
+  kube::EventRecorder::Options eo;
+  eo.component = "graydebug-controller";
+  eo.instance = identity;
+  kube::EventRecorder events(client.value(), eo);
+  controller::SessionController sessions(client.value(), opts, prober, breakers, *registry, &events);
+
+  std::atomic<bool> leading{!leader_elect};
+  http::ServerOptions ho;
+  ho.listen = health_addr;
+  ho.name = "health";
+  auto health = http::Server::Create(ho, &error);
+  if (!health) return UsageError(flags, error);
+  health->Handle("GET", "/healthz", [](const http::Request&) { return http::Response{200, "text/plain", "ok\n"}; });
+  health->Handle("GET", "/readyz", [&](const http::Request&) {
+    if (!sessions.HasSynced()) return http::Response{503, "text/plain", "informers not synced\n"};
+    return http::Response{200, "text/plain", leading ? "ok (leader)\n" : "ok (standby)\n"};
+  });
+  if (std::string why = health->Start(); !why.empty()) {
+    log::Error("cannot serve health checks", {{"error", why}});
+    return 1;
+  }
+  sessions.StartInformers();
+  log::Info("controller started", {{"cluster", kc.config.source},
+                                   {"namespace", namespace_.empty() ? "(all)" : namespace_},
+                                   {"leader_elect", leader_elect ? "true" : "false"},
+                                   {"identity", identity},
+                                   {"metrics_port", std::to_string(metrics_server->port())},
+                                   {"health_port", std::to_string(health->port())},
+                                   {"version", Version()}});
+
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<kube::LeaderElector> elector;
+  std::thread election;
+  if (leader_elect) {
+    kube::LeaderElectionConfig lc;
+    lc.lease_namespace = lease_namespace;
+    lc.lease_name = lease_name;
+    lc.identity = identity;
+    lc.on_started_leading = [&] {
+      log::Info("leading: starting workers", {{"identity", identity}});
+      leading = true;
+      sessions.StartWorkers();
+    };
+    lc.on_stopped_leading = [&] {
+      leading = false;
+      if (!stopping) {
+        // Another replica leads now; a restart gives a clean standby (controller-runtime does the same).
+        log::Error("leadership lost; exiting so a fresh replica stands by", {{"identity", identity}});
+        std::_Exit(1);
+      }
+    };
+    elector = std::make_unique<kube::LeaderElector>(client.value(), lc);
+    election = std::thread([&] { elector->Run(); });
+  } else {
+    sessions.StartWorkers();
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  stopping = true;
+  log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  sessions.Stop();
+  if (elector) {
+    elector->Stop();  // releases the lease so a successor takes over at once
+    election.join();
+  }
+  events.Flush();
+  health->Stop();
+  metrics_server->Stop();
+  log::Info("stopped");
+  return 0;
 }

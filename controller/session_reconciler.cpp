@@ -30,6 +30,8 @@ int64_t Int(const json& obj, const char* key, int64_t fallback = 0) {
   return it != obj.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
 }
 
+}  // namespace
+
 std::string ReleaseOfPod(const json& pod, const std::string& label) {
   const json& md = Obj(pod, "metadata");
   if (std::string v = Str(Obj(md, "labels"), label.c_str()); !v.empty()) return v;
@@ -41,6 +43,8 @@ std::string ReleaseOfPod(const json& pod, const std::string& label) {
   }
   return "";
 }
+
+namespace {
 
 bool PodReady(const json& pod) {
   const json& status = Obj(pod, "status");

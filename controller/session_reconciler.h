@@ -93,6 +93,8 @@ bool IsFinalPhase(const std::string& phase);
 const nlohmann::json* ResolvePod(const nlohmann::json& session, const std::vector<nlohmann::json>& pods);
 // Whether `labels` match a metav1.LabelSelector (matchLabels + matchExpressions).
 bool SelectorMatches(const nlohmann::json& selector, const nlohmann::json& labels);
+// The release of a pod: the value of `label`, else its controller owner's name, else "".
+std::string ReleaseOfPod(const nlohmann::json& pod, const std::string& label);
 // The port of the pod's graydebug-agent container (named gd-agent, else its first port); 0 if none.
 int AgentPort(const nlohmann::json& pod);
 

@@ -1,0 +1,341 @@
+#include "controller/session_controller.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "graydebug/http_get.h"
+#include "graydebug/log.h"
+
+namespace graydebug::controller {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Str(const json& obj, const char* key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// What the controller reads of a pod; everything else is dropped before caching (memory stays
+// flat with thousands of injected pods).
+void TrimPod(json& pod) {
+  if (!pod.is_object()) return;
+  json out = json::object();
+  if (auto md = pod.find("metadata"); md != pod.end() && md->is_object()) {
+    json m = json::object();
+    for (const char* k : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+                          "labels", "ownerReferences"}) {
+      if (auto it = md->find(k); it != md->end()) m[k] = std::move(*it);
+    }
+    if (auto a = md->find("annotations"); a != md->end() && a->is_object()) {
+      if (auto s = a->find("graydebug.io/status"); s != a->end()) m["annotations"] = {{"graydebug.io/status", *s}};
+    }
+    out["metadata"] = std::move(m);
+  }
+  if (auto spec = pod.find("spec"); spec != pod.end() && spec->is_object()) {
+    json s = json::object();
+    for (const char* list : {"containers", "initContainers"}) {
+      auto it = spec->find(list);
+      if (it == spec->end() || !it->is_array()) continue;
+      json l = json::array();
+      for (json& c : *it) {
+        if (!c.is_object()) continue;
+        json kept = {{"name", c.value("name", "")}};
+        if (c.contains("ports")) kept["ports"] = std::move(c["ports"]);
+        l.push_back(std::move(kept));
+      }
+      s[list] = std::move(l);
+    }
+    out["spec"] = std::move(s);
+  }
+  if (auto status = pod.find("status"); status != pod.end() && status->is_object()) {
+    out["status"] = {{"phase", status->value("phase", "")}, {"podIP", status->value("podIP", "")}};
+  }
+  pod = std::move(out);
+}
+
+kube::InformerOptions PodOptions() {
+  kube::InformerOptions o;
+  o.name = "injected-pods";
+  o.label_selector = "graydebug.io/injected=true";
+  o.transform = TrimPod;
+  return o;
+}
+
+kube::InformerOptions SessionOptions() {
+  kube::InformerOptions o;
+  o.name = "debugsessions";
+  return o;
+}
+
+std::string KeyOf(const json& obj) { return kube::Informer::KeyOf(obj); }
+
+}  // namespace
+
+ProbeResult HttpAttachProber::Probe(const std::string& address) {
+  auto start = std::chrono::steady_clock::now();
+  HttpGetResult r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10);
+  ProbeResult p;
+  p.latency_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!r.error.empty()) {
+    p.error = "agent at " + address + ": " + r.error;
+    return p;
+  }
+  json body = json::parse(r.body, nullptr, false);
+  if (!body.is_object() || !body.contains("ok") || !body["ok"].is_boolean()) {
+    p.error = "agent at " + address + " answered HTTP " + std::to_string(r.status) + " without a probe result";
+    return p;
+  }
+  p.ok = body["ok"].get<bool>() && r.status == 200;
+  if (!p.ok) {
+    p.error = Str(body, "error");
+    if (p.error.empty()) p.error = "dlv probe failed (HTTP " + std::to_string(r.status) + ")";
+  }
+  return p;
+}
+
+SessionController::SessionController(std::shared_ptr<kube::Client> client, ControllerOptions options,
+                                     AttachProber& prober, BreakerSource& breakers, prometheus::Registry& registry,
+                                     kube::EventRecorder* events)
+    : client_(client),
+      options_(std::move(options)),
+      reconciler_(options_.reconciler),
+      prober_(prober),
+      breakers_(breakers),
+      events_(events),
+      queue_(clock_, std::chrono::milliseconds(100), std::chrono::milliseconds(60000)),
+      sessions_(client, kube::Resource::DebugSessions(), options_.namespace_, SessionOptions()),
+      pods_(client, kube::Resource::Pods(), options_.namespace_, PodOptions()),
+      active_(prometheus::BuildGauge()
+                  .Name("debug_session_active")
+                  .Help("1 for every Active DebugSession (series removed when the session ends)")
+                  .Register(registry)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("dlv_attach_latency_seconds")
+                   .Help("Round trip of one attach (controller -> agent -> dlv GetVersion -> back)")
+                   .Register(registry)),
+      attempts_(prometheus::BuildCounter()
+                    .Name("graydebug_attach_attempts_total")
+                    .Help("Attach attempts by release and result (success, failure)")
+                    .Register(registry)) {
+  kube::EventHandlers sh;
+  sh.on_add = [this](const json& s) { Enqueue(s); };
+  sh.on_update = [this](const json&, const json& s) { Enqueue(s); };
+  sh.on_delete = [this](const json& s) {
+    std::string key = KeyOf(s);
+    {
+      std::lock_guard l(index_mu_);
+      by_namespace_[Str(s["metadata"], "namespace")].erase(key);
+    }
+    queue_.Add(key);
+  };
+  sessions_.AddHandlers(sh);
+  kube::EventHandlers ph;
+  auto pod_changed = [this](const json& p) {
+    if (p.contains("metadata")) EnqueueNamespace(Str(p["metadata"], "namespace"));
+  };
+  ph.on_add = pod_changed;
+  ph.on_update = [pod_changed](const json&, const json& p) { pod_changed(p); };
+  ph.on_delete = pod_changed;
+  pods_.AddHandlers(ph);
+}
+
+SessionController::~SessionController() { Stop(); }
+
+void SessionController::Enqueue(const json& session) {
+  std::string key = KeyOf(session);
+  if (key.empty()) return;
+  std::string ns = session.contains("metadata") ? Str(session["metadata"], "namespace") : "";
+  bool final = session.contains("status") && IsFinalPhase(Str(session["status"], "phase"));
+  {
+    std::lock_guard l(index_mu_);
+    if (final) {
+      by_namespace_[ns].erase(key);
+    } else {
+      by_namespace_[ns].insert(key);
+    }
+  }
+  queue_.Add(key);
+}
+
+void SessionController::EnqueueNamespace(const std::string& ns) {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard l(index_mu_);
+    auto it = by_namespace_.find(ns);
+    if (it == by_namespace_.end()) return;
+    keys.assign(it->second.begin(), it->second.end());
+  }
+  for (const auto& k : keys) queue_.Add(k);
+}
+
+void SessionController::StartInformers() {
+  sessions_.Start();
+  pods_.Start();
+}
+
+bool SessionController::HasSynced() const { return sessions_.HasSynced() && pods_.HasSynced(); }
+
+void SessionController::StartWorkers() {
+  if (workers_started_.exchange(true)) return;
+  for (int i = 0; i < std::max(1, options_.workers); ++i) {
+    workers_.emplace_back([this] {
+      while (auto key = queue_.Get()) {
+        bool ok = false;
+        try {
+          ok = ReconcileKey(*key);
+        } catch (const std::exception& e) {
+          log::Error("reconcile threw; retrying", {{"session", *key}, {"error", e.what()}});
+        }
+        if (ok) {
+          queue_.Forget(*key);
+        } else {
+          queue_.AddRateLimited(*key);
+        }
+        queue_.Done(*key);
+      }
+    });
+  }
+}
+
+void SessionController::Stop() {
+  queue_.ShutDown();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  workers_.clear();
+  sessions_.Stop();
+  pods_.Stop();
+}
+
+void SessionController::SetActive(const std::string& key, bool active, const std::string& ns, const std::string& pod,
+                                  const std::string& release) {
+  std::lock_guard l(metrics_mu_);
+  auto it = active_labels_.find(key);
+  std::map<std::string, std::string> labels = {{"namespace", ns}, {"pod", pod}, {"release", release}};
+  if (it != active_labels_.end() && (!active || it->second != labels)) {
+    active_.Remove(&active_.Add(it->second));
+    active_labels_.erase(it);
+  }
+  if (active) {
+    active_.Add(labels).Set(1);
+    active_labels_[key] = labels;
+  }
+}
+
+void SessionController::RecordAttempt(const std::string& ns, const std::string& release, const ProbeResult& p) {
+  latency_.Add({{"status", p.ok ? "success" : "failure"}},
+               prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                                       5, 10})
+      .Observe(p.latency_seconds);
+  attempts_.Add({{"namespace", ns}, {"release", release}, {"result", p.ok ? "success" : "failure"}}).Increment();
+}
+
+bool SessionController::ReconcileKey(const std::string& key) {
+  auto cached = sessions_.Get(key);
+  if (!cached) {
+    SetActive(key, false, "", "", "");
+    return true;
+  }
+  json session = std::move(*cached);
+  const json md = session.contains("metadata") ? session["metadata"] : json::object();
+  std::string ns = Str(md, "namespace"), name = Str(md, "name");
+
+  // Candidates: the named pod, or every injected pod of the namespace for a selector.
+  std::vector<json> pods;
+  std::string by_name = Str(session.contains("status") ? session["status"] : json(), "pod");
+  if (by_name.empty() && session.contains("spec") && session["spec"].contains("target")) {
+    by_name = Str(session["spec"]["target"], "pod");
+  }
+  if (!by_name.empty()) {
+    if (auto p = pods_.Get(ns + "/" + by_name)) pods.push_back(std::move(*p));
+  } else {
+    for (auto& p : pods_.List()) {
+      if (Str(p["metadata"], "namespace") == ns) pods.push_back(std::move(p));
+    }
+  }
+  const json* pod = ResolvePod(session, pods);
+  std::string release;
+  if (pod != nullptr) {
+    std::string r = ReleaseOfPod(*pod, options_.reconciler.release_label);
+    if (!r.empty()) release = ns + "/" + r;
+  }
+  SessionInput in{session, pods, release.empty() ? CircuitView{} : breakers_.View(release, clock_.WallNow()),
+                  std::nullopt, clock_.WallNow()};
+  SessionActions a = reconciler_.Reconcile(in);
+  if (a.probe) {
+    in.probe = prober_.Probe(a.probe_address);
+    in.now = clock_.WallNow();
+    a = reconciler_.Reconcile(in);
+  }
+  std::string release_name = a.release.empty() ? "" : a.release.substr(a.release.find('/') + 1);
+  if (a.attempt) {
+    RecordAttempt(ns, release_name, *a.attempt);
+    if (!a.release.empty()) breakers_.Record(a.release, a.attempt->ok, in.now);
+  }
+
+  std::string rv = Str(md, "resourceVersion");
+  if (a.add_finalizer) {
+    json finalizers = md.contains("finalizers") && md["finalizers"].is_array() ? md["finalizers"] : json::array();
+    finalizers.push_back(kFinalizer);
+    auto r = client_->Patch(kube::Resource::DebugSessions(), ns, name, kube::PatchType::kMerge,
+                            json{{"metadata", {{"finalizers", finalizers}, {"resourceVersion", rv}}}}.dump());
+    if (!r.ok()) {
+      if (r.error().kind == kube::ErrorKind::kNotFound) return true;
+      log::Info("adding the finalizer failed; retrying", {{"session", key}, {"error", r.error().ToString()}});
+      return false;
+    }
+    rv = Str(r.value()["metadata"], "resourceVersion");
+    session["metadata"] = r.value()["metadata"];
+  }
+  if (a.status_changed) {
+    json update = session;
+    update["status"] = a.status;
+    update["metadata"]["resourceVersion"] = rv;
+    auto r = client_->UpdateStatus(kube::Resource::DebugSessions(), ns, update);
+    if (!r.ok()) {
+      if (r.error().kind == kube::ErrorKind::kNotFound) return true;
+      // A conflict means the cache is behind: the next reconcile starts from the newer object.
+      log::Info("status update failed; retrying", {{"session", key}, {"error", r.error().ToString()}});
+      return false;
+    }
+    session = r.value();
+  }
+  if (events_ != nullptr) {
+    json ref = session;
+    ref["apiVersion"] = "graydebug.io/v1alpha1";
+    ref["kind"] = "DebugSession";
+    for (const auto& e : a.events) events_->Record(ref, e.type, e.reason, e.message);
+  }
+  for (const auto& e : a.events) {
+    log::Info("session " + e.reason, {{"session", key}, {"type", e.type}, {"message", e.message}});
+  }
+  const json& st = a.status;
+  SetActive(key, a.active, ns, Str(st, "pod"), Str(st, "release"));
+  if (IsFinalPhase(Str(st, "phase"))) {
+    std::lock_guard l(index_mu_);
+    by_namespace_[ns].erase(key);
+  }
+  if (a.remove_finalizer) {
+    json finalizers = json::array();
+    for (const json& f : session["metadata"].value("finalizers", json::array())) {
+      if (f != kFinalizer) finalizers.push_back(f);
+    }
+    auto r = client_->Patch(kube::Resource::DebugSessions(), ns, name, kube::PatchType::kMerge,
+                            json{{"metadata",
+                                  {{"finalizers", finalizers},
+                                   {"resourceVersion", Str(session["metadata"], "resourceVersion")}}}}
+                                .dump());
+    if (!r.ok() && r.error().kind != kube::ErrorKind::kNotFound) {
+      log::Info("removing the finalizer failed; retrying", {{"session", key}, {"error", r.error().ToString()}});
+      return false;
+    }
+  }
+  if (a.requeue_after) queue_.AddAfter(key, *a.requeue_after);
+  return true;
+}
+
+}  // namespace graydebug::controller

@@ -1,0 +1,118 @@
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/session_reconciler.h"
+#include "graydebug/kube/client.h"
+#include "graydebug/kube/events.h"
+#include "graydebug/kube/informer.h"
+#include "graydebug/workqueue.h"
+
+namespace prometheus {
+class Registry;
+template <class T>
+class Family;
+class Gauge;
+class Counter;
+class Histogram;
+}  // namespace prometheus
+
+namespace graydebug::controller {
+
+// Runs one attach attempt against a pod's agent ("<podIP>:<port>").
+class AttachProber {
+ public:
+  virtual ~AttachProber() = default;
+  virtual ProbeResult Probe(const std::string& address) = 0;
+};
+
+// GET http://<address>/probe/dlv: the agent makes one GetVersion call to the pod's dlv. The latency
+// is the whole round trip as the controller sees it. Refused, timed out, a non-JSON answer or
+// {"ok": false} are attach failures (SPEC §6).
+class HttpAttachProber final : public AttachProber {
+ public:
+  explicit HttpAttachProber(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  ProbeResult Probe(const std::string& address) override;
+
+ private:
+  std::chrono::milliseconds timeout_;
+};
+
+// The breakers' side of the controller (SPEC §6); issue #7 brings the real one.
+class BreakerSource {
+ public:
+  virtual ~BreakerSource() = default;
+  virtual CircuitView View(const std::string& release_key, Clock::Wall now) = 0;
+  virtual void Record(const std::string& release_key, bool success, Clock::Wall now) = 0;
+};
+
+// Every circuit closed; attempts are only counted in metrics.
+class NoBreakers final : public BreakerSource {
+ public:
+  CircuitView View(const std::string&, Clock::Wall) override { return {}; }
+  void Record(const std::string&, bool, Clock::Wall) override {}
+};
+
+struct ControllerOptions {
+  std::string namespace_;  // "" = all namespaces
+  int workers = 2;
+  ReconcilerConfig reconciler;
+};
+
+// The controller's adapter around SessionReconciler: informers on DebugSessions and on injected
+// pods (label graydebug.io/injected=true, trimmed to the fields it reads), a work queue, status
+// and finalizer writes, events, and the SPEC §5 metrics.
+class SessionController {
+ public:
+  SessionController(std::shared_ptr<kube::Client> client, ControllerOptions options, AttachProber& prober,
+                    BreakerSource& breakers, prometheus::Registry& registry, kube::EventRecorder* events);
+  ~SessionController();
+
+  void StartInformers();
+  bool HasSynced() const;
+  // Starts the workers (call when leading). Idempotent.
+  void StartWorkers();
+  // Stops workers and informers; in-flight reconciles finish.
+  void Stop();
+
+  // One reconcile of "namespace/name" (exposed for tests). Returns false to retry with backoff.
+  bool ReconcileKey(const std::string& key);
+
+ private:
+  void Enqueue(const nlohmann::json& session);
+  void EnqueueNamespace(const std::string& ns);
+  void SetActive(const std::string& key, bool active, const std::string& ns, const std::string& pod,
+                 const std::string& release);
+  void RecordAttempt(const std::string& ns, const std::string& release, const ProbeResult& p);
+
+  std::shared_ptr<kube::Client> client_;
+  ControllerOptions options_;
+  SessionReconciler reconciler_;
+  AttachProber& prober_;
+  BreakerSource& breakers_;
+  kube::EventRecorder* events_;
+  RealClock clock_;
+  WorkQueue queue_;
+  kube::Informer sessions_, pods_;
+
+  std::mutex index_mu_;
+  std::map<std::string, std::set<std::string>> by_namespace_;  // non-final session keys per namespace
+
+  prometheus::Family<prometheus::Gauge>& active_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Family<prometheus::Counter>& attempts_;
+  std::mutex metrics_mu_;
+  std::map<std::string, std::map<std::string, std::string>> active_labels_;  // session key -> series
+
+  std::vector<std::thread> workers_;
+  std::atomic<bool> workers_started_{false};
+};
+
+}  // namespace graydebug::controller

@@ -1,0 +1,217 @@
+// graydebug-controller against the real control plane, attaching through the real agent to a real
+// dlv attached to the real leaky app (the pod's IP is 127.0.0.1; ports are per test pod).
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "support/local_cluster.h"
+#include "support/process.h"
+
+using graydebug::testing::Child;
+using graydebug::testing::LocalCluster;
+using graydebug::testing::ProcessResult;
+using graydebug::testing::Run;
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Bin(const std::string& name) { return std::string(GRAYDEBUG_BIN_DIR) + "/" + name; }
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+template <class F>
+bool Eventually(F&& f, std::chrono::seconds bound = 60s) {
+  auto until = std::chrono::steady_clock::now() + bound;
+  while (std::chrono::steady_clock::now() < until) {
+    if (f()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return f();
+}
+
+std::string LogField(const std::string& output, const std::string& msg, const std::string& field) {
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == msg) return j.value(field, "");
+  }
+  return "";
+}
+
+// A local "gray pod": the leaky app, launch-dlv and the agent sidecar, plus its Pod object.
+struct GrayPod {
+  GrayPod(std::string d, std::string n) : dir(std::move(d)), name(std::move(n)) {}
+  std::string dir, name;
+  int app_port = FreePort(), dlv_port = FreePort(), agent_port = FreePort();
+  std::unique_ptr<Child> app, launcher, agent;
+
+  bool StartProcesses() {
+    std::string dlv = Run({graydebug::testing::SourceDir() + "/hack/tools/bin-dir", "dlv"}).out;
+    while (!dlv.empty() && dlv.back() == '\n') dlv.pop_back();
+    app = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:" + std::to_string(app_port)}, dir + "/" + name + "-app.log");
+    if (!app) return false;
+    launcher = Child::Spawn({Bin("graydebug-agent"), "launch-dlv", "--dlv-path=" + dlv + "/dlv",
+                             "--target-pid=" + std::to_string(app->pid()),
+                             "--listen=127.0.0.1:" + std::to_string(dlv_port)},
+                            dir + "/" + name + "-launcher.log");
+    agent = Child::Spawn({Bin("graydebug-agent"), "--listen=127.0.0.1:" + std::to_string(agent_port),
+                          "--dlv-addr=127.0.0.1:" + std::to_string(dlv_port), "--target-pid=" + std::to_string(app->pid())},
+                         dir + "/" + name + "-agent.log");
+    return launcher && agent && Eventually([&] {
+             return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(agent_port) + "/probe/dlv"}).exit_code == 0;
+           });
+  }
+
+  json Object(const std::string& ns) const {
+    json status = {{"containers", {"dlv-server", "graydebug-agent"}}, {"dlvPort", dlv_port}, {"agentPort", agent_port}};
+    return {{"apiVersion", "v1"},
+            {"kind", "Pod"},
+            {"metadata",
+             {{"name", name},
+              {"namespace", ns},
+              {"labels", {{"app", "order"}, {"version", "v2-alpha"}, {"graydebug.io/injected", "true"}}},
+              {"annotations", {{"graydebug.io/status", status.dump()}}}}},
+            {"spec",
+             {{"containers",
+               {{{"name", "order"}, {"image", "leaky-app"}},
+                {{"name", "dlv-server"}, {"image", "graydebug"}},
+                {{"name", "graydebug-agent"},
+                 {"image", "graydebug"},
+                 {"ports", {{{"name", "gd-agent"}, {"containerPort", agent_port}}}}}}}}}};
+  }
+};
+
+bool CreateRunningPod(const LocalCluster& c, const GrayPod& p, const std::string& ns) {
+  if (c.Kubectl({"create", "-f", "-"}, p.Object(ns).dump()).exit_code != 0) return false;
+  json status = {{"status",
+                  {{"phase", "Running"}, {"podIP", "127.0.0.1"}, {"podIPs", {{{"ip", "127.0.0.1"}}}}}}};
+  auto r = c.Kubectl({"patch", "pod", "-n", ns, p.name, "--subresource=status", "--type=merge", "-p", status.dump()});
+  return r.exit_code == 0;
+}
+
+json Session(const std::string& name, const std::string& pod) {
+  return {{"apiVersion", "graydebug.io/v1alpha1"},
+          {"kind", "DebugSession"},
+          {"metadata", {{"name", name}}},
+          {"spec", {{"target", {{"pod", pod}}}, {"ttl", "15m"}, {"reason", "heap grows 40 MB/h"}}}};
+}
+
+json GetSession(const LocalCluster& c, const std::string& ns, const std::string& name) {
+  auto r = c.Kubectl({"get", "debugsession", "-n", ns, name, "-o", "json"});
+  return r.exit_code == 0 ? json::parse(r.out, nullptr, false) : json();
+}
+
+std::string Phase(const json& s) {
+  return s.is_object() && s.contains("status") ? s["status"].value("phase", "") : "";
+}
+
+}  // namespace
+
+TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends when the pod goes") {
+  LocalCluster& c = LocalCluster::Shared();
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  REQUIRE(c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
+              .exit_code == 0);
+  REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"})
+              .exit_code == 0);
+  std::string ns = "ctl-shop";
+  REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
+  std::string dir = (fs::temp_directory_path() / ("graydebug-ctl-" + std::to_string(getpid()))).string();
+  fs::create_directories(dir);
+
+  GrayPod pod{dir, "order-v2-alpha-1"};
+  REQUIRE_MESSAGE(pod.StartProcesses(), (pod.agent ? pod.agent->Output() : ""), (pod.launcher ? pod.launcher->Output() : ""));
+  REQUIRE(CreateRunningPod(c, pod, ns));
+
+  auto controller = Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(),
+                                  "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", "--probe-interval=2s"},
+                                 dir + "/controller.log");
+  REQUIRE(controller);
+  std::string metrics_port;
+  REQUIRE(Eventually([&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); }, 30s));
+  auto metrics = [&] { return Run({"curl", "-sS", "http://127.0.0.1:" + metrics_port + "/metrics"}).out; };
+
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("leak-hunt", pod.name).dump()).exit_code == 0);
+  json s;
+  REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "leak-hunt")) == "Active"; }, 30s),
+                  s.dump(), controller->Output());
+  const json& st = s["status"];
+  CHECK(st["pod"] == pod.name);
+  CHECK(st["podIP"] == "127.0.0.1");
+  CHECK(st["release"] == "v2-alpha");
+  CHECK(st["attach"]["attempts"] == 1);
+  CHECK(st["attach"]["latencySeconds"].get<double>() > 0);
+  CHECK(st["connect"] == "kubectl port-forward -n " + ns + " pod/" + pod.name + " " + std::to_string(pod.dlv_port) + ":" +
+                             std::to_string(pod.dlv_port) + " && dlv connect 127.0.0.1:" + std::to_string(pod.dlv_port));
+  CHECK(s["metadata"]["finalizers"] == json{"graydebug.io/session-cleanup"});
+  std::string m = metrics();
+  CHECK(m.find("debug_session_active{namespace=\"" + ns + "\",pod=\"" + pod.name + "\",release=\"v2-alpha\"} 1") !=
+        std::string::npos);
+  CHECK(m.find("dlv_attach_latency_seconds_count{status=\"success\"}") != std::string::npos);
+  // The printed address really is dlv (through the pod's loopback here).
+  auto version = Run({"python3", "-c",
+                      "import socket,sys; s=socket.create_connection(('127.0.0.1'," + std::to_string(pod.dlv_port) +
+                          "),5); s.sendall(b'{\"method\":\"RPCServer.GetVersion\",\"params\":[{}],\"id\":1}\\n'); "
+                          "print(s.recv(65536).decode())"});
+  CHECK(version.out.find("DelveVersion") != std::string::npos);
+  // Events on the session for the phase changes.
+  auto events = c.Kubectl({"get", "events", "-n", ns, "--field-selector", "involvedObject.name=leak-hunt", "-o", "json"});
+  CHECK(events.out.find("\"reason\": \"Active\"") != std::string::npos);
+
+  // Re-probes keep going (probe interval 2 s).
+  CHECK(Eventually([&] { return metrics().find("dlv_attach_latency_seconds_count{status=\"success\"} 2") != std::string::npos; }, 30s));
+
+  // A session on a pod whose agent does not answer fails after 3 attempts.
+  GrayPod dead{dir, "order-v2-alpha-dead"};
+  REQUIRE(CreateRunningPod(c, dead, ns));  // processes never started: the agent port refuses
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("doomed", dead.name).dump()).exit_code == 0);
+  REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "doomed")) == "Failed"; }, 60s), s.dump());
+  CHECK(s["status"]["attach"]["attempts"] == 3);
+  CHECK(s["status"]["attach"]["lastError"].get<std::string>().find("refused") != std::string::npos);
+  CHECK(metrics().find("graydebug_attach_attempts_total{namespace=\"" + ns + "\",release=\"v2-alpha\",result=\"failure\"} 3") !=
+        std::string::npos);
+  // Final sessions lose the finalizer, so deleting them never waits for the controller.
+  CHECK(Eventually([&] { return !GetSession(c, ns, "doomed")["metadata"].contains("finalizers"); }, 30s));
+
+  // A session on a pod that does not exist stays Pending with a reason.
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("early", "not-yet").dump()).exit_code == 0);
+  REQUIRE(Eventually([&] { return Phase(s = GetSession(c, ns, "early")) == "Pending"; }, 30s));
+  CHECK(s["status"]["conditions"].dump().find("PodNotFound") != std::string::npos);
+
+  // The pod goes away: the session is Terminated and its series removed.
+  REQUIRE(c.Kubectl({"delete", "pod", "-n", ns, pod.name, "--wait=false"}).exit_code == 0);
+  REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "leak-hunt")) == "Terminated"; }, 30s), s.dump());
+  CHECK(Eventually([&] { return metrics().find("debug_session_active{") == std::string::npos; }, 10s));
+
+  // Deleting a session returns at once (finalizer handled).
+  CHECK(c.Kubectl({"delete", "debugsession", "-n", ns, "early", "--timeout=30s"}).exit_code == 0);
+
+  controller->Signal(SIGTERM);
+  CHECK(controller->Wait(30s) == 0);
+  for (auto* p : {&pod}) {
+    for (auto* child : {p->agent.get(), p->launcher.get(), p->app.get()}) {
+      if (child != nullptr) child->Signal(SIGTERM);
+    }
+  }
+  c.Kubectl({"delete", "namespace", ns, "--wait=false"});
+  fs::remove_all(dir);
+}
