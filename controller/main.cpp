@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "controller/controller_config.h"
 #include "controller/session_controller.h"
 #include "graydebug/http_server.h"
 #include "graydebug/kube/config.h"
@@ -55,9 +56,15 @@ int main(int argc, char** argv) {
   std::vector<std::string> positionals;
   if (auto code = ParseCommandLine(flags, common, "controller", ArgsOf(argc, argv), &positionals)) return *code;
   if (!positionals.empty()) return UsageError(flags, "unexpected argument \"" + positionals[0] + "\" (see --help)");
+  controller::ControllerConfig cfg;
   if (!config.empty()) {
-    if (std::string why = CheckYamlConfigFile(config); !why.empty()) return UsageError(flags, why);
+    auto loaded = controller::LoadControllerConfig(config);
+    if (!loaded.ok) return UsageError(flags, loaded.error);
+    cfg = loaded.config;
   }
+  // Flags given on the command line win over the config file.
+  if (flags.WasSet("probe-interval") || config.empty()) cfg.reconciler.reprobe_interval = probe_interval;
+  if (flags.WasSet("max-ttl") || config.empty()) cfg.reconciler.max_ttl = max_ttl;
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -89,9 +96,8 @@ int main(int argc, char** argv) {
   controller::ControllerOptions opts;
   opts.namespace_ = namespace_;
   opts.workers = static_cast<int>(workers);
-  opts.reconciler.reprobe_interval = probe_interval;
-  opts.reconciler.max_ttl = max_ttl;
-  controller::HttpAttachProber prober(5s);
+  opts.reconciler = cfg.reconciler;
+  controller::HttpAttachProber prober(cfg.attach_timeout);
   // The cluster circuit breakers (ConfigMap graydebug-circuits) arrive with issue #7.
   controller::NoBreakers breakers;
   kube::EventRecorder::Options eo;

@@ -265,3 +265,67 @@ TEST_CASE("session: hostile sessions never throw") {
     CHECK_NOTHROW(r.Reconcile({s, {Pod("x")}, {}, std::nullopt, kT0}));
   }
 }
+
+TEST_CASE("session: the awkward moments") {
+  SUBCASE("pod deleted while Attaching") {
+    Driver d;
+    d.Step(kT0, ProbeResult{false, 0.1, "refused", false});
+    REQUIRE(d.Phase() == "Attaching");
+    d.pods.clear();
+    d.Step(kT0 + 1s);
+    CHECK(d.Phase() == "Terminated");
+  }
+  SUBCASE("pod being deleted (deletionTimestamp) while Active") {
+    Driver d;
+    d.Step(kT0);
+    d.pods[0]["metadata"]["deletionTimestamp"] = FormatTime(kT0 + 2s);
+    d.Step(kT0 + 3s);
+    CHECK(d.Phase() == "Terminated");
+  }
+  SUBCASE("session deleted mid-attach: no probe, finalizer released") {
+    Driver d;
+    d.Step(kT0, ProbeResult{false, 0.1, "refused", false});
+    d.session["metadata"]["deletionTimestamp"] = FormatTime(kT0 + 1s);
+    SessionInput in{d.session, d.pods, {}, std::nullopt, kT0 + 1s};
+    SessionActions a = d.r.Reconcile(in);
+    CHECK_FALSE(a.probe);
+    CHECK(a.remove_finalizer);
+    CHECK_FALSE(a.active);
+  }
+  SUBCASE("clock exactly at expiresAt expires; one millisecond before does not") {
+    Driver d;
+    d.Step(kT0);
+    d.Step(kT0 + 15min - 1ms, std::nullopt);
+    CHECK(d.Phase() == "Active");
+    d.Step(kT0 + 15min);
+    CHECK(d.Phase() == "Expired");
+  }
+  SUBCASE("ttl shortened below the age of an Active session expires it at once") {
+    Driver d;
+    d.Step(kT0);
+    d.session["spec"]["ttl"] = "1m";
+    d.session["metadata"]["generation"] = 2;
+    d.Step(kT0 + 2min);
+    CHECK(d.Phase() == "Expired");
+    CHECK(d.session["status"]["observedGeneration"] == 2);
+  }
+  SUBCASE("a controller restart continues an Active session without a second attach") {
+    Driver d;
+    d.Step(kT0);
+    SessionReconciler fresh{ReconcilerConfig{}};  // a new process: only the stored status remains
+    SessionActions a = fresh.Reconcile({d.session, d.pods, {}, std::nullopt, kT0 + 10s});
+    CHECK_FALSE(a.probe);
+    CHECK_FALSE(a.status_changed);
+    CHECK(a.active);
+    CHECK(*a.requeue_after == 20s);
+  }
+  SUBCASE("an expired session never comes back, whatever the pod does") {
+    Driver d;
+    d.Step(kT0 + 16min);
+    CHECK(d.Phase() == "Expired");
+    d.pods.push_back(Pod("order-1"));
+    SessionActions a = d.Step(kT0 + 17min);
+    CHECK(d.Phase() == "Expired");
+    CHECK_FALSE(a.status_changed);
+  }
+}

@@ -1,0 +1,120 @@
+#include "controller/controller_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <set>
+
+#include "graydebug/config_file.h"
+#include "graydebug/duration.h"
+
+namespace graydebug::controller {
+namespace {
+
+struct FieldError {
+  std::string message;
+};
+
+[[noreturn]] void Fail(const std::string& field, const std::string& why) { throw FieldError{field + ": " + why}; }
+
+void CheckKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
+  if (!node.IsMap()) Fail(field.empty() ? "config" : field, "must be a mapping");
+  for (const auto& kv : node) {
+    std::string key = kv.first.Scalar();
+    if (!allowed.count(key)) Fail(field.empty() ? key : field + "." + key, "unknown field");
+  }
+}
+
+std::chrono::milliseconds Duration(const YAML::Node& n, const std::string& field, std::chrono::milliseconds min,
+                                   std::chrono::milliseconds max) {
+  auto d = n.IsScalar() ? ParseDuration(n.Scalar()) : std::nullopt;
+  if (!d) Fail(field, "must be a duration such as 30s or 10m");
+  if (*d < min || *d > max) Fail(field, "must be between " + FormatDuration(min) + " and " + FormatDuration(max));
+  return *d;
+}
+
+int64_t Int(const YAML::Node& n, const std::string& field, int64_t min, int64_t max) {
+  std::string s = n.IsScalar() ? n.Scalar() : "";
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) Fail(field, "must be an integer");
+  if (v < min || v > max) Fail(field, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  return v;
+}
+
+double Ratio(const YAML::Node& n, const std::string& field) {
+  std::string s = n.IsScalar() ? n.Scalar() : "";
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size()) Fail(field, "must be a number such as 0.05");
+  if (!(v >= 0 && v < 1)) Fail(field, "must be at least 0 and below 1");
+  return v;
+}
+
+bool Bool(const YAML::Node& n, const std::string& field) {
+  std::string s = n.IsScalar() ? n.Scalar() : "";
+  if (s == "true") return true;
+  if (s == "false") return false;
+  Fail(field, "must be true or false");
+}
+
+}  // namespace
+
+ControllerConfigResult ParseControllerConfig(const std::string& yaml_text) {
+  using namespace std::chrono_literals;
+  ControllerConfigResult r;
+  ControllerConfig& c = r.config;
+  try {
+    YAML::Node root = YAML::Load(yaml_text);
+    if (root.IsNull()) {
+      r.ok = true;
+      return r;
+    }
+    CheckKeys(root, "", {"releaseLabel", "reprobeInterval", "maxTTL", "pendingTimeout", "maxAttachAttempts",
+                         "attachTimeout", "breaker"});
+    if (auto n = root["releaseLabel"]) {
+      if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 317) Fail("releaseLabel", "must be a label key");
+      c.reconciler.release_label = n.Scalar();
+    }
+    if (auto n = root["reprobeInterval"]) c.reconciler.reprobe_interval = Duration(n, "reprobeInterval", 1s, 24h);
+    if (auto n = root["maxTTL"]) c.reconciler.max_ttl = Duration(n, "maxTTL", 1min, 168h);
+    if (auto n = root["pendingTimeout"]) c.reconciler.pending_timeout = Duration(n, "pendingTimeout", 1s, 24h);
+    if (auto n = root["maxAttachAttempts"]) c.reconciler.max_attach_attempts = static_cast<int>(Int(n, "maxAttachAttempts", 1, 20));
+    if (auto n = root["attachTimeout"]) c.attach_timeout = Duration(n, "attachTimeout", 100ms, 1min);
+    if (auto b = root["breaker"]) {
+      CheckKeys(b, "breaker", {"window", "maxWindowAttempts", "minAttempts", "minFailures", "failureRatio", "coolDown",
+                               "maxCoolDown", "halfOpenTrials", "pauseRollout"});
+      BreakerConfig& k = c.breaker;
+      if (auto n = b["window"]) k.window = Duration(n, "breaker.window", 1s, 24h);
+      if (auto n = b["maxWindowAttempts"]) k.max_window_attempts = static_cast<int>(Int(n, "breaker.maxWindowAttempts", 1, 100000));
+      if (auto n = b["minAttempts"]) k.min_attempts = static_cast<int>(Int(n, "breaker.minAttempts", 1, 100000));
+      if (auto n = b["minFailures"]) k.min_failures = static_cast<int>(Int(n, "breaker.minFailures", 1, 100000));
+      if (auto n = b["failureRatio"]) k.failure_ratio = Ratio(n, "breaker.failureRatio");
+      if (auto n = b["coolDown"]) k.cool_down = Duration(n, "breaker.coolDown", 1s, 24h);
+      if (auto n = b["maxCoolDown"]) k.max_cool_down = Duration(n, "breaker.maxCoolDown", 1s, 168h);
+      if (auto n = b["halfOpenTrials"]) k.half_open_trials = static_cast<int>(Int(n, "breaker.halfOpenTrials", 1, 1000));
+      if (auto n = b["pauseRollout"]) k.pause_rollout = Bool(n, "breaker.pauseRollout");
+      if (k.min_attempts > k.max_window_attempts) {
+        Fail("breaker.minAttempts", "must not exceed breaker.maxWindowAttempts");
+      }
+      if (k.max_cool_down < k.cool_down) Fail("breaker.maxCoolDown", "must not be shorter than breaker.coolDown");
+    }
+    r.ok = true;
+  } catch (const FieldError& e) {
+    r.error = e.message;
+  } catch (const YAML::Exception& e) {
+    r.error = "not valid YAML: " + e.msg + " (line " + std::to_string(e.mark.line + 1) + ", column " +
+              std::to_string(e.mark.column + 1) + ")";
+  }
+  return r;
+}
+
+ControllerConfigResult LoadControllerConfig(const std::string& path) {
+  FileReadResult file = ReadFileLimited(path);
+  if (!file.ok) return {false, {}, file.error};
+  ControllerConfigResult r = ParseControllerConfig(file.contents);
+  if (!r.ok) r.error = "config " + path + ": " + r.error;
+  return r;
+}
+
+}  // namespace graydebug::controller
