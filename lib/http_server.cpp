@@ -10,6 +10,9 @@
 // - It builds a fresh TLS context for every connection and calls our callback on it, which is
 //   how a reloaded certificate reaches new connections.
 // - Handlers run on our own threads so that a slow handler never stalls cpprest's I/O pool.
+// - It has no read, idle or handshake timeouts, no header size limit and no connection limit;
+//   its asio design keeps idle and slow clients from blocking others, but each costs a socket.
+// - Its close() is not safe while connections are open: see Server::Stop (Linux-specific).
 #include "graydebug/http_server.h"
 
 #include <utility>  // must precede boost/asio with C++20 (Boost 1.74)
@@ -29,7 +32,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
@@ -84,7 +86,7 @@ std::string OpenSslError() {
 // context that uses it (OpenSSL reference-counts the objects).
 struct TlsPair {
   X509* leaf = nullptr;
-  STACK_OF(X509)* chain = nullptr;  // intermediates after the leaf, maybe empty
+  STACK_OF(X509) * chain = nullptr;  // intermediates after the leaf, maybe empty
   EVP_PKEY* key = nullptr;
   std::string subject;
   std::string not_after;
@@ -108,8 +110,8 @@ int NoPassphrase(char*, int, int, void*) {
 // Returns "" or OpenSSL's reason.
 std::string ConfigureContext(SSL_CTX* ctx, const TlsPair& pair) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_NO_TICKET);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
   // cpprest makes one context per connection, so a session could never be resumed: issuing
   // tickets or caching sessions would be wasted work.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -268,10 +270,8 @@ class TlsSource {
       current_ = pair;
     }
     std::string count = std::to_string(++reloads_);
-    log::Info("tls certificate reloaded", {{"server", server_},
-                                           {"subject", pair->subject},
-                                           {"not_after", pair->not_after},
-                                           {"reloads", count}});
+    log::Info("tls certificate reloaded",
+              {{"server", server_}, {"subject", pair->subject}, {"not_after", pair->not_after}, {"reloads", count}});
   }
 
   std::shared_ptr<const TlsPair> Current() const {
@@ -303,7 +303,8 @@ std::optional<ListenAddress> ParseListen(const std::string& listen, std::string*
   }
   if (listen[0] == '[') {
     // cpprest's listener splits "host:port" at the first colon, so an IPv6 literal can't work.
-    *error = "listen address \"" + listen + "\": IPv6 addresses are not supported (cpprest's listener cannot "
+    *error = "listen address \"" + listen +
+             "\": IPv6 addresses are not supported (cpprest's listener cannot "
              "bind them); use an IPv4 address or a host name";
     return std::nullopt;
   }
@@ -497,7 +498,7 @@ class Core : public std::enable_shared_from_this<Core> {
           return;
         }
         if (declared > options_.max_body_bytes) {
-          RefuseTooLarge(ex, declared);
+          RefuseTooLarge(ex, declared, true);
           return;
         }
         ex->request.body.reserve(static_cast<std::size_t>(declared));
@@ -591,7 +592,7 @@ class Core : public std::enable_shared_from_this<Core> {
         return;
       }
       if (ex->request.body.size() + n > options_.max_body_bytes) {
-        RefuseTooLarge(ex, ex->request.body.size() + n);
+        RefuseTooLarge(ex, ex->request.body.size() + n, false);
         return;
       }
       ex->request.body.append(reinterpret_cast<const char*>(ex->chunk.data()), n);
@@ -620,16 +621,22 @@ class Core : public std::enable_shared_from_this<Core> {
     }
     const Handler* handler = &method->second;  // routes_ is frozen once the server started
     auto self = shared_from_this();
-    std::lock_guard lock(mu_);
-    jobs_.push_back([self, ex, handler] { self->RunHandler(ex, *handler); });
-    work_cv_.notify_one();
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_) {
+        jobs_.push_back([self, ex, handler] { self->RunHandler(ex, *handler); });
+        work_cv_.notify_one();
+        return;
+      }
+    }
+    Send(ex, ErrorResponse(503, "server is shutting down"), true, false);
   }
 
   void RunHandler(const std::shared_ptr<Exchange>& ex, const Handler& handler) noexcept {
     Response response;
     try {
       response = handler(ex->request);
-      if (response.status < 100 || response.status > 599) {
+      if (response.status < 200 || response.status > 599) {  // 1xx is never a final answer
         throw std::runtime_error("handler returned HTTP status " + std::to_string(response.status));
       }
     } catch (const std::exception& e) {
@@ -661,7 +668,9 @@ class Core : public std::enable_shared_from_this<Core> {
   // is still running, which matters for TLS streams).
   void CutBody(const std::shared_ptr<Exchange>& ex) noexcept {
     try {
-      ex->req._get_impl()->outstream().close(std::make_exception_ptr(std::runtime_error("body refused")))
+      ex->req._get_impl()
+          ->outstream()
+          .close(std::make_exception_ptr(std::runtime_error("body refused")))
           .then([](pplx::task<void> t) {
             try {
               t.get();
@@ -675,27 +684,38 @@ class Core : public std::enable_shared_from_this<Core> {
   // 413. A client still sending when the server hangs up gets a connection reset, and usually
   // never reads the 413 (curl reports "send failure"). So a body up to twice the limit is read
   // on and thrown away, and the answer goes out after it; a larger one is cut off at once.
-  void RefuseTooLarge(const std::shared_ptr<Exchange>& ex, std::uint64_t received) {
+  // `size` is the declared Content-Length, or for a chunked body the bytes read so far.
+  void RefuseTooLarge(const std::shared_ptr<Exchange>& ex, std::uint64_t size, bool declared) {
     Send(ex, ErrorResponse(413, TooLarge()), true, false);
     ex->request.body = {};
-    Discard(ex, received);
+    if (declared && size > DiscardLimit()) {
+      CutBody(ex);
+    } else {
+      Discard(ex, declared ? 0 : size);
+    }
   }
 
+  std::uint64_t DiscardLimit() const { return 2 * static_cast<std::uint64_t>(options_.max_body_bytes); }
+
+  // Reads the body on and drops it; cuts it off past DiscardLimit (`received` bytes so far).
   void Discard(const std::shared_ptr<Exchange>& ex, std::uint64_t received) noexcept {
     try {
-      if (received > 2 * static_cast<std::uint64_t>(options_.max_body_bytes)) {
+      if (received > DiscardLimit()) {
         CutBody(ex);
         return;
       }
       ex->chunk.resize(kBodyReadBytes);
       auto self = shared_from_this();
-      ex->req.body().streambuf().getn(ex->chunk.data(), ex->chunk.size()).then([self, ex, received](pplx::task<size_t> t) {
-        try {
-          if (std::size_t n = t.get(); n > 0) self->Discard(ex, received + n);
-        } catch (...) {
-          // The body ended badly: nothing left to discard.
-        }
-      });
+      ex->req.body()
+          .streambuf()
+          .getn(ex->chunk.data(), ex->chunk.size())
+          .then([self, ex, received](pplx::task<size_t> t) {
+            try {
+              if (std::size_t n = t.get(); n > 0) self->Discard(ex, received + n);
+            } catch (...) {
+              // The body ended badly: nothing left to discard.
+            }
+          });
     } catch (...) {
       CutBody(ex);
     }
@@ -849,7 +869,7 @@ std::string Server::Start() {
   const std::string where = host + ":" + std::to_string(port);
   if (!PortRegistry::Get().Claim(port)) {
     if (reserved >= 0) ::close(reserved);
-    return "cannot listen on " + where + ": port already used by another server of this process";
+    return "cannot listen on " + where + ": port already in use by another server of this process";
   }
   impl_->claimed = port;
   for (int i = 0; i < options.threads; ++i) {
@@ -955,8 +975,8 @@ void Server::Stop() {
   impl_->core->StopWorkers();
   // A handler that never returns must not hang shutdown: its thread is left behind, holding
   // only the shared state.
-  const bool gone = impl_->core->WaitWorkersGone(std::max(deadline, std::chrono::steady_clock::now()) +
-                                                 std::chrono::seconds(1));
+  const bool gone =
+      impl_->core->WaitWorkersGone(std::max(deadline, std::chrono::steady_clock::now()) + std::chrono::seconds(1));
   for (auto& t : impl_->workers) {
     if (gone) {
       t.join();

@@ -30,11 +30,15 @@ struct Response {
 using Handler = std::function<Response(const Request&)>;
 
 struct ServerOptions {
-  std::string listen = ":8443";  // "host:port", ":port" (= 0.0.0.0:port); port 0 picks a free one
+  // "host:port" or ":port" (= 0.0.0.0:port); port 0 picks a free one. IPv6 literals ("[::1]:80")
+  // are refused: cpprest's listener cannot bind them.
+  std::string listen = ":8443";
   // Both empty: plain HTTP (metrics, health). Both set: TLS, reloaded when the files change.
   std::string tls_cert_file;  // PEM: the certificate, then any intermediates
   std::string tls_key_file;   // PEM: its private key (RSA or ECDSA), unencrypted
-  std::size_t max_body_bytes = 6u << 20;  // larger bodies get 413
+  // Larger bodies get 413. Up to twice this much is still read (and dropped) so that the client
+  // sees the 413; beyond that the connection is cut and the client may see a reset instead.
+  std::size_t max_body_bytes = 6u << 20;
   // Sizes cpprest's process-wide I/O pool (the first server or client in the process wins) and
   // this server's handler threads. Clamped to at least 2.
   int threads = 2;
@@ -46,12 +50,12 @@ struct ServerOptions {
 // An HTTP/1.1 server (TLS 1.2+ when given a certificate) over cpprest's listener, shared by every
 // graydebug binary that serves. Routes are exact paths; errors are answered in JSON
 // ({"error": "..."}): 404 unknown path, 405 wrong method, 413 body too large, 400 bad framing,
-// 500 handler threw. No exception ever leaves it.
+// 500 handler threw, 503 shutting down. No exception ever leaves it.
 class Server {
  public:
   // Checks the options and, for TLS, loads the certificate and key. Returns nullptr and one line
-  // in *error when the listen address is malformed, only one of the TLS files is given, a file is
-  // unreadable or not PEM, or the key does not match the certificate.
+  // in *error when the listen address is malformed or IPv6, only one of the TLS files is given, a
+  // file is unreadable or not PEM, or the key does not match the certificate.
   static std::unique_ptr<Server> Create(ServerOptions options, std::string* error);
   ~Server();  // Stop()s
   Server(const Server&) = delete;
@@ -60,8 +64,8 @@ class Server {
   // Routes `method` on `path` to `handler`. Only before Start; later calls are ignored and logged.
   void Handle(std::string method, std::string path, Handler handler);
 
-  // Binds and starts serving. Returns "" when listening, else one line (address in use, cannot
-  // resolve the host, started twice).
+  // Binds and starts serving. Returns "" when listening, else one line (address in use, port
+  // already used by another Server of this process, cannot resolve the host, started twice).
   std::string Start();
 
   // The bound port (the real one when listen asked for port 0); 0 before Start.
@@ -71,8 +75,9 @@ class Server {
   // How many times changed TLS files were loaded (the initial load is not counted).
   std::uint64_t cert_reloads() const;
 
-  // Graceful and idempotent: answers further requests with "Connection: close", waits up to
-  // drain_timeout for in-flight requests to finish, then closes every connection and returns.
+  // Graceful and idempotent: stops accepting connections, answers further requests on open ones
+  // with "Connection: close", waits up to drain_timeout for in-flight requests to finish, then
+  // closes every connection and returns.
   void Stop();
 
  private:
