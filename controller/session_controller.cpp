@@ -111,7 +111,7 @@ SessionController::SessionController(std::shared_ptr<kube::Client> client, Contr
       pods_(client, kube::Resource::Pods(), options_.namespace_, PodOptions()),
       active_(prometheus::BuildGauge()
                   .Name("debug_session_active")
-                  .Help("1 for every Active DebugSession (series removed when the session ends)")
+                  .Help("Active DebugSessions on the pod (the series is removed when the last one ends)")
                   .Register(registry)),
       latency_(prometheus::BuildHistogram()
                    .Name("dlv_attach_latency_seconds")
@@ -213,15 +213,26 @@ void SessionController::Stop() {
 
 void SessionController::SetActive(const std::string& key, bool active, const std::string& ns, const std::string& pod,
                                   const std::string& release) {
+  // Several sessions may debug one pod: the series of (namespace, pod, release) counts them and
+  // goes away with the last one.
   std::lock_guard l(metrics_mu_);
-  auto it = active_labels_.find(key);
   std::map<std::string, std::string> labels = {{"namespace", ns}, {"pod", pod}, {"release", release}};
+  auto it = active_labels_.find(key);
   if (it != active_labels_.end() && (!active || it->second != labels)) {
-    active_.Remove(&active_.Add(it->second));
+    auto& holders = active_holders_[it->second];
+    holders.erase(key);
+    if (holders.empty()) {
+      active_.Remove(&active_.Add(it->second));
+      active_holders_.erase(it->second);
+    } else {
+      active_.Add(it->second).Set(static_cast<double>(holders.size()));
+    }
     active_labels_.erase(it);
   }
   if (active) {
-    active_.Add(labels).Set(1);
+    auto& holders = active_holders_[labels];
+    holders.insert(key);
+    active_.Add(labels).Set(static_cast<double>(holders.size()));
     active_labels_[key] = labels;
   }
 }

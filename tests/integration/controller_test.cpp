@@ -215,3 +215,96 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
   c.Kubectl({"delete", "namespace", ns, "--wait=false"});
   fs::remove_all(dir);
 }
+
+TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expiry") {
+  LocalCluster& c = LocalCluster::Shared();
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  REQUIRE(c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
+              .exit_code == 0);
+  REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"})
+              .exit_code == 0);
+  std::string ns = "ctl-load";
+  REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
+  std::string dir = (fs::temp_directory_path() / ("graydebug-ctl2-" + std::to_string(getpid()))).string();
+  fs::create_directories(dir);
+  GrayPod pod(dir, "order-v2-alpha-load");
+  REQUIRE_MESSAGE(pod.StartProcesses(), (pod.agent ? pod.agent->Output() : ""));
+  REQUIRE(CreateRunningPod(c, pod, ns));
+
+  // The session that expires: the CRD's shortest ttl is 1m, so it is created first.
+  json expiring = Session("expiring", pod.name);
+  expiring["spec"]["ttl"] = "1m";
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, expiring.dump()).exit_code == 0);
+
+  std::string lease = "graydebug-it-" + std::to_string(getpid());
+  auto start_controller = [&](const std::string& name) {
+    return Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(), "--metrics-addr=127.0.0.1:0",
+                         "--health-addr=127.0.0.1:0", "--leader-elect", "--lease-namespace=" + ns,
+                         "--lease-name=" + lease, "--namespace=" + ns},
+                        dir + "/" + name + ".log");
+  };
+  auto a = start_controller("a");
+  auto b = start_controller("b");
+  REQUIRE((a && b));
+  Child* leader = nullptr;
+  Child* follower = nullptr;
+  REQUIRE(Eventually([&] {
+    if (a->Output().find("leading: starting workers") != std::string::npos) {
+      leader = a.get();
+      follower = b.get();
+    } else if (b->Output().find("leading: starting workers") != std::string::npos) {
+      leader = b.get();
+      follower = a.get();
+    }
+    return leader != nullptr;
+  }, 60s));
+  // Only one leads.
+  CHECK(follower->Output().find("leading: starting workers") == std::string::npos);
+
+  // 200 sessions at once.
+  json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", json::array()}};
+  for (int i = 0; i < 200; ++i) list["items"].push_back(Session("load-" + std::to_string(i), pod.name));
+  auto created = c.Kubectl({"create", "-n", ns, "-f", "-"}, list.dump());
+  REQUIRE_MESSAGE(created.exit_code == 0, created.err);
+  auto count_phase = [&](const std::string& phase) {
+    auto r = c.Kubectl({"get", "debugsessions", "-n", ns, "-o", "json"});
+    json all = json::parse(r.out, nullptr, false);
+    int n = 0;
+    if (all.is_object()) {
+      for (const auto& s : all["items"]) {
+        if (s["metadata"]["name"].get<std::string>().rfind("load-", 0) == 0 && Phase(s) == phase) ++n;
+      }
+    }
+    return n;
+  };
+  CHECK_MESSAGE(Eventually([&] { return count_phase("Active") == 200; }, 120s), leader->Output().substr(0, 3000));
+
+  // The leader dies hard: the follower takes over within the lease and serves new sessions.
+  leader->Signal(SIGKILL);
+  leader->Wait(10s);
+  CHECK(Eventually([&] { return follower->Output().find("leading: starting workers") != std::string::npos; }, 60s));
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("after-failover", pod.name).dump()).exit_code == 0);
+  json s;
+  CHECK(Eventually([&] { return Phase(s = GetSession(c, ns, "after-failover")) == "Active"; }, 60s));
+  CHECK(count_phase("Active") == 200);  // nothing lost in the handover
+
+  // dlv dies (the launcher with it): a new session fails after 3 tries with the probe's error.
+  auto dlv_pid = Run({"pgrep", "-P", std::to_string(pod.launcher->pid()), "dlv"});
+  pod.launcher->Signal(SIGKILL);  // the launcher first, so nothing restarts dlv
+  pod.launcher->Wait(10s);
+  REQUIRE(dlv_pid.exit_code == 0);
+  kill(std::atoi(dlv_pid.out.c_str()), SIGKILL);
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("after-dlv", pod.name).dump()).exit_code == 0);
+  CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "after-dlv")) == "Failed"; }, 60s), s.dump());
+  CHECK(s["status"]["attach"]["attempts"] == 3);
+  CHECK_MESSAGE(s["status"]["attach"]["lastError"].get<std::string>().find("refused") != std::string::npos, s.dump());
+
+  // The 1m ttl has passed by now (or soon): Expired.
+  CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "expiring")) == "Expired"; }, 90s), s.dump());
+
+  follower->Signal(SIGTERM);
+  CHECK(follower->Wait(30s) == 0);
+  for (auto* child : {pod.agent.get(), pod.app.get()}) child->Signal(SIGTERM);
+  c.Kubectl({"delete", "namespace", ns, "--wait=false"});
+  fs::remove_all(dir);
+}
