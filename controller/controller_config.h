@@ -4,21 +4,9 @@
 #include <string>
 
 #include "controller/session_reconciler.h"
+#include "graydebug/circuit_breaker.h"
 
 namespace graydebug::controller {
-
-// SPEC §6: the numbers of the per-release circuit breaker.
-struct BreakerConfig {
-  std::chrono::milliseconds window{std::chrono::minutes(10)};
-  int max_window_attempts = 200;
-  int min_attempts = 20;
-  int min_failures = 2;
-  double failure_ratio = 0.05;  // trips when failures / attempts is strictly greater
-  std::chrono::milliseconds cool_down{std::chrono::seconds(60)};
-  std::chrono::milliseconds max_cool_down{std::chrono::minutes(10)};
-  int half_open_trials = 5;
-  bool pause_rollout = false;  // set spec.paused on the owning Deployment when a breaker opens
-};
 
 struct ControllerConfig {
   ReconcilerConfig reconciler;
