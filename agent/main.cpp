@@ -8,8 +8,9 @@
 #include <thread>
 
 #include "agent/dlv_launcher.h"
-
+#include "agent/sidecar.h"
 #include "graydebug/cli_app.h"
+#include "graydebug/http_get.h"
 #include "graydebug/log.h"
 
 using namespace graydebug;
@@ -75,26 +76,45 @@ int main(int argc, char** argv) {
   std::vector<std::string> args = ArgsOf(argc, argv);
   if (!args.empty() && args[0] == "launch-dlv") return LaunchDlv({args.begin() + 1, args.end()});
 
-  std::string listen = ":9102", dlv_addr = "127.0.0.1:2345", target_process;
-  int64_t target_pid = 0;
-  std::chrono::milliseconds sample_interval = 5s, probe_timeout = 2s;
+  agent::SidecarOptions o;
+  int64_t target_pid = 0, leak_floor = static_cast<int64_t>(o.leak.floor_bytes_per_second),
+          leak_consecutive = o.leak.consecutive;
   CommonFlags common;
   FlagSet flags(
       "graydebug-agent", "graydebug-agent [flags] | graydebug-agent launch-dlv [flags]",
       "The graydebug metrics sidecar: serves /metrics (graydebug_target_*), /healthz and /probe/dlv,\n"
       "which makes one JSON-RPC call to the pod's dlv. `graydebug-agent launch-dlv --help` for the launcher.");
-  flags.Address("listen", &listen, "plain-HTTP address of /metrics, /healthz and /probe/dlv");
-  flags.Address("dlv-addr", &dlv_addr, "address of the pod's dlv server");
+  flags.Address("listen", &o.listen, "plain-HTTP address of /metrics, /healthz and /probe/dlv");
+  flags.Address("dlv-addr", &o.dlv_addr, "address of the pod's dlv server");
   flags.Int("target-pid", &target_pid, 0, 4194304, "watch this PID instead of searching");
-  flags.String("target-process", &target_process, "watch the process with this name (comm)");
-  flags.Duration("sample-interval", &sample_interval, 100ms, 1h, "how often the target's memory is sampled");
-  flags.Duration("probe-timeout", &probe_timeout, 10ms, 1min, "connect + reply timeout of one dlv probe");
+  flags.String("target-process", &o.target_process, "watch the process with this name (comm)");
+  flags.Duration("sample-interval", &o.sample_interval, 100ms, 1h, "how often the target's memory is sampled");
+  flags.Duration("probe-timeout", &o.probe_timeout, 10ms, 1min, "connect + reply timeout of one dlv probe");
+  flags.Duration("dlv-probe-interval", &o.dlv_probe_interval, 0ms, 24h,
+                 "how often dlv is probed for graydebug_target_dlv_up without a /probe/dlv call (0: never)");
+  flags.String("expvar-url", &o.expvar_url,
+               "the target's Go expvar endpoint, e.g. http://127.0.0.1:8080/debug/vars (heap gauges, heap growth); "
+               "empty: RSS only");
+  flags.Duration("leak-window", &o.leak.window, 1s, 24h, "window of the heap growth rate (least-squares slope)");
+  flags.Duration("leak-baseline-window", &o.leak.baseline_window, 1s, 168h,
+                 "how far back the baseline of past growth rates reaches");
+  flags.Int("leak-floor", &leak_floor, 0, int64_t{1} << 40,
+            "bytes per second of growth below which no leak is suspected, whatever the baseline");
+  flags.Int("leak-consecutive", &leak_consecutive, 1, 1000,
+            "consecutive samples above (below) the threshold that raise (clear) the leak suspicion");
   common.Register(flags);
   std::vector<std::string> positionals;
   if (auto code = ParseCommandLine(flags, common, "agent", args, &positionals)) return *code;
   if (!positionals.empty()) {
     return UsageError(flags, "unknown command \"" + positionals[0] + "\" (the only command is launch-dlv)");
   }
-  log::Error("the metrics sidecar is not part of this build yet (tracked in issue #5); exiting", {{"listen", listen}});
-  return 3;
+  if (!o.expvar_url.empty()) {
+    if (std::string why = ValidateHttpUrl(o.expvar_url); !why.empty()) {
+      return UsageError(flags, "--expvar-url " + o.expvar_url + ": " + why);
+    }
+  }
+  o.target_pid = static_cast<int>(target_pid);
+  o.leak.floor_bytes_per_second = static_cast<double>(leak_floor);
+  o.leak.consecutive = static_cast<int>(leak_consecutive);
+  return agent::RunSidecar(o);
 }
