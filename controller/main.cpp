@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "controller/breaker_store.h"
 #include "controller/controller_config.h"
 #include "controller/session_controller.h"
 #include "graydebug/http_server.h"
@@ -98,13 +99,18 @@ int main(int argc, char** argv) {
   opts.workers = static_cast<int>(workers);
   opts.reconciler = cfg.reconciler;
   controller::HttpAttachProber prober(cfg.attach_timeout);
-  // The cluster circuit breakers (ConfigMap graydebug-circuits) arrive with issue #7.
-  controller::NoBreakers breakers;
   kube::EventRecorder::Options eo;
   eo.component = "graydebug-controller";
   eo.instance = identity;
   kube::EventRecorder events(client.value(), eo);
+  // The breakers live in ConfigMap graydebug-circuits in the controller's own namespace.
+  controller::BreakerStore breakers(client.value(), lease_namespace, cfg.breaker, *registry, &events);
   controller::SessionController sessions(client.value(), opts, prober, breakers, *registry, &events);
+  auto start_leading = [&] {
+    while (!breakers.Load()) std::this_thread::sleep_for(1s);
+    breakers.Start();
+    sessions.StartWorkers();
+  };
 
   std::atomic<bool> leading{!leader_elect};
   http::ServerOptions ho;
@@ -126,6 +132,7 @@ int main(int argc, char** argv) {
                                    {"namespace", namespace_.empty() ? "(all)" : namespace_},
                                    {"leader_elect", leader_elect ? "true" : "false"},
                                    {"identity", identity},
+                                   {"circuits", lease_namespace + "/graydebug-circuits"},
                                    {"metrics_port", std::to_string(metrics_server->port())},
                                    {"health_port", std::to_string(health->port())},
                                    {"version", Version()}});
@@ -141,7 +148,7 @@ int main(int argc, char** argv) {
     lc.on_started_leading = [&] {
       log::Info("leading: starting workers", {{"identity", identity}});
       leading = true;
-      sessions.StartWorkers();
+      start_leading();
     };
     lc.on_stopped_leading = [&] {
       leading = false;
@@ -154,7 +161,7 @@ int main(int argc, char** argv) {
     elector = std::make_unique<kube::LeaderElector>(client.value(), lc);
     election = std::thread([&] { elector->Run(); });
   } else {
-    sessions.StartWorkers();
+    start_leading();
   }
 
   int sig = 0;
@@ -162,6 +169,7 @@ int main(int argc, char** argv) {
   stopping = true;
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   sessions.Stop();
+  breakers.Stop();
   if (elector) {
     elector->Stop();  // releases the lease so a successor takes over at once
     election.join();

@@ -5,6 +5,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <thread>
+
 #include "graydebug/http_get.h"
 #include "graydebug/log.h"
 
@@ -78,6 +80,13 @@ std::string KeyOf(const json& obj) { return kube::Informer::KeyOf(obj); }
 ProbeResult HttpAttachProber::Probe(const std::string& address) {
   auto start = std::chrono::steady_clock::now();
   HttpGetResult r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10);
+  // The agent caps concurrent probes and answers 503 "busy" beyond that: not a dlv failure, so
+  // ask again shortly (bounded), never count it against the release.
+  for (int i = 0; i < 5 && r.status == 503 && r.body.find("\"busy\"") != std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * (i + 1)));
+    start = std::chrono::steady_clock::now();
+    r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10);
+  }
   ProbeResult p;
   p.latency_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!r.error.empty()) {
@@ -87,6 +96,11 @@ ProbeResult HttpAttachProber::Probe(const std::string& address) {
   json body = json::parse(r.body, nullptr, false);
   if (!body.is_object() || !body.contains("ok") || !body["ok"].is_boolean()) {
     p.error = "agent at " + address + " answered HTTP " + std::to_string(r.status) + " without a probe result";
+    return p;
+  }
+  if (r.status == 503 && body.value("errorKind", "") == "busy") {
+    p.own_fault = true;  // graydebug's own capacity, not the pod's dlv
+    p.error = "agent at " + address + " is busy with other probes";
     return p;
   }
   p.ok = body["ok"].get<bool>() && r.status == 200;
@@ -285,7 +299,7 @@ bool SessionController::ReconcileKey(const std::string& key) {
   std::string release_name = a.release.empty() ? "" : a.release.substr(a.release.find('/') + 1);
   if (a.attempt) {
     RecordAttempt(ns, release_name, *a.attempt);
-    if (!a.release.empty()) breakers_.Record(a.release, a.attempt->ok, in.now);
+    if (!a.release.empty()) breakers_.Record(a.release, a.attempt->ok, in.now, pod);
   }
 
   std::string rv = Str(md, "resourceVersion");

@@ -26,6 +26,49 @@ kube::InformerOptions NamespaceOptions() {
 
 }  // namespace
 
+ClusterBreakers::ClusterBreakers(std::shared_ptr<kube::Client> client, const std::string& ns)
+    : informer_(std::move(client), kube::Resource::ConfigMaps(), ns, [] {
+        kube::InformerOptions o;
+        o.name = "circuits";
+        o.field_selector = "metadata.name=graydebug-circuits";
+        return o;
+      }()) {
+  kube::EventHandlers h;
+  h.on_add = [this](const nlohmann::json& cm) { Replace(cm); };
+  h.on_update = [this](const nlohmann::json&, const nlohmann::json& cm) { Replace(cm); };
+  h.on_delete = [this](const nlohmann::json&) {
+    std::lock_guard l(mu_);
+    not_closed_.clear();
+  };
+  informer_.AddHandlers(h);
+}
+
+void ClusterBreakers::Replace(const nlohmann::json& cm) {
+  std::map<std::string, bool> fresh;
+  if (auto data = cm.find("data"); data != cm.end() && data->is_object()) {
+    for (const auto& [key, value] : data->items()) {
+      nlohmann::json j = value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
+      std::string state = j.is_object() ? j.value("state", "") : "";
+      std::string release_key = key;
+      if (auto dot = release_key.find('.'); dot != std::string::npos) release_key[dot] = '/';
+      if (state == "open" || state == "half-open") fresh[release_key] = true;
+    }
+  }
+  std::lock_guard l(mu_);
+  for (const auto& [k, v] : fresh) {
+    if (!not_closed_.count(k)) log::Warn("circuit breaker open: new pods of the release get no sidecars", {{"release", k}});
+  }
+  for (const auto& [k, v] : not_closed_) {
+    if (!fresh.count(k)) log::Info("circuit breaker closed: injection resumes", {{"release", k}});
+  }
+  not_closed_ = std::move(fresh);
+}
+
+bool ClusterBreakers::IsOpen(const std::string& release_key) const {
+  std::lock_guard l(mu_);
+  return not_closed_.count(release_key) > 0;
+}
+
 StandaloneBreakers::StandaloneBreakers() {
   log::Warn("no cluster access (no --kubeconfig and not in a pod): running standalone, every circuit breaker counts as closed");
 }

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "graydebug/kube/client.h"
@@ -15,6 +17,24 @@ class StandaloneBreakers final : public BreakerView {
  public:
   StandaloneBreakers();
   bool IsOpen(const std::string&) const override { return false; }
+};
+
+// The breakers the controller's leader publishes in ConfigMap graydebug-circuits (SPEC §6), from an
+// informer on that one ConfigMap. A release whose breaker is open or half-open gets no new sidecars
+// (half-open trials come from sessions on existing pods).
+class ClusterBreakers final : public BreakerView {
+ public:
+  ClusterBreakers(std::shared_ptr<kube::Client> client, const std::string& ns);
+  void Start() { informer_.Start(); }
+  void Stop() { informer_.Stop(); }
+  bool HasSynced() const { return informer_.HasSynced(); }
+  bool IsOpen(const std::string& release_key) const override;
+
+ private:
+  void Replace(const nlohmann::json& configmap);
+  kube::Informer informer_;
+  mutable std::mutex mu_;
+  std::map<std::string, bool> not_closed_;  // release key -> open or half-open
 };
 
 // Namespaces' Pod Security enforce levels from a namespace informer that caches only names and

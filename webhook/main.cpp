@@ -73,7 +73,7 @@ http::Response Serve(const http::Request& req, AdmissionMetrics& metrics,
 
 int main(int argc, char** argv) {
   std::string listen = ":8443", metrics_addr = ":9090";
-  std::string tls_cert_file, tls_key_file, config, kubeconfig;
+  std::string tls_cert_file, tls_key_file, config, kubeconfig, circuits_namespace;
   int64_t threads = 2;
   CommonFlags common;
   FlagSet flags("graydebug-webhook", "graydebug-webhook --tls-cert-file FILE --tls-key-file FILE [flags]",
@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
   flags.String("kubeconfig", &kubeconfig,
                "kubeconfig for reading circuit breakers; in-cluster config inside a pod; standalone without either");
   flags.Address("metrics-addr", &metrics_addr, "plain-HTTP address of /metrics");
+  flags.String("circuits-namespace", &circuits_namespace,
+               "namespace of ConfigMap graydebug-circuits (the controller's); default: this pod's namespace");
   flags.Int("threads", &threads, 2, 64, "worker threads of the HTTPS server");
   common.Register(flags);
 
@@ -114,6 +116,7 @@ int main(int argc, char** argv) {
   // Cluster access: --kubeconfig, else in-cluster, else standalone (never ~/.kube/config by accident).
   std::unique_ptr<NamespaceLevels> namespaces;
   std::unique_ptr<BreakerView> breakers;
+  ClusterBreakers* cluster_breakers = nullptr;
   kube::ConfigOptions co;
   co.kubeconfig = kubeconfig;
   co.use_default_locations = false;
@@ -123,8 +126,14 @@ int main(int argc, char** argv) {
     if (!client.ok()) return UsageError(flags, client.error().ToString());
     namespaces = std::make_unique<NamespaceLevels>(client.value());
     log::Info("cluster access", {{"source", kc.config.source}});
-    // The cluster breaker view (ConfigMap graydebug-circuits) comes with the breaker (issue #7).
-    breakers = std::make_unique<StandaloneBreakers>();
+    if (circuits_namespace.empty()) {
+      const char* pod_ns = std::getenv("POD_NAMESPACE");
+      circuits_namespace = pod_ns != nullptr && *pod_ns != '\0' ? pod_ns : kc.config.namespace_;
+    }
+    auto cb = std::make_unique<ClusterBreakers>(client.value(), circuits_namespace);
+    cluster_breakers = cb.get();
+    breakers = std::move(cb);
+    log::Info("circuit breakers from the cluster", {{"configmap", circuits_namespace + "/graydebug-circuits"}});
   } else if (kube::IsNoConfig(kc)) {
     breakers = std::make_unique<StandaloneBreakers>();
   } else {
@@ -162,6 +171,9 @@ int main(int argc, char** argv) {
   server->Handle("GET", "/readyz", [&](const http::Request&) {
     if (!server->TlsLoaded()) return http::Response{503, "text/plain", "serving certificate not loaded\n"};
     if (namespaces && !namespaces->HasSynced()) return http::Response{503, "text/plain", "namespace cache not synced\n"};
+    if (cluster_breakers && !cluster_breakers->HasSynced()) {
+      return http::Response{503, "text/plain", "circuit breakers not synced\n"};
+    }
     return http::Response{200, "text/plain", "ok\n"};
   });
 
@@ -171,9 +183,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (namespaces) namespaces->Start();
+  if (cluster_breakers) cluster_breakers->Start();
   if (std::string why = server->Start(); !why.empty()) {
     log::Error("cannot serve admission requests", {{"error", why}});
     if (namespaces) namespaces->Stop();
+    if (cluster_breakers) cluster_breakers->Stop();
     return 1;
   }
   log::Info("serving", {{"listen", listen},
@@ -188,6 +202,7 @@ int main(int argc, char** argv) {
   server->Stop();
   metrics_server->Stop();
   if (namespaces) namespaces->Stop();
+  if (cluster_breakers) cluster_breakers->Stop();
   log::Info("stopped");
   return 0;
 }

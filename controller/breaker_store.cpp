@@ -1,0 +1,260 @@
+#include "controller/breaker_store.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "graydebug/kube/time.h"
+#include "graydebug/log.h"
+
+namespace graydebug::controller {
+namespace {
+
+using json = nlohmann::json;
+
+std::string OwnerOf(const json& obj, std::string* kind) {
+  if (!obj.is_object() || !obj.contains("metadata")) return "";
+  const json& md = obj["metadata"];
+  auto owners = md.find("ownerReferences");
+  if (owners == md.end() || !owners->is_array()) return "";
+  for (const json& o : *owners) {
+    if (o.is_object() && o.value("controller", false)) {
+      *kind = o.value("kind", "");
+      return o.value("name", "");
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+BreakerStore::BreakerStore(std::shared_ptr<kube::Client> client, std::string ns, BreakerConfig config,
+                           prometheus::Registry& registry, kube::EventRecorder* events)
+    : client_(std::move(client)),
+      ns_(std::move(ns)),
+      config_(config),
+      events_(events),
+      state_(prometheus::BuildGauge()
+                 .Name("graydebug_circuit_state")
+                 .Help("Circuit breaker of a gray release: 0 closed, 1 half-open, 2 open")
+                 .Register(registry)),
+      trips_(prometheus::BuildCounter()
+                 .Name("graydebug_circuit_trips_total")
+                 .Help("Times a release's circuit breaker opened")
+                 .Register(registry)) {}
+
+BreakerStore::~BreakerStore() { Stop(); }
+
+std::string BreakerStore::DataKey(const std::string& release_key) {
+  std::string k = release_key;
+  auto slash = k.find('/');
+  if (slash != std::string::npos) k[slash] = '.';  // namespaces never contain '.', so this is reversible
+  return k;
+}
+
+std::string BreakerStore::ReleaseKey(const std::string& data_key) {
+  std::string k = data_key;
+  auto dot = k.find('.');
+  if (dot != std::string::npos) k[dot] = '/';
+  return k;
+}
+
+void BreakerStore::PublishLocked(const std::string& release_key, const CircuitBreaker& b, Clock::Wall now) {
+  auto slash = release_key.find('/');
+  std::string ns = release_key.substr(0, slash), release = slash == std::string::npos ? "" : release_key.substr(slash + 1);
+  state_.Add({{"namespace", ns}, {"release", release}}).Set(static_cast<double>(b.State(now)));
+}
+
+bool BreakerStore::Load() {
+  auto cm = client_->Get(kube::Resource::ConfigMaps(), ns_, kCircuitsConfigMap);
+  std::lock_guard l(mu_);
+  if (!cm.ok()) {
+    if (cm.error().kind == kube::ErrorKind::kNotFound) {
+      rv_.clear();
+      return true;
+    }
+    log::Warn("cannot read the circuit breakers", {{"configmap", ns_ + "/" + kCircuitsConfigMap},
+                                                   {"error", cm.error().ToString()}});
+    return false;
+  }
+  rv_ = cm.value()["metadata"].value("resourceVersion", "");
+  auto data = cm.value().find("data");
+  int loaded = 0, open = 0;
+  auto now = std::chrono::system_clock::now();
+  if (data != cm.value().end() && data->is_object()) {
+    for (const auto& [key, value] : data->items()) {
+      json j = value.is_string() ? json::parse(value.get<std::string>(), nullptr, false) : json();
+      auto b = CircuitBreaker::FromJson(j, config_);
+      if (!b) {
+        log::Warn("ignoring a malformed circuit breaker entry", {{"key", key}});
+        continue;
+      }
+      std::string release_key = ReleaseKey(key);
+      breakers_.insert_or_assign(release_key, *b);
+      PublishLocked(release_key, *b, now);
+      ++loaded;
+      open += b->State(now) != BreakerState::kClosed;
+    }
+  }
+  log::Info("circuit breakers loaded", {{"releases", std::to_string(loaded)}, {"not_closed", std::to_string(open)}});
+  return true;
+}
+
+void BreakerStore::Start() {
+  std::lock_guard l(mu_);
+  if (writer_.joinable()) return;
+  stop_ = false;
+  writer_ = std::thread([this] {
+    std::unique_lock l(mu_);
+    while (!stop_) {
+      cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_ || urgent_; });
+      if (!dirty_) continue;
+      l.unlock();
+      bool ok = Flush();
+      l.lock();
+      if (!ok) cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_; });
+    }
+  });
+}
+
+void BreakerStore::Stop() {
+  {
+    std::lock_guard l(mu_);
+    if (!writer_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  writer_.join();
+  if (dirty_) Flush();
+}
+
+bool BreakerStore::Flush() {
+  json data = json::object();
+  std::string rv;
+  {
+    std::lock_guard l(mu_);
+    for (const auto& [key, b] : breakers_) data[DataKey(key)] = b.ToJson().dump();
+    dirty_ = urgent_ = false;
+    rv = rv_;
+  }
+  json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata",
+              {{"name", kCircuitsConfigMap},
+               {"namespace", ns_},
+               {"labels", {{"app.kubernetes.io/name", "graydebug"}, {"app.kubernetes.io/component", "circuits"}}}}},
+             {"data", data}};
+  Result<json> r = rv.empty() ? client_->Create(kube::Resource::ConfigMaps(), ns_, cm) : [&] {
+    cm["metadata"]["resourceVersion"] = rv;
+    return client_->Update(kube::Resource::ConfigMaps(), ns_, cm);
+  }();
+  if (!r.ok() && (r.error().kind == kube::ErrorKind::kConflict || r.error().kind == kube::ErrorKind::kAlreadyExists ||
+                  r.error().kind == kube::ErrorKind::kNotFound)) {
+    // Someone else wrote it (a previous leader): the leader's view wins; take the new version.
+    auto current = client_->Get(kube::Resource::ConfigMaps(), ns_, kCircuitsConfigMap);
+    std::lock_guard l(mu_);
+    rv_ = current.ok() ? current.value()["metadata"].value("resourceVersion", "") : "";
+    dirty_ = true;
+    return false;
+  }
+  std::lock_guard l(mu_);
+  if (!r.ok()) {
+    log::Warn("writing the circuit breakers failed; retrying", {{"error", r.error().ToString()}});
+    dirty_ = true;
+    return false;
+  }
+  rv_ = r.value()["metadata"].value("resourceVersion", "");
+  return true;
+}
+
+CircuitView BreakerStore::View(const std::string& release_key, Clock::Wall now) {
+  std::lock_guard l(mu_);
+  auto it = breakers_.find(release_key);
+  if (it == breakers_.end()) return {};
+  if (it->second.Advance(now) == CircuitBreaker::Change::kHalfOpened) {
+    log::Info("circuit breaker half-open: trial sessions allowed", {{"release", release_key}});
+    PublishLocked(release_key, it->second, now);
+    dirty_ = urgent_ = true;
+    cv_.notify_all();
+  }
+  BreakerState s = it->second.State(now);
+  return {s == BreakerState::kOpen ? CircuitState::kOpen
+                                   : s == BreakerState::kHalfOpen ? CircuitState::kHalfOpen : CircuitState::kClosed,
+          it->second.RetryAt()};
+}
+
+BreakerState BreakerStore::StateOf(const std::string& release_key, Clock::Wall now) {
+  std::lock_guard l(mu_);
+  auto it = breakers_.find(release_key);
+  return it == breakers_.end() ? BreakerState::kClosed : it->second.State(now);
+}
+
+void BreakerStore::Record(const std::string& release_key, bool success, Clock::Wall now, const json* pod) {
+  std::optional<CircuitBreaker> opened;
+  {
+    std::lock_guard l(mu_);
+    auto [it, inserted] = breakers_.try_emplace(release_key, config_);
+    CircuitBreaker::Change change = it->second.Record(success, now);
+    dirty_ = true;
+    if (change != CircuitBreaker::Change::kNone || inserted) {
+      urgent_ = true;
+      PublishLocked(release_key, it->second, now);
+    }
+    if (change == CircuitBreaker::Change::kOpened) {
+      auto slash = release_key.find('/');
+      trips_.Add({{"namespace", release_key.substr(0, slash)}, {"release", release_key.substr(slash + 1)}}).Increment();
+      opened = it->second;
+    } else if (change == CircuitBreaker::Change::kClosed) {
+      log::Info("circuit breaker closed after successful trials", {{"release", release_key}});
+    }
+  }
+  cv_.notify_all();
+  if (opened) OnOpened(release_key, *opened, pod);
+}
+
+void BreakerStore::OnOpened(const std::string& release_key, const CircuitBreaker& b, const json* pod) {
+  std::string message = "attach failures of release " + release_key + " reached " + std::to_string(b.failures()) +
+                        " of " + std::to_string(b.attempts()) + "; debugging is suspended until " +
+                        kube::FormatTime(b.RetryAt()) + " (no new sidecars, new sessions rejected)";
+  log::Warn("circuit breaker opened", {{"release", release_key}, {"message", message}});
+  if (pod == nullptr) return;
+  std::string ns = pod->contains("metadata") ? (*pod)["metadata"].value("namespace", "") : "";
+  std::string kind;
+  std::string owner = OwnerOf(*pod, &kind);
+  json workload;
+  if (kind == "ReplicaSet") {
+    auto rs = client_->Get({"apps", "v1", "replicasets", true}, ns, owner);
+    if (rs.ok()) {
+      workload = rs.value();
+      std::string dkind;
+      std::string deployment = OwnerOf(rs.value(), &dkind);
+      if (dkind == "Deployment") {
+        auto d = client_->Get({"apps", "v1", "deployments", true}, ns, deployment);
+        if (d.ok()) workload = d.value();
+      }
+    }
+  }
+  if (workload.is_null()) return;
+  workload["apiVersion"] = workload["kind"] == "Deployment" || workload["kind"] == "ReplicaSet" ? "apps/v1" : "v1";
+  if (!workload.contains("kind")) return;
+  if (events_ != nullptr) events_->Record(workload, "Warning", "DebugCircuitOpen", message);
+  if (config_.pause_rollout && workload["kind"] == "Deployment") {
+    std::string name = workload["metadata"].value("name", "");
+    json patch = {{"metadata",
+                   {{"annotations",
+                     {{"graydebug.io/paused-by", "circuit breaker of release " + release_key + " opened at " +
+                                                     kube::FormatTime(std::chrono::system_clock::now())}}}}},
+                  {"spec", {{"paused", true}}}};
+    auto r = client_->Patch({"apps", "v1", "deployments", true}, ns, name, kube::PatchType::kMerge, patch.dump());
+    if (r.ok()) {
+      log::Warn("paused the gray rollout (pauseRollout)", {{"deployment", ns + "/" + name}, {"release", release_key}});
+      if (events_ != nullptr) {
+        events_->Record(workload, "Warning", "RolloutPaused", "graydebug paused this rollout: " + message);
+      }
+    } else {
+      log::Error("pausing the rollout failed", {{"deployment", ns + "/" + name}, {"error", r.error().ToString()}});
+    }
+  }
+}
+
+}  // namespace graydebug::controller

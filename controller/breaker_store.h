@@ -1,0 +1,62 @@
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "controller/session_controller.h"
+#include "graydebug/circuit_breaker.h"
+
+namespace graydebug::controller {
+
+inline constexpr const char* kCircuitsConfigMap = "graydebug-circuits";
+
+// The leader's circuit breakers, one per release, kept in ConfigMap graydebug-circuits (data key
+// "<namespace>.<release>", value: CircuitBreaker JSON) so webhook replicas and the next leader see
+// them. Writes are resourceVersion-checked; a state change is written at once, window updates at
+// most once a second. Exports graydebug_circuit_state and graydebug_circuit_trips_total, raises a
+// Warning Event on the owning workload when a breaker opens and, with pauseRollout, pauses the
+// owning Deployment.
+class BreakerStore final : public BreakerSource {
+ public:
+  BreakerStore(std::shared_ptr<kube::Client> client, std::string ns, BreakerConfig config,
+               prometheus::Registry& registry, kube::EventRecorder* events);
+  ~BreakerStore() override;
+
+  // Reads the ConfigMap (call when starting to lead). False when the API server failed (retry).
+  bool Load();
+  // Starts the background writer.
+  void Start();
+  void Stop();  // flushes what is pending
+
+  CircuitView View(const std::string& release_key, Clock::Wall now) override;
+  void Record(const std::string& release_key, bool success, Clock::Wall now, const nlohmann::json* pod) override;
+
+  BreakerState StateOf(const std::string& release_key, Clock::Wall now);
+
+ private:
+  static std::string DataKey(const std::string& release_key);
+  static std::string ReleaseKey(const std::string& data_key);
+  void PublishLocked(const std::string& release_key, const CircuitBreaker& b, Clock::Wall now);
+  bool Flush();
+  void OnOpened(const std::string& release_key, const CircuitBreaker& b, const nlohmann::json* pod);
+
+  std::shared_ptr<kube::Client> client_;
+  std::string ns_;
+  BreakerConfig config_;
+  kube::EventRecorder* events_;
+  prometheus::Family<prometheus::Gauge>& state_;
+  prometheus::Family<prometheus::Counter>& trips_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, CircuitBreaker> breakers_;  // release key -> breaker
+  bool dirty_ = false, urgent_ = false, stop_ = false;
+  std::string rv_;  // of the ConfigMap as last read or written
+  std::thread writer_;
+};
+
+}  // namespace graydebug::controller
