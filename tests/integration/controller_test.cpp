@@ -12,119 +12,18 @@
 #include <thread>
 
 #include "support/local_cluster.h"
+#include "support/gray_pod.h"
 #include "support/process.h"
 
 using graydebug::testing::Child;
 using graydebug::testing::LocalCluster;
 using graydebug::testing::ProcessResult;
 using graydebug::testing::Run;
+using namespace graydebug::testing;
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string Bin(const std::string& name) { return std::string(GRAYDEBUG_BIN_DIR) + "/" + name; }
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-template <class F>
-bool Eventually(F&& f, std::chrono::seconds bound = 60s) {
-  auto until = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < until) {
-    if (f()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return f();
-}
-
-std::string LogField(const std::string& output, const std::string& msg, const std::string& field) {
-  std::istringstream lines(output);
-  for (std::string line; std::getline(lines, line);) {
-    json j = json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("msg", "") == msg) return j.value(field, "");
-  }
-  return "";
-}
-
-// A local "gray pod": the leaky app, launch-dlv and the agent sidecar, plus its Pod object.
-struct GrayPod {
-  GrayPod(std::string d, std::string n) : dir(std::move(d)), name(std::move(n)) {}
-  std::string dir, name;
-  int app_port = FreePort(), dlv_port = FreePort(), agent_port = FreePort();
-  std::unique_ptr<Child> app, launcher, agent;
-
-  bool StartProcesses() {
-    std::string dlv = Run({graydebug::testing::SourceDir() + "/hack/tools/bin-dir", "dlv"}).out;
-    while (!dlv.empty() && dlv.back() == '\n') dlv.pop_back();
-    app = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:" + std::to_string(app_port)}, dir + "/" + name + "-app.log");
-    if (!app) return false;
-    launcher = Child::Spawn({Bin("graydebug-agent"), "launch-dlv", "--dlv-path=" + dlv + "/dlv",
-                             "--target-pid=" + std::to_string(app->pid()),
-                             "--listen=127.0.0.1:" + std::to_string(dlv_port)},
-                            dir + "/" + name + "-launcher.log");
-    agent = Child::Spawn({Bin("graydebug-agent"), "--listen=127.0.0.1:" + std::to_string(agent_port),
-                          "--dlv-addr=127.0.0.1:" + std::to_string(dlv_port), "--target-pid=" + std::to_string(app->pid())},
-                         dir + "/" + name + "-agent.log");
-    return launcher && agent && Eventually([&] {
-             return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(agent_port) + "/probe/dlv"}).exit_code == 0;
-           });
-  }
-
-  json Object(const std::string& ns) const {
-    json status = {{"containers", {"dlv-server", "graydebug-agent"}}, {"dlvPort", dlv_port}, {"agentPort", agent_port}};
-    return {{"apiVersion", "v1"},
-            {"kind", "Pod"},
-            {"metadata",
-             {{"name", name},
-              {"namespace", ns},
-              {"labels", {{"app", "order"}, {"version", "v2-alpha"}, {"graydebug.io/injected", "true"}}},
-              {"annotations", {{"graydebug.io/status", status.dump()}}}}},
-            {"spec",
-             {{"containers",
-               {{{"name", "order"}, {"image", "leaky-app"}},
-                {{"name", "dlv-server"}, {"image", "graydebug"}},
-                {{"name", "graydebug-agent"},
-                 {"image", "graydebug"},
-                 {"ports", {{{"name", "gd-agent"}, {"containerPort", agent_port}}}}}}}}}};
-  }
-};
-
-bool CreateRunningPod(const LocalCluster& c, const GrayPod& p, const std::string& ns) {
-  if (c.Kubectl({"create", "-f", "-"}, p.Object(ns).dump()).exit_code != 0) return false;
-  json status = {{"status",
-                  {{"phase", "Running"}, {"podIP", "127.0.0.1"}, {"podIPs", {{{"ip", "127.0.0.1"}}}}}}};
-  auto r = c.Kubectl({"patch", "pod", "-n", ns, p.name, "--subresource=status", "--type=merge", "-p", status.dump()});
-  return r.exit_code == 0;
-}
-
-json Session(const std::string& name, const std::string& pod) {
-  return {{"apiVersion", "graydebug.io/v1alpha1"},
-          {"kind", "DebugSession"},
-          {"metadata", {{"name", name}}},
-          {"spec", {{"target", {{"pod", pod}}}, {"ttl", "15m"}, {"reason", "heap grows 40 MB/h"}}}};
-}
-
-json GetSession(const LocalCluster& c, const std::string& ns, const std::string& name) {
-  auto r = c.Kubectl({"get", "debugsession", "-n", ns, name, "-o", "json"});
-  return r.exit_code == 0 ? json::parse(r.out, nullptr, false) : json();
-}
-
-std::string Phase(const json& s) {
-  return s.is_object() && s.contains("status") ? s["status"].value("phase", "") : "";
-}
-
-}  // namespace
 
 TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends when the pod goes") {
   LocalCluster& c = LocalCluster::Shared();
