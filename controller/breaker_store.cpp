@@ -108,6 +108,15 @@ void BreakerStore::Start() {
     std::unique_lock l(mu_);
     while (!stop_) {
       cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_ || urgent_; });
+      // Cool-downs end with time, not with attempts: publish half-open when it is due.
+      auto now = std::chrono::system_clock::now();
+      for (auto& [key, b] : breakers_) {
+        if (b.Advance(now) == CircuitBreaker::Change::kHalfOpened) {
+          log::Info("circuit breaker half-open: trial sessions allowed", {{"release", key}});
+          PublishLocked(key, b, now);
+          dirty_ = true;
+        }
+      }
       if (!dirty_) continue;
       l.unlock();
       bool ok = Flush();

@@ -5,6 +5,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "graydebug/http_get.h"
@@ -197,6 +198,9 @@ void SessionController::StartWorkers() {
   if (workers_started_.exchange(true)) return;
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     workers_.emplace_back([this] {
+      // Never decide from half a cache: a session whose pod is not cached yet would look
+      // Terminated.
+      while (!HasSynced() && !queue_.ShuttingDown()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
       while (auto key = queue_.Get()) {
         bool ok = false;
         try {
@@ -268,6 +272,26 @@ bool SessionController::ReconcileKey(const std::string& key) {
   json session = std::move(*cached);
   const json md = session.contains("metadata") ? session["metadata"] : json::object();
   std::string ns = Str(md, "namespace"), name = Str(md, "name");
+  // The cache may not have seen our own last write yet: deciding from the older status would
+  // probe again and count a second attempt. Wait for it (resourceVersions are etcd revisions; if
+  // one is not a number, fall through and let the write's precondition catch a stale view).
+  {
+    std::lock_guard l(written_mu_);
+    auto it = written_.find(key);
+    if (it != written_.end()) {
+      std::string cached_rv = Str(md, "resourceVersion");
+      char* e1 = nullptr;
+      char* e2 = nullptr;
+      unsigned long long have = std::strtoull(cached_rv.c_str(), &e1, 10);
+      unsigned long long want = std::strtoull(it->second.c_str(), &e2, 10);
+      bool numeric = !cached_rv.empty() && *e1 == '\0' && !it->second.empty() && *e2 == '\0';
+      if (numeric && have < want) {
+        queue_.AddAfter(key, std::chrono::milliseconds(50));
+        return true;
+      }
+      written_.erase(it);
+    }
+  }
 
   // Candidates: the named pod, or every injected pod of the namespace for a selector.
   std::vector<json> pods;
@@ -315,6 +339,10 @@ bool SessionController::ReconcileKey(const std::string& key) {
     }
     rv = Str(r.value()["metadata"], "resourceVersion");
     session["metadata"] = r.value()["metadata"];
+    if (!a.status_changed) {
+      std::lock_guard l(written_mu_);
+      written_[key] = rv;
+    }
   }
   if (a.status_changed) {
     json update = session;
@@ -328,6 +356,8 @@ bool SessionController::ReconcileKey(const std::string& key) {
       return false;
     }
     session = r.value();
+    std::lock_guard l(written_mu_);
+    written_[key] = Str(session["metadata"], "resourceVersion");
   }
   if (events_ != nullptr) {
     json ref = session;

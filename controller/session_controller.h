@@ -113,6 +113,9 @@ class SessionController {
   std::map<std::string, std::map<std::string, std::string>> active_labels_;  // session key -> series
   std::map<std::map<std::string, std::string>, std::set<std::string>> active_holders_;  // series -> sessions
 
+  std::mutex written_mu_;
+  std::map<std::string, std::string> written_;  // session key -> resourceVersion of our last write
+
   std::vector<std::thread> workers_;
   std::atomic<bool> workers_started_{false};
 };

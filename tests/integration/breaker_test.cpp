@@ -154,6 +154,15 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   REQUIRE(Eventually([&] {
     return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(pod.agent_port) + "/probe/dlv"}).exit_code == 0;
   }, 30s));
+  // The cool-down (5 s) ends: half-open, published by the controller without any attempt.
+  CHECK_MESSAGE(Eventually([&] {
+                  return metrics().find("graydebug_circuit_state{namespace=\"" + ns + "\",release=\"v3-beta\"} 1") !=
+                         std::string::npos;
+                }, 30s),
+                metrics());
+  // The sessions kept through the restart are still Active (the restarted controller waited for
+  // its caches before deciding anything).
+  CHECK(Phase(GetSession(c, ns, "s1")) == "Active");
   REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("trial", pod.name).dump()).exit_code == 0);
   CHECK_MESSAGE(Eventually([&] {
                   return metrics().find("graydebug_circuit_state{namespace=\"" + ns + "\",release=\"v3-beta\"} 0") !=

@@ -99,7 +99,9 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
   // The pod goes away: the session is Terminated and its series removed.
   REQUIRE(c.Kubectl({"delete", "pod", "-n", ns, pod.name, "--wait=false"}).exit_code == 0);
   REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "leak-hunt")) == "Terminated"; }, 30s), s.dump());
-  CHECK(Eventually([&] { return metrics().find("debug_session_active{") == std::string::npos; }, 10s));
+  // (Other tests' sessions may be left in terminating namespaces: look at this namespace only.)
+  CHECK_MESSAGE(Eventually([&] { return metrics().find("debug_session_active{namespace=\"" + ns + "\"") == std::string::npos; }, 10s),
+                metrics(), controller->Output());
 
   // Deleting a session returns at once (finalizer handled).
   CHECK(c.Kubectl({"delete", "debugsession", "-n", ns, "early", "--timeout=30s"}).exit_code == 0);

@@ -70,12 +70,14 @@ TEST_CASE("SPEC flags are accepted and bad ones are refused with one line") {
 }
 
 TEST_CASE("a valid command line gets past flag parsing") {
-  // Until the serving parts land (issues #4-#8) a valid invocation says so and exits 3;
-  // the point here is that valid SPEC flags are accepted (not exit 2).
+  // Valid SPEC flags are accepted: the controller gets as far as reading its kubeconfig, and says
+  // in one line which file it could not read.
   auto r = Run({Bin("graydebug-controller"), "--namespace=shop", "--leader-elect", "--metrics-addr=127.0.0.1:0",
-                "--health-addr", ":8081", "--lease-namespace", "graydebug-system", "--log-format=logfmt"});
-  CHECK(r.exit_code == 3);
-  CHECK(r.err.find("level=error component=controller") != std::string::npos);
+                "--health-addr", ":8081", "--lease-namespace", "graydebug-system", "--log-format=logfmt",
+                "--kubeconfig=/nonexistent/kubeconfig"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("/nonexistent/kubeconfig") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
 
 // The image cannot be built here (no Docker engine), so check what the Dockerfile relies on: every
