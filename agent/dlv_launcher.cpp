@@ -37,9 +37,14 @@ std::string Describe(int status) {
 }
 
 pid_t SpawnDlv(const LauncherOptions& o, int target, std::string* error) {
-  std::vector<std::string> args = {o.dlv_path,       "attach",           std::to_string(target),
-                                   "--headless",     "--api-version=2",  "--accept-multiclient",
-                                   "--continue",     "--listen=" + o.listen};
+  std::vector<std::string> args = {o.dlv_path,
+                                   "attach",
+                                   std::to_string(target),
+                                   "--headless",
+                                   "--api-version=2",
+                                   "--accept-multiclient",
+                                   "--continue",
+                                   "--listen=" + o.listen};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -107,9 +112,8 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
         log::Error("cannot start dlv", {{"error", error}});
         return 1;
       }
-      log::Info("dlv started", {{"dlv_pid", std::to_string(dlv)},
-                                {"target_pid", std::to_string(target.pid)},
-                                {"listen", o.listen}});
+      log::Info("dlv started",
+                {{"dlv_pid", std::to_string(dlv)}, {"target_pid", std::to_string(target.pid)}, {"listen", o.listen}});
       auto started = Clock::now();
       int status = 0;
       bool exited = false;
@@ -132,14 +136,16 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
       }
       bool target_alive = fs.Alive(target.pid, target.start_ticks);
       if (!target_alive) {
-        log::Info("dlv exited with its target", {{"dlv", Describe(status)}, {"target_pid", std::to_string(target.pid)}});
+        log::Info("dlv exited with its target",
+                  {{"dlv", Describe(status)}, {"target_pid", std::to_string(target.pid)}});
         break;
       }
       failures = Clock::now() - started >= o.stable_after ? 1 : failures + 1;
-      milliseconds wait = std::min<milliseconds>(o.backoff_cap, o.backoff_base * (int64_t{1} << std::min(failures - 1, 16)));
-      log::Warn("dlv exited; restarting with backoff",
-                {{"dlv", Describe(status)}, {"restart_in", std::to_string(wait.count()) + "ms"},
-                 {"failures", std::to_string(failures)}});
+      milliseconds wait =
+          std::min<milliseconds>(o.backoff_cap, o.backoff_base * (int64_t{1} << std::min(failures - 1, 16)));
+      log::Warn("dlv exited; restarting with backoff", {{"dlv", Describe(status)},
+                                                        {"restart_in", std::to_string(wait.count()) + "ms"},
+                                                        {"failures", std::to_string(failures)}});
       SleepUnlessStopped(wait, stop);
     }
     if (!stop && o.target_pid > 0) {

@@ -163,8 +163,9 @@ TargetResult ChooseTarget(const std::vector<ProcessInfo>& processes, const Targe
     return a->start_ticks != b->start_ticks ? a->start_ticks < b->start_ticks : a->pid < b->pid;
   });
   r.target = **oldest;
-  r.why = candidates.size() == 1 ? (q.process_name.empty() ? "the only Go program" : "the process named " + q.process_name)
-                                 : std::to_string(candidates.size()) + " candidates; chose the oldest";
+  r.why = candidates.size() == 1
+              ? (q.process_name.empty() ? "the only Go program" : "the process named " + q.process_name)
+              : std::to_string(candidates.size()) + " candidates; chose the oldest";
   return r;
 }
 

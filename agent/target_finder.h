@@ -10,11 +10,11 @@ namespace graydebug::agent {
 // What /proc says about one process.
 struct ProcessInfo {
   int pid = 0;
-  std::string comm;          // /proc/<pid>/comm (at most 15 characters)
-  std::string exe;           // readlink /proc/<pid>/exe; "" when not permitted
-  bool go_binary = false;    // the executable has Go's build-info section
-  bool exe_readable = false; // whether go_binary could be decided
-  uint64_t start_ticks = 0;  // field 22 of /proc/<pid>/stat: tells a restarted PID apart
+  std::string comm;           // /proc/<pid>/comm (at most 15 characters)
+  std::string exe;            // readlink /proc/<pid>/exe; "" when not permitted
+  bool go_binary = false;     // the executable has Go's build-info section
+  bool exe_readable = false;  // whether go_binary could be decided
+  uint64_t start_ticks = 0;   // field 22 of /proc/<pid>/stat: tells a restarted PID apart
 };
 
 // Reads processes from a /proc tree (the real one, or a directory laid out like it in tests).

@@ -36,7 +36,9 @@ json Pod(const std::string& name) {
             {"containers",
              {{{"name", "order"}, {"image", "shop/order:v2-alpha"}, {"ports", {{{"containerPort", 8080}}}}},
               {{"name", "dlv-server"}, {"image", "graydebug/graydebug:0.1.0"}, {"args", {"launch-dlv"}}},
-              {{"name", "graydebug-agent"}, {"image", "graydebug/graydebug:0.1.0"}, {"ports", {{{"containerPort", 9102}}}}}}}}}};
+              {{"name", "graydebug-agent"},
+               {"image", "graydebug/graydebug:0.1.0"},
+               {"ports", {{{"containerPort", 9102}}}}}}}}}};
 }
 
 }  // namespace

@@ -43,7 +43,9 @@ BreakerStore::BreakerStore(std::shared_ptr<kube::Client> client, std::string ns,
                  .Help("Times a release's circuit breaker opened")
                  .Register(registry)) {}
 
-BreakerStore::~BreakerStore() { Stop(); }
+BreakerStore::~BreakerStore() {
+  Stop();
+}
 
 std::string BreakerStore::DataKey(const std::string& release_key) {
   std::string k = release_key;
@@ -61,7 +63,8 @@ std::string BreakerStore::ReleaseKey(const std::string& data_key) {
 
 void BreakerStore::PublishLocked(const std::string& release_key, const CircuitBreaker& b, Clock::Wall now) {
   auto slash = release_key.find('/');
-  std::string ns = release_key.substr(0, slash), release = slash == std::string::npos ? "" : release_key.substr(slash + 1);
+  std::string ns = release_key.substr(0, slash),
+              release = slash == std::string::npos ? "" : release_key.substr(slash + 1);
   state_.Add({{"namespace", ns}, {"release", release}}).Set(static_cast<double>(b.State(now)));
 }
 
@@ -73,8 +76,8 @@ bool BreakerStore::Load() {
       rv_.clear();
       return true;
     }
-    log::Warn("cannot read the circuit breakers", {{"configmap", ns_ + "/" + kCircuitsConfigMap},
-                                                   {"error", cm.error().ToString()}});
+    log::Warn("cannot read the circuit breakers",
+              {{"configmap", ns_ + "/" + kCircuitsConfigMap}, {"error", cm.error().ToString()}});
     return false;
   }
   rv_ = cm.value()["metadata"].value("resourceVersion", "");
@@ -187,8 +190,9 @@ CircuitView BreakerStore::View(const std::string& release_key, Clock::Wall now) 
     cv_.notify_all();
   }
   BreakerState s = it->second.State(now);
-  return {s == BreakerState::kOpen ? CircuitState::kOpen
-                                   : s == BreakerState::kHalfOpen ? CircuitState::kHalfOpen : CircuitState::kClosed,
+  return {s == BreakerState::kOpen       ? CircuitState::kOpen
+          : s == BreakerState::kHalfOpen ? CircuitState::kHalfOpen
+                                         : CircuitState::kClosed,
           it->second.RetryAt()};
 }
 

@@ -15,7 +15,9 @@ struct FieldError {
   std::string message;
 };
 
-[[noreturn]] void Fail(const std::string& field, const std::string& why) { throw FieldError{field + ": " + why}; }
+[[noreturn]] void Fail(const std::string& field, const std::string& why) {
+  throw FieldError{field + ": " + why};
+}
 
 void CheckKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
   if (!node.IsMap()) Fail(field.empty() ? "config" : field, "must be a mapping");
@@ -70,8 +72,9 @@ ControllerConfigResult ParseControllerConfig(const std::string& yaml_text) {
       r.ok = true;
       return r;
     }
-    CheckKeys(root, "", {"releaseLabel", "reprobeInterval", "maxTTL", "pendingTimeout", "maxAttachAttempts",
-                         "attachTimeout", "breaker"});
+    CheckKeys(root, "",
+              {"releaseLabel", "reprobeInterval", "maxTTL", "pendingTimeout", "maxAttachAttempts", "attachTimeout",
+               "breaker"});
     if (auto n = root["releaseLabel"]) {
       if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 317) Fail("releaseLabel", "must be a label key");
       c.reconciler.release_label = n.Scalar();
@@ -79,20 +82,24 @@ ControllerConfigResult ParseControllerConfig(const std::string& yaml_text) {
     if (auto n = root["reprobeInterval"]) c.reconciler.reprobe_interval = Duration(n, "reprobeInterval", 1s, 24h);
     if (auto n = root["maxTTL"]) c.reconciler.max_ttl = Duration(n, "maxTTL", 1min, 168h);
     if (auto n = root["pendingTimeout"]) c.reconciler.pending_timeout = Duration(n, "pendingTimeout", 1s, 24h);
-    if (auto n = root["maxAttachAttempts"]) c.reconciler.max_attach_attempts = static_cast<int>(Int(n, "maxAttachAttempts", 1, 20));
+    if (auto n = root["maxAttachAttempts"])
+      c.reconciler.max_attach_attempts = static_cast<int>(Int(n, "maxAttachAttempts", 1, 20));
     if (auto n = root["attachTimeout"]) c.attach_timeout = Duration(n, "attachTimeout", 100ms, 1min);
     if (auto b = root["breaker"]) {
-      CheckKeys(b, "breaker", {"window", "maxWindowAttempts", "minAttempts", "minFailures", "failureRatio", "coolDown",
-                               "maxCoolDown", "halfOpenTrials", "pauseRollout"});
+      CheckKeys(b, "breaker",
+                {"window", "maxWindowAttempts", "minAttempts", "minFailures", "failureRatio", "coolDown", "maxCoolDown",
+                 "halfOpenTrials", "pauseRollout"});
       BreakerConfig& k = c.breaker;
       if (auto n = b["window"]) k.window = Duration(n, "breaker.window", 1s, 24h);
-      if (auto n = b["maxWindowAttempts"]) k.max_window_attempts = static_cast<int>(Int(n, "breaker.maxWindowAttempts", 1, 100000));
+      if (auto n = b["maxWindowAttempts"])
+        k.max_window_attempts = static_cast<int>(Int(n, "breaker.maxWindowAttempts", 1, 100000));
       if (auto n = b["minAttempts"]) k.min_attempts = static_cast<int>(Int(n, "breaker.minAttempts", 1, 100000));
       if (auto n = b["minFailures"]) k.min_failures = static_cast<int>(Int(n, "breaker.minFailures", 1, 100000));
       if (auto n = b["failureRatio"]) k.failure_ratio = Ratio(n, "breaker.failureRatio");
       if (auto n = b["coolDown"]) k.cool_down = Duration(n, "breaker.coolDown", 1s, 24h);
       if (auto n = b["maxCoolDown"]) k.max_cool_down = Duration(n, "breaker.maxCoolDown", 1s, 168h);
-      if (auto n = b["halfOpenTrials"]) k.half_open_trials = static_cast<int>(Int(n, "breaker.halfOpenTrials", 1, 1000));
+      if (auto n = b["halfOpenTrials"])
+        k.half_open_trials = static_cast<int>(Int(n, "breaker.halfOpenTrials", 1, 1000));
       if (auto n = b["pauseRollout"]) k.pause_rollout = Bool(n, "breaker.pauseRollout");
       if (k.min_attempts > k.max_window_attempts) {
         Fail("breaker.minAttempts", "must not exceed breaker.maxWindowAttempts");

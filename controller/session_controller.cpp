@@ -74,7 +74,9 @@ kube::InformerOptions SessionOptions() {
   return o;
 }
 
-std::string KeyOf(const json& obj) { return kube::Informer::KeyOf(obj); }
+std::string KeyOf(const json& obj) {
+  return kube::Informer::KeyOf(obj);
+}
 
 }  // namespace
 
@@ -158,7 +160,9 @@ SessionController::SessionController(std::shared_ptr<kube::Client> client, Contr
   pods_.AddHandlers(ph);
 }
 
-SessionController::~SessionController() { Stop(); }
+SessionController::~SessionController() {
+  Stop();
+}
 
 void SessionController::Enqueue(const json& session) {
   std::string key = KeyOf(session);
@@ -192,7 +196,9 @@ void SessionController::StartInformers() {
   pods_.Start();
 }
 
-bool SessionController::HasSynced() const { return sessions_.HasSynced() && pods_.HasSynced(); }
+bool SessionController::HasSynced() const {
+  return sessions_.HasSynced() && pods_.HasSynced();
+}
 
 void SessionController::StartWorkers() {
   if (workers_started_.exchange(true)) return;
@@ -256,9 +262,10 @@ void SessionController::SetActive(const std::string& key, bool active, const std
 }
 
 void SessionController::RecordAttempt(const std::string& ns, const std::string& release, const ProbeResult& p) {
-  latency_.Add({{"status", p.ok ? "success" : "failure"}},
-               prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-                                                       5, 10})
+  latency_
+      .Add({{"status", p.ok ? "success" : "failure"}},
+           prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                                                   10})
       .Observe(p.latency_seconds);
   attempts_.Add({{"namespace", ns}, {"release", release}, {"result", p.ok ? "success" : "failure"}}).Increment();
 }
@@ -379,11 +386,11 @@ bool SessionController::ReconcileKey(const std::string& key) {
     for (const json& f : session["metadata"].value("finalizers", json::array())) {
       if (f != kFinalizer) finalizers.push_back(f);
     }
-    auto r = client_->Patch(kube::Resource::DebugSessions(), ns, name, kube::PatchType::kMerge,
-                            json{{"metadata",
-                                  {{"finalizers", finalizers},
-                                   {"resourceVersion", Str(session["metadata"], "resourceVersion")}}}}
-                                .dump());
+    auto r = client_->Patch(
+        kube::Resource::DebugSessions(), ns, name, kube::PatchType::kMerge,
+        json{{"metadata",
+              {{"finalizers", finalizers}, {"resourceVersion", Str(session["metadata"], "resourceVersion")}}}}
+            .dump());
     if (!r.ok() && r.error().kind != kube::ErrorKind::kNotFound) {
       log::Info("removing the finalizer failed; retrying", {{"session", key}, {"error", r.error().ToString()}});
       return false;

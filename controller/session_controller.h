@@ -110,7 +110,7 @@ class SessionController {
   prometheus::Family<prometheus::Histogram>& latency_;
   prometheus::Family<prometheus::Counter>& attempts_;
   std::mutex metrics_mu_;
-  std::map<std::string, std::map<std::string, std::string>> active_labels_;  // session key -> series
+  std::map<std::string, std::map<std::string, std::string>> active_labels_;             // session key -> series
   std::map<std::map<std::string, std::string>, std::set<std::string>> active_holders_;  // series -> sessions
 
   std::mutex written_mu_;

@@ -81,7 +81,9 @@ void SetCondition(json& status, const std::string& type, bool value, const std::
                                   {"lastTransitionTime", kube::FormatTime(now)}});
 }
 
-std::string Ms(double seconds) { return std::to_string(static_cast<int64_t>(seconds * 1000 + 0.5)) + "ms"; }
+std::string Ms(double seconds) {
+  return std::to_string(static_cast<int64_t>(seconds * 1000 + 0.5)) + "ms";
+}
 
 milliseconds Until(Clock::Wall from, Clock::Wall to) {
   return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(to - from));
@@ -293,7 +295,8 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
 
   if (phase == "Attaching") {
     if (!in.probe) {
-      milliseconds backoff = c.attach_backoff * (int64_t{1} << std::min<int64_t>(std::max<int64_t>(attempts - 1, 0), 10));
+      milliseconds backoff =
+          c.attach_backoff * (int64_t{1} << std::min<int64_t>(std::max<int64_t>(attempts - 1, 0), 10));
       if (attempts > 0 && last && in.now < *last + backoff) {
         a.requeue_after = Until(in.now, *last + backoff);
         return finish();
@@ -311,8 +314,8 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
       attach["lastError"] = "";
       int dlv_port = DlvPort(*pod, c.default_dlv_port);
       st["startedAt"] = kube::FormatTime(in.now);
-      st["connect"] = "kubectl port-forward -n " + ns + " pod/" + Str(st, "pod") + " " + std::to_string(dlv_port) + ":" +
-                      std::to_string(dlv_port) + " && dlv connect 127.0.0.1:" + std::to_string(dlv_port);
+      st["connect"] = "kubectl port-forward -n " + ns + " pod/" + Str(st, "pod") + " " + std::to_string(dlv_port) +
+                      ":" + std::to_string(dlv_port) + " && dlv connect 127.0.0.1:" + std::to_string(dlv_port);
       SetCondition(st, "Attached", true, "Attached", "dlv answered in " + Ms(p.latency_seconds), generation, in.now);
       SetCondition(st, "Ready", true, "Active", "the session is active", generation, in.now);
       become("Active", "Normal", "Active", "attached to dlv in pod " + Str(st, "pod") + " in " + Ms(p.latency_seconds));
@@ -329,7 +332,8 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
       return finish();
     }
     SetCondition(st, "Attached", false, "AttachRetrying", p.error, generation, in.now);
-    a.events.push_back({"Warning", "AttachRetrying", "attach attempt " + std::to_string(attempts) + " failed: " + p.error});
+    a.events.push_back(
+        {"Warning", "AttachRetrying", "attach attempt " + std::to_string(attempts) + " failed: " + p.error});
     a.requeue_after = c.attach_backoff * (int64_t{1} << std::min<int64_t>(attempts - 1, 10));
     return finish();
   }

@@ -44,10 +44,10 @@ struct ReconcilerConfig {
 };
 
 struct SessionInput {
-  nlohmann::json session;             // the DebugSession as cached
-  std::vector<nlohmann::json> pods;   // injected pods of the session's namespace (the candidates)
-  CircuitView circuit;                // of the release of the resolved pod (closed when unknown)
-  std::optional<ProbeResult> probe;   // set when the adapter ran the probe this call asked for
+  nlohmann::json session;            // the DebugSession as cached
+  std::vector<nlohmann::json> pods;  // injected pods of the session's namespace (the candidates)
+  CircuitView circuit;               // of the release of the resolved pod (closed when unknown)
+  std::optional<ProbeResult> probe;  // set when the adapter ran the probe this call asked for
   Clock::Wall now{};
 };
 
@@ -62,14 +62,14 @@ struct SessionActions {
   nlohmann::json status;
   bool status_changed = false;
   bool add_finalizer = false;
-  bool remove_finalizer = false;   // deletion: clean up, then let the object go
-  bool probe = false;              // run the attach probe against probe_target, then reconcile again
-  std::string probe_address;       // "<podIP>:<agent port>"
+  bool remove_finalizer = false;  // deletion: clean up, then let the object go
+  bool probe = false;             // run the attach probe against probe_target, then reconcile again
+  std::string probe_address;      // "<podIP>:<agent port>"
   std::optional<std::chrono::milliseconds> requeue_after;
   std::vector<Event> events;
   // The attempt to record in metrics and the breaker (set when `input.probe` was consumed).
   std::optional<ProbeResult> attempt;
-  std::string release;             // "<namespace>/<release>" of the resolved pod, "" when unknown
+  std::string release;  // "<namespace>/<release>" of the resolved pod, "" when unknown
   // The debug_session_active series: set while Active, removed otherwise.
   bool active = false;
 };

@@ -10,18 +10,17 @@ using json = nlohmann::json;
 int64_t Ms(Clock::Wall t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-Clock::Wall FromMs(int64_t ms) { return Clock::Wall(std::chrono::milliseconds(ms)); }
+Clock::Wall FromMs(int64_t ms) {
+  return Clock::Wall(std::chrono::milliseconds(ms));
+}
 
 }  // namespace
 
 const char* BreakerStateName(BreakerState s) {
   switch (s) {
-    case BreakerState::kClosed:
-      return "closed";
-    case BreakerState::kHalfOpen:
-      return "half-open";
-    case BreakerState::kOpen:
-      return "open";
+    case BreakerState::kClosed: return "closed";
+    case BreakerState::kHalfOpen: return "half-open";
+    case BreakerState::kOpen: return "open";
   }
   return "closed";
 }
@@ -84,8 +83,7 @@ CircuitBreaker::Change CircuitBreaker::Record(bool success, Clock::Wall now) {
         return Change::kClosed;
       }
       return advanced;
-    case BreakerState::kClosed:
-      break;
+    case BreakerState::kClosed: break;
   }
   window_.emplace_back(now, success);
   Prune(now);

@@ -63,31 +63,30 @@ std::atomic<uint64_t> g_next_id{1};
 
 const char* ErrorKindName(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kNone:
-      return "none";
-    case ErrorKind::kRefused:
-      return "refused";
-    case ErrorKind::kTimeout:
-      return "timeout";
-    case ErrorKind::kBadReply:
-      return "bad-reply";
-    case ErrorKind::kDlvError:
-      return "dlv-error";
-    case ErrorKind::kConnection:
-      return "connection";
+    case ErrorKind::kNone: return "none";
+    case ErrorKind::kRefused: return "refused";
+    case ErrorKind::kTimeout: return "timeout";
+    case ErrorKind::kBadReply: return "bad-reply";
+    case ErrorKind::kDlvError: return "dlv-error";
+    case ErrorKind::kConnection: return "connection";
   }
   return "connection";
 }
 
 Client::Client(std::string address, Options options) : address_(std::move(address)), options_(options) {}
 
-Reply Client::GetVersion() const { return Call("RPCServer.GetVersion", json::object()); }
+Reply Client::GetVersion() const {
+  return Call("RPCServer.GetVersion", json::object());
+}
 
-Reply Client::State() const { return Call("RPCServer.State", {{"NonBlocking", true}}); }
+Reply Client::State() const {
+  return Call("RPCServer.State", {{"NonBlocking", true}});
+}
 
 Reply Client::Call(const std::string& method, const json& params) const {
   for (const char* forbidden : {"RPCServer.Detach", "RPCServer.Restart", "RPCServer.Command"}) {
-    if (method == forbidden) return Fail(ErrorKind::kConnection, method + " is not allowed: it would disturb the target");
+    if (method == forbidden)
+      return Fail(ErrorKind::kConnection, method + " is not allowed: it would disturb the target");
   }
   auto start = Clock::now();
   std::string host, port;
@@ -137,9 +136,8 @@ Reply Client::Call(const std::string& method, const json& params) const {
   std::string request = json{{"method", method}, {"params", json::array({params})}, {"id", id}}.dump() + "\n";
   auto deadline = Clock::now() + options_.reply_timeout;
   auto timeout = [&] {
-    return Fail(ErrorKind::kTimeout,
-                method + " to dlv at " + address_ + ": no reply within " + std::to_string(options_.reply_timeout.count()) +
-                    " ms");
+    return Fail(ErrorKind::kTimeout, method + " to dlv at " + address_ + ": no reply within " +
+                                         std::to_string(options_.reply_timeout.count()) + " ms");
   };
   for (std::size_t sent = 0; sent < request.size();) {
     ssize_t n = ::send(sock.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
@@ -164,8 +162,8 @@ Reply Client::Call(const std::string& method, const json& params) const {
       break;
     }
     if (buf.size() > options_.max_reply_bytes) {
-      return Fail(ErrorKind::kBadReply, method + ": dlv's reply is larger than " +
-                                            std::to_string(options_.max_reply_bytes) + " bytes");
+      return Fail(ErrorKind::kBadReply,
+                  method + ": dlv's reply is larger than " + std::to_string(options_.max_reply_bytes) + " bytes");
     }
     pollfd p{sock.fd, POLLIN, 0};
     int ready = ::poll(&p, 1, RemainingMs(deadline));
@@ -196,8 +194,7 @@ Reply Client::Call(const std::string& method, const json& params) const {
     return Fail(ErrorKind::kBadReply, method + ": dlv's reply has the wrong id");
   }
   if (auto err = reply.find("error"); err != reply.end() && !err->is_null()) {
-    return Fail(ErrorKind::kDlvError,
-                method + ": dlv: " + (err->is_string() ? err->get<std::string>() : err->dump()));
+    return Fail(ErrorKind::kDlvError, method + ": dlv: " + (err->is_string() ? err->get<std::string>() : err->dump()));
   }
   Reply r;
   if (auto result = reply.find("result"); result != reply.end()) r.result = std::move(*result);

@@ -195,7 +195,8 @@ HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout,
         if (head.compare(0, 5, "HTTP/") != 0 || head.size() < 12 || head[8] != ' ' ||
             !std::isdigit(static_cast<unsigned char>(head[9])) || !std::isdigit(static_cast<unsigned char>(head[10])) ||
             !std::isdigit(static_cast<unsigned char>(head[11]))) {
-          return GetError(where + ": malformed status line: " + head.substr(0, std::min<std::size_t>(head.find('\r'), 60)));
+          return GetError(where +
+                          ": malformed status line: " + head.substr(0, std::min<std::size_t>(head.find('\r'), 60)));
         }
         out.status = std::stoi(head.substr(9, 3));
         std::size_t line = head.find("\r\n");

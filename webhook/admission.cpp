@@ -32,8 +32,9 @@ Decoded Decode(std::string_view content_type, std::string_view body) {
     return d;
   }
   if (!IsJsonContentType(content_type)) {
-    d.refusal = Error(415, "unsupported-media-type",
-                      "Content-Type must be application/json, got \"" + std::string(content_type.substr(0, 100)) + "\"");
+    d.refusal =
+        Error(415, "unsupported-media-type",
+              "Content-Type must be application/json, got \"" + std::string(content_type.substr(0, 100)) + "\"");
     return d;
   }
   if (JsonDepth(body, kMaxJsonDepth) > kMaxJsonDepth) {
@@ -68,8 +69,10 @@ Decoded Decode(std::string_view content_type, std::string_view body) {
     return d;
   }
   auto api = d.review.find("apiVersion");
-  if (api != d.review.end() && !(api->is_string() && (*api == "admission.k8s.io/v1" || *api == "admission.k8s.io/v1beta1"))) {
-    d.refusal = Error(400, "bad-request", "unsupported AdmissionReview apiVersion (want admission.k8s.io/v1 or v1beta1)");
+  if (api != d.review.end() &&
+      !(api->is_string() && (*api == "admission.k8s.io/v1" || *api == "admission.k8s.io/v1beta1"))) {
+    d.refusal =
+        Error(400, "bad-request", "unsupported AdmissionReview apiVersion (want admission.k8s.io/v1 or v1beta1)");
     return d;
   }
   return d;

@@ -47,7 +47,8 @@ void ClusterBreakers::Replace(const nlohmann::json& cm) {
   std::map<std::string, bool> fresh;
   if (auto data = cm.find("data"); data != cm.end() && data->is_object()) {
     for (const auto& [key, value] : data->items()) {
-      nlohmann::json j = value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
+      nlohmann::json j =
+          value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
       std::string state = j.is_object() ? j.value("state", "") : "";
       std::string release_key = key;
       if (auto dot = release_key.find('.'); dot != std::string::npos) release_key[dot] = '/';
@@ -56,7 +57,8 @@ void ClusterBreakers::Replace(const nlohmann::json& cm) {
   }
   std::lock_guard l(mu_);
   for (const auto& [k, v] : fresh) {
-    if (!not_closed_.count(k)) log::Warn("circuit breaker open: new pods of the release get no sidecars", {{"release", k}});
+    if (!not_closed_.count(k))
+      log::Warn("circuit breaker open: new pods of the release get no sidecars", {{"release", k}});
   }
   for (const auto& [k, v] : not_closed_) {
     if (!fresh.count(k)) log::Info("circuit breaker closed: injection resumes", {{"release", k}});
@@ -70,7 +72,9 @@ bool ClusterBreakers::IsOpen(const std::string& release_key) const {
 }
 
 StandaloneBreakers::StandaloneBreakers() {
-  log::Warn("no cluster access (no --kubeconfig and not in a pod): running standalone, every circuit breaker counts as closed");
+  log::Warn(
+      "no cluster access (no --kubeconfig and not in a pod): running standalone, every circuit breaker counts as "
+      "closed");
 }
 
 NamespaceLevels::NamespaceLevels(std::shared_ptr<kube::Client> client)

@@ -17,7 +17,9 @@ struct FieldError {
   std::string message;
 };
 
-[[noreturn]] void Fail(const std::string& field, const std::string& why) { throw FieldError{field + ": " + why}; }
+[[noreturn]] void Fail(const std::string& field, const std::string& why) {
+  throw FieldError{field + ": " + why};
+}
 
 void CheckKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
   if (!node.IsMap()) Fail(field.empty() ? "config" : field, "must be a mapping");
@@ -84,7 +86,9 @@ bool ValidLabelValue(const std::string& v) {
 
 }  // namespace
 
-bool ValidPort(int64_t port) { return port >= 1 && port <= 65535; }
+bool ValidPort(int64_t port) {
+  return port >= 1 && port <= 65535;
+}
 
 bool ValidImage(const std::string& image) {
   if (image.empty() || image.size() > 512) return false;
@@ -95,7 +99,8 @@ bool ValidImage(const std::string& image) {
 }
 
 bool ValidQuantity(const std::string& q) {
-  static const std::regex kQuantity(R"(([+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?)");
+  static const std::regex kQuantity(
+      R"(([+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?)");
   return q.size() <= 64 && std::regex_match(q, kQuantity);
 }
 
@@ -108,13 +113,15 @@ ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
       r.ok = true;
       return r;
     }
-    CheckKeys(root, "", {"selector", "releaseLabel", "nativeSidecars", "scrapeAnnotations", "imagePullPolicy",
-                         "agentBinary", "dlv", "agent"});
+    CheckKeys(root, "",
+              {"selector", "releaseLabel", "nativeSidecars", "scrapeAnnotations", "imagePullPolicy", "agentBinary",
+               "dlv", "agent"});
     if (auto s = root["selector"]) {
       CheckKeys(s, "selector", {"labelKey", "labelValue"});
       if (s["labelKey"]) c.select_label_key = Str(s["labelKey"], "selector.labelKey");
       if (s["labelValue"]) c.select_label_value = Str(s["labelValue"], "selector.labelValue");
-      if (!ValidLabelKey(c.select_label_key)) Fail("selector.labelKey", "\"" + c.select_label_key + "\" is not a label key");
+      if (!ValidLabelKey(c.select_label_key))
+        Fail("selector.labelKey", "\"" + c.select_label_key + "\" is not a label key");
       if (!ValidLabelValue(c.select_label_value)) {
         Fail("selector.labelValue", "\"" + c.select_label_value + "\" is not a label value");
       }
@@ -154,14 +161,16 @@ ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
     if (!ValidImage(c.agent_image)) Fail("agent.image", "must be a non-empty image reference without spaces");
     if (!ValidPort(c.dlv_port)) Fail("dlv.port", "must be 1..65535");
     if (!ValidPort(c.agent_port)) Fail("agent.port", "must be 1..65535");
-    if (c.dlv_port == c.agent_port) Fail("dlv.port", "must differ from agent.port (the pod's containers share one network)");
+    if (c.dlv_port == c.agent_port)
+      Fail("dlv.port", "must differ from agent.port (the pod's containers share one network)");
     if (c.agent_run_as_user <= 0 || c.agent_run_as_user > 2147483647) {
       Fail("agent.runAsUser", "must be a non-root UID (1..2147483647): the agent runs under the restricted profile");
     }
     bool loopback = c.dlv_listen_host == "127.0.0.1" || c.dlv_listen_host == "::1" || c.dlv_listen_host == "localhost";
     if (!loopback && !c.allow_non_loopback_dlv) {
-      Fail("dlv.listenHost", "\"" + c.dlv_listen_host +
-                                 "\" is not loopback; dlv has no authentication, set dlv.allowNonLoopback: true to opt in");
+      Fail("dlv.listenHost",
+           "\"" + c.dlv_listen_host +
+               "\" is not loopback; dlv has no authentication, set dlv.allowNonLoopback: true to opt in");
     }
     if (c.dlv_listen_host.empty() || c.dlv_listen_host.find_first_of(" /\t") != std::string::npos) {
       Fail("dlv.listenHost", "must be a host address");

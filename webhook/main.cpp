@@ -58,9 +58,11 @@ http::Response Serve(const http::Request& req, AdmissionMetrics& metrics,
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics.Record(reply.outcome, seconds);
   if (reply.outcome.result == "error") {
-    log::Warn("admission request refused",
-              {{"path", req.path}, {"status", std::to_string(reply.status)}, {"reason", reply.outcome.reason},
-               {"remote", req.remote_address}, {"error", reply.body}});
+    log::Warn("admission request refused", {{"path", req.path},
+                                            {"status", std::to_string(reply.status)},
+                                            {"reason", reply.outcome.reason},
+                                            {"remote", req.remote_address},
+                                            {"error", reply.body}});
   } else if (reply.outcome.result == "injected") {
     log::Info("admitted with mutation", {{"path", req.path}, {"what", reply.outcome.reason}});
   } else {
@@ -170,7 +172,8 @@ int main(int argc, char** argv) {
   server->Handle("GET", "/healthz", [](const http::Request&) { return http::Response{200, "text/plain", "ok\n"}; });
   server->Handle("GET", "/readyz", [&](const http::Request&) {
     if (!server->TlsLoaded()) return http::Response{503, "text/plain", "serving certificate not loaded\n"};
-    if (namespaces && !namespaces->HasSynced()) return http::Response{503, "text/plain", "namespace cache not synced\n"};
+    if (namespaces && !namespaces->HasSynced())
+      return http::Response{503, "text/plain", "namespace cache not synced\n"};
     if (cluster_breakers && !cluster_breakers->HasSynced()) {
       return http::Response{503, "text/plain", "circuit breakers not synced\n"};
     }

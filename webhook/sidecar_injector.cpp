@@ -212,9 +212,10 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   if (auto v = StringAt(annotations, kDlvPortAnnotation)) {
     auto p = ParsePort(*v);
     if (!p || *p == c.agent_port) {
-      return Skip("invalid-annotation",
-                  std::string(kDlvPortAnnotation) + "=" + Quote(*v) + " is not a port in 1..65535 other than the agent's",
-                  release_key);
+      return Skip(
+          "invalid-annotation",
+          std::string(kDlvPortAnnotation) + "=" + Quote(*v) + " is not a port in 1..65535 other than the agent's",
+          release_key);
     }
     dlv_port = *p;
     dlv_port_from_annotation = true;
@@ -240,9 +241,10 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
 
   // Cluster state last: these depend on things outside the pod.
   if (ctx.pod_security_enforce == "baseline" || ctx.pod_security_enforce == "restricted") {
-    return Skip("pod-security",
-                "namespace " + ns + " enforces Pod Security \"" + ctx.pod_security_enforce + "\", which forbids SYS_PTRACE",
-                release_key);
+    return Skip(
+        "pod-security",
+        "namespace " + ns + " enforces Pod Security \"" + ctx.pod_security_enforce + "\", which forbids SYS_PTRACE",
+        release_key);
   }
   if (ctx.breakers != nullptr && !release_key.empty() && ctx.breakers->IsOpen(release_key)) {
     return Skip("circuit-open", "the circuit breaker of release " + release_key + " is open", release_key);
@@ -298,7 +300,8 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   InjectionResult r;
   r.inject = true;
   r.release_key = release_key;
-  r.message = "injected " + std::string(kDlvContainer) + " and " + kAgentContainer + " (target container " + target + ")";
+  r.message =
+      "injected " + std::string(kDlvContainer) + " and " + kAgentContainer + " (target container " + target + ")";
   r.patch = b.Take();
   return r;
 }

@@ -30,9 +30,9 @@ class BreakerView {
 };
 
 struct InjectionContext {
-  std::string operation = "CREATE";      // the AdmissionRequest's operation
-  std::string namespace_name;            // the request's namespace (a new pod may not carry one)
-  std::string pod_security_enforce;      // the namespace's pod-security.kubernetes.io/enforce, "" if unknown
+  std::string operation = "CREATE";       // the AdmissionRequest's operation
+  std::string namespace_name;             // the request's namespace (a new pod may not carry one)
+  std::string pod_security_enforce;       // the namespace's pod-security.kubernetes.io/enforce, "" if unknown
   const BreakerView* breakers = nullptr;  // nullptr: every circuit counts as closed
 };
 

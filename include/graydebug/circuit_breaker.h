@@ -24,7 +24,7 @@ struct BreakerConfig {
 };
 
 enum class BreakerState { kClosed = 0, kHalfOpen = 1, kOpen = 2 };  // the values of graydebug_circuit_state
-const char* BreakerStateName(BreakerState s);  // "closed", "half-open", "open"
+const char* BreakerStateName(BreakerState s);                       // "closed", "half-open", "open"
 
 // One release's breaker (pure; time is passed in, wall clock so the state can be shared through
 // the cluster). Closed: a sliding window of attempts (window duration, at most

@@ -10,9 +10,9 @@ namespace graydebug {
 std::string ValidateHttpUrl(const std::string& url);
 
 struct HttpGetResult {
-  int status = 0;     // the HTTP status, 0 when there was no valid answer
-  std::string body;   // up to Content-Length, else to the end of the connection
-  std::string error;  // one line; "" when an HTTP answer (of any status) was read in full
+  int status = 0;          // the HTTP status, 0 when there was no valid answer
+  std::string body;        // up to Content-Length, else to the end of the connection
+  std::string error;       // one line; "" when an HTTP answer (of any status) was read in full
   bool refused = false;    // nothing listened (ECONNREFUSED)
   bool timed_out = false;  // the exchange did not finish within the timeout
   bool ok() const { return error.empty() && status == 200; }

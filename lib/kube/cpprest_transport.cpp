@@ -183,9 +183,10 @@ std::unique_ptr<HttpTransport> NewCpprestTransport(const RestConfig& config, std
   // cpprest's pool must be sized before first use; the first caller in the process wins.
   EnsureCpprestThreadPool(4);
   if (!config.tls_server_name.empty()) {
-    log::Warn("tls-server-name is not supported (cpprest cannot override the verified name); the server's "
-              "certificate must name the server address",
-              {{"tls_server_name", config.tls_server_name}, {"server", config.server}});
+    log::Warn(
+        "tls-server-name is not supported (cpprest cannot override the verified name); the server's "
+        "certificate must name the server address",
+        {{"tls_server_name", config.tls_server_name}, {"server", config.server}});
   }
   // Load the TLS material once now, so a bad certificate is one clear error at start-up instead
   // of a failure on every request.

@@ -29,9 +29,13 @@ void Informer::Prepare(json& object) const {
   if (options_.transform) options_.transform(object);
 }
 
-Informer::Entry Informer::Pack(const json& object) { return {RvOf(object), json::to_msgpack(object)}; }
+Informer::Entry Informer::Pack(const json& object) {
+  return {RvOf(object), json::to_msgpack(object)};
+}
 
-json Informer::Unpack(const Entry& e) { return json::from_msgpack(e.packed, true, false); }
+json Informer::Unpack(const Entry& e) {
+  return json::from_msgpack(e.packed, true, false);
+}
 
 std::string Informer::KeyOf(const json& object) {
   if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) return "";

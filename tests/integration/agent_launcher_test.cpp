@@ -27,7 +27,9 @@ std::string Trim(std::string s) {
   return s;
 }
 
-std::string DlvPath() { return Trim(Run({graydebug::testing::SourceDir() + "/hack/tools/bin-dir", "dlv"}).out) + "/dlv"; }
+std::string DlvPath() {
+  return Trim(Run({graydebug::testing::SourceDir() + "/hack/tools/bin-dir", "dlv"}).out) + "/dlv";
+}
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -201,10 +203,10 @@ TEST_CASE("launch-dlv: attaches a real dlv, survives dlv dying and the app resta
 }
 
 TEST_CASE("launch-dlv: gives up with one clear line when no target appears") {
-  auto r = Run({std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-agent", "launch-dlv", "--dlv-path=" + DlvPath(),
-                "--target-process=no-such-proc-x", "--listen=127.0.0.1:" + std::to_string(FreePort()),
-                "--wait-timeout=1s"},
-               "", 30s);
+  auto r =
+      Run({std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-agent", "launch-dlv", "--dlv-path=" + DlvPath(),
+           "--target-process=no-such-proc-x", "--listen=127.0.0.1:" + std::to_string(FreePort()), "--wait-timeout=1s"},
+          "", 30s);
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("no target process appeared") != std::string::npos);
 }

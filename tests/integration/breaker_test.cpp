@@ -18,7 +18,8 @@ namespace {
 json GrayPodSpec(const std::string& name, const std::string& release) {
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"labels", {{"app", "order"}, {"version", release}, {"graydebug.io/inject", "true"}}}}},
+          {"metadata",
+           {{"name", name}, {"labels", {{"app", "order"}, {"version", release}, {"graydebug.io/inject", "true"}}}}},
           {"spec", {{"containers", {{{"name", "order"}, {"image", "registry.example.com/order:v3"}}}}}}};
 }
 
@@ -34,7 +35,9 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   LocalCluster& c = LocalCluster::Shared();
   REQUIRE_MESSAGE(c.ok(), c.error());
   REQUIRE(c.Kubectl({"apply", "-f", SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"}).exit_code == 0);
-  REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}).exit_code == 0);
+  REQUIRE(
+      c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}).exit_code ==
+      0);
   std::string ns = "brk-shop", system = "brk-system";
   REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
   REQUIRE(c.Kubectl({"create", "namespace", system}).exit_code == 0);
@@ -58,16 +61,22 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
              {"metadata",
               {{"name", "order-v3-5d8f"},
                {"ownerReferences",
-                {{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "order-v3"},
-                  {"uid", json::parse(d.out)["metadata"]["uid"]}, {"controller", true}}}}}},
+                {{{"apiVersion", "apps/v1"},
+                  {"kind", "Deployment"},
+                  {"name", "order-v3"},
+                  {"uid", json::parse(d.out)["metadata"]["uid"]},
+                  {"controller", true}}}}}},
              {"spec", deploy["spec"]}};
   auto r = c.Kubectl({"create", "-n", ns, "-o", "json", "-f", "-"}, rs.dump());
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
 
   GrayPod pod(dir, "order-v3-5d8f-abcde");
   pod.release = "v3-beta";
-  pod.owner_references = {{{"apiVersion", "apps/v1"}, {"kind", "ReplicaSet"}, {"name", "order-v3-5d8f"},
-                           {"uid", json::parse(r.out)["metadata"]["uid"]}, {"controller", true}}};
+  pod.owner_references = {{{"apiVersion", "apps/v1"},
+                           {"kind", "ReplicaSet"},
+                           {"name", "order-v3-5d8f"},
+                           {"uid", json::parse(r.out)["metadata"]["uid"]},
+                           {"controller", true}}};
   REQUIRE_MESSAGE(pod.StartProcesses(), (pod.agent ? pod.agent->Output() : ""));
   REQUIRE(CreateRunningPod(c, pod, ns));
 
@@ -75,15 +84,17 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   std::string config = dir + "/controller.yaml";
   std::ofstream(config) << "breaker:\n  coolDown: 5s\n  pauseRollout: true\n";
   auto start_controller = [&](const std::string& log) {
-    return Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(), "--metrics-addr=127.0.0.1:0",
-                         "--health-addr=127.0.0.1:0", "--probe-interval=1s", "--lease-namespace=" + system,
-                         "--config=" + config},
-                        dir + "/" + log);
+    return Child::Spawn(
+        {Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(), "--metrics-addr=127.0.0.1:0",
+         "--health-addr=127.0.0.1:0", "--probe-interval=1s", "--lease-namespace=" + system, "--config=" + config},
+        dir + "/" + log);
   };
   auto controller = start_controller("controller-1.log");
   REQUIRE(controller);
   std::string metrics_port;
-  REQUIRE(Eventually([&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); }, 30s));
+  REQUIRE(Eventually(
+      [&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); },
+      30s));
   auto metrics = [&] { return Run({"curl", "-sS", "http://127.0.0.1:" + metrics_port + "/metrics"}).out; };
 
   Webhook w;
@@ -96,12 +107,15 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   for (const char* s : {"s1", "s2", "s3"}) {
     REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session(s, pod.name).dump()).exit_code == 0);
   }
-  std::string ok_series = "graydebug_attach_attempts_total{namespace=\"" + ns + "\",release=\"v3-beta\",result=\"success\"} ";
-  REQUIRE_MESSAGE(Eventually([&] {
-                    std::string m = metrics();
-                    auto at = m.find(ok_series);
-                    return at != std::string::npos && std::stoi(m.substr(at + ok_series.size())) >= 25;
-                  }, 60s),
+  std::string ok_series =
+      "graydebug_attach_attempts_total{namespace=\"" + ns + "\",release=\"v3-beta\",result=\"success\"} ";
+  REQUIRE_MESSAGE(Eventually(
+                      [&] {
+                        std::string m = metrics();
+                        auto at = m.find(ok_series);
+                        return at != std::string::npos && std::stoi(m.substr(at + ok_series.size())) >= 25;
+                      },
+                      60s),
                   metrics());
   CHECK(metrics().find("graydebug_circuit_state{namespace=\"" + ns + "\",release=\"v3-beta\"} 0") != std::string::npos);
 
@@ -111,12 +125,15 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   pod.launcher->Wait(10s);
   REQUIRE(dlv_pid.exit_code == 0);
   kill(std::atoi(dlv_pid.out.c_str()), SIGKILL);
-  REQUIRE_MESSAGE(Eventually([&] {
-                    return metrics().find("graydebug_circuit_state{namespace=\"" + ns + "\",release=\"v3-beta\"} 2") !=
-                           std::string::npos;
-                  }, 30s),
+  REQUIRE_MESSAGE(Eventually(
+                      [&] {
+                        return metrics().find("graydebug_circuit_state{namespace=\"" + ns +
+                                              "\",release=\"v3-beta\"} 2") != std::string::npos;
+                      },
+                      30s),
                   metrics());
-  CHECK(metrics().find("graydebug_circuit_trips_total{namespace=\"" + ns + "\",release=\"v3-beta\"} 1") != std::string::npos);
+  CHECK(metrics().find("graydebug_circuit_trips_total{namespace=\"" + ns + "\",release=\"v3-beta\"} 1") !=
+        std::string::npos);
   auto cm = c.Kubectl({"get", "configmap", "-n", system, "graydebug-circuits", "-o", "json"});
   REQUIRE(cm.exit_code == 0);
   CHECK(cm.out.find("\\\"state\\\":\\\"open\\\"") != std::string::npos);
@@ -134,40 +151,50 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   auto paused = c.Kubectl({"get", "deployment", "-n", ns, "order-v3", "-o", "json"});
   json dj = json::parse(paused.out);
   CHECK(dj["spec"].value("paused", false));
-  CHECK(dj["metadata"]["annotations"].dump().find("circuit breaker of release " + ns + "/v3-beta") != std::string::npos);
-  auto events = c.Kubectl({"get", "events", "-n", ns, "--field-selector", "involvedObject.name=order-v3", "-o", "json"});
+  CHECK(dj["metadata"]["annotations"].dump().find("circuit breaker of release " + ns + "/v3-beta") !=
+        std::string::npos);
+  auto events =
+      c.Kubectl({"get", "events", "-n", ns, "--field-selector", "involvedObject.name=order-v3", "-o", "json"});
   CHECK(events.out.find("DebugCircuitOpen") != std::string::npos);
 
   // A controller restart keeps it open (the state lives in the ConfigMap).
   controller->Signal(SIGTERM);
   CHECK(controller->Wait(30s) == 0);
   controller = start_controller("controller-2.log");
-  REQUIRE(Eventually([&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); }, 30s));
+  REQUIRE(Eventually(
+      [&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); },
+      30s));
   CHECK(Eventually([&] { return controller->Output().find("circuit breakers loaded") != std::string::npos; }, 30s));
   CHECK(controller->Output().find("\"not_closed\":\"1\"") != std::string::npos);
 
   // dlv is back; after the cool-down the breaker is half-open and 5 successful trials close it.
-  pod.launcher = Child::Spawn({Bin("graydebug-agent"), "launch-dlv", "--dlv-path=" + DlvPath(),
-                               "--target-pid=" + std::to_string(pod.app->pid()),
-                               "--listen=127.0.0.1:" + std::to_string(pod.dlv_port)},
-                              dir + "/launcher-2.log");
-  REQUIRE(Eventually([&] {
-    return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(pod.agent_port) + "/probe/dlv"}).exit_code == 0;
-  }, 30s));
+  pod.launcher = Child::Spawn(
+      {Bin("graydebug-agent"), "launch-dlv", "--dlv-path=" + DlvPath(),
+       "--target-pid=" + std::to_string(pod.app->pid()), "--listen=127.0.0.1:" + std::to_string(pod.dlv_port)},
+      dir + "/launcher-2.log");
+  REQUIRE(Eventually(
+      [&] {
+        return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(pod.agent_port) + "/probe/dlv"}).exit_code == 0;
+      },
+      30s));
   // The cool-down (5 s) ends: half-open, published by the controller without any attempt.
-  CHECK_MESSAGE(Eventually([&] {
-                  return metrics().find("graydebug_circuit_state{namespace=\"" + ns + "\",release=\"v3-beta\"} 1") !=
-                         std::string::npos;
-                }, 30s),
+  CHECK_MESSAGE(Eventually(
+                    [&] {
+                      return metrics().find("graydebug_circuit_state{namespace=\"" + ns +
+                                            "\",release=\"v3-beta\"} 1") != std::string::npos;
+                    },
+                    30s),
                 metrics());
   // The sessions kept through the restart are still Active (the restarted controller waited for
   // its caches before deciding anything).
   CHECK(Phase(GetSession(c, ns, "s1")) == "Active");
   REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("trial", pod.name).dump()).exit_code == 0);
-  CHECK_MESSAGE(Eventually([&] {
-                  return metrics().find("graydebug_circuit_state{namespace=\"" + ns + "\",release=\"v3-beta\"} 0") !=
-                         std::string::npos;
-                }, 60s),
+  CHECK_MESSAGE(Eventually(
+                    [&] {
+                      return metrics().find("graydebug_circuit_state{namespace=\"" + ns +
+                                            "\",release=\"v3-beta\"} 0") != std::string::npos;
+                    },
+                    60s),
                 metrics(), controller->Output());
   CHECK(Eventually([&] { return Containers(c, ns, GrayPodSpec("gray-after", "v3-beta")) == 3; }, 30s));
 

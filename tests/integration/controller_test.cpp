@@ -11,8 +11,8 @@
 #include <sstream>
 #include <thread>
 
-#include "support/local_cluster.h"
 #include "support/gray_pod.h"
+#include "support/local_cluster.h"
 #include "support/process.h"
 
 using graydebug::testing::Child;
@@ -24,21 +24,23 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-
 TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends when the pod goes") {
   LocalCluster& c = LocalCluster::Shared();
   REQUIRE_MESSAGE(c.ok(), c.error());
-  REQUIRE(c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
-              .exit_code == 0);
-  REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"})
-              .exit_code == 0);
+  REQUIRE(
+      c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
+          .exit_code == 0);
+  REQUIRE(
+      c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}).exit_code ==
+      0);
   std::string ns = "ctl-shop";
   REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
   std::string dir = (fs::temp_directory_path() / ("graydebug-ctl-" + std::to_string(getpid()))).string();
   fs::create_directories(dir);
 
   GrayPod pod{dir, "order-v2-alpha-1"};
-  REQUIRE_MESSAGE(pod.StartProcesses(), (pod.agent ? pod.agent->Output() : ""), (pod.launcher ? pod.launcher->Output() : ""));
+  REQUIRE_MESSAGE(pod.StartProcesses(), (pod.agent ? pod.agent->Output() : ""),
+                  (pod.launcher ? pod.launcher->Output() : ""));
   REQUIRE(CreateRunningPod(c, pod, ns));
 
   auto controller = Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(),
@@ -46,21 +48,24 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
                                  dir + "/controller.log");
   REQUIRE(controller);
   std::string metrics_port;
-  REQUIRE(Eventually([&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); }, 30s));
+  REQUIRE(Eventually(
+      [&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); },
+      30s));
   auto metrics = [&] { return Run({"curl", "-sS", "http://127.0.0.1:" + metrics_port + "/metrics"}).out; };
 
   REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("leak-hunt", pod.name).dump()).exit_code == 0);
   json s;
-  REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "leak-hunt")) == "Active"; }, 30s),
-                  s.dump(), controller->Output());
+  REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "leak-hunt")) == "Active"; }, 30s), s.dump(),
+                  controller->Output());
   const json& st = s["status"];
   CHECK(st["pod"] == pod.name);
   CHECK(st["podIP"] == "127.0.0.1");
   CHECK(st["release"] == "v2-alpha");
   CHECK(st["attach"]["attempts"] == 1);
   CHECK(st["attach"]["latencySeconds"].get<double>() > 0);
-  CHECK(st["connect"] == "kubectl port-forward -n " + ns + " pod/" + pod.name + " " + std::to_string(pod.dlv_port) + ":" +
-                             std::to_string(pod.dlv_port) + " && dlv connect 127.0.0.1:" + std::to_string(pod.dlv_port));
+  CHECK(st["connect"] == "kubectl port-forward -n " + ns + " pod/" + pod.name + " " + std::to_string(pod.dlv_port) +
+                             ":" + std::to_string(pod.dlv_port) +
+                             " && dlv connect 127.0.0.1:" + std::to_string(pod.dlv_port));
   CHECK(s["metadata"]["finalizers"] == json{"graydebug.io/session-cleanup"});
   std::string m = metrics();
   CHECK(m.find("debug_session_active{namespace=\"" + ns + "\",pod=\"" + pod.name + "\",release=\"v2-alpha\"} 1") !=
@@ -73,11 +78,14 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
                           "print(s.recv(65536).decode())"});
   CHECK(version.out.find("DelveVersion") != std::string::npos);
   // Events on the session for the phase changes.
-  auto events = c.Kubectl({"get", "events", "-n", ns, "--field-selector", "involvedObject.name=leak-hunt", "-o", "json"});
+  auto events =
+      c.Kubectl({"get", "events", "-n", ns, "--field-selector", "involvedObject.name=leak-hunt", "-o", "json"});
   CHECK(events.out.find("\"reason\": \"Active\"") != std::string::npos);
 
   // Re-probes keep going (probe interval 2 s).
-  CHECK(Eventually([&] { return metrics().find("dlv_attach_latency_seconds_count{status=\"success\"} 2") != std::string::npos; }, 30s));
+  CHECK(Eventually(
+      [&] { return metrics().find("dlv_attach_latency_seconds_count{status=\"success\"} 2") != std::string::npos; },
+      30s));
 
   // A session on a pod whose agent does not answer fails after 3 attempts.
   GrayPod dead{dir, "order-v2-alpha-dead"};
@@ -86,8 +94,8 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
   REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "doomed")) == "Failed"; }, 60s), s.dump());
   CHECK(s["status"]["attach"]["attempts"] == 3);
   CHECK(s["status"]["attach"]["lastError"].get<std::string>().find("refused") != std::string::npos);
-  CHECK(metrics().find("graydebug_attach_attempts_total{namespace=\"" + ns + "\",release=\"v2-alpha\",result=\"failure\"} 3") !=
-        std::string::npos);
+  CHECK(metrics().find("graydebug_attach_attempts_total{namespace=\"" + ns +
+                       "\",release=\"v2-alpha\",result=\"failure\"} 3") != std::string::npos);
   // Final sessions lose the finalizer, so deleting them never waits for the controller.
   CHECK(Eventually([&] { return !GetSession(c, ns, "doomed")["metadata"].contains("finalizers"); }, 30s));
 
@@ -100,8 +108,10 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
   REQUIRE(c.Kubectl({"delete", "pod", "-n", ns, pod.name, "--wait=false"}).exit_code == 0);
   REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "leak-hunt")) == "Terminated"; }, 30s), s.dump());
   // (Other tests' sessions may be left in terminating namespaces: look at this namespace only.)
-  CHECK_MESSAGE(Eventually([&] { return metrics().find("debug_session_active{namespace=\"" + ns + "\"") == std::string::npos; }, 10s),
-                metrics(), controller->Output());
+  CHECK_MESSAGE(
+      Eventually([&] { return metrics().find("debug_session_active{namespace=\"" + ns + "\"") == std::string::npos; },
+                 10s),
+      metrics(), controller->Output());
 
   // Deleting a session returns at once (finalizer handled).
   CHECK(c.Kubectl({"delete", "debugsession", "-n", ns, "early", "--timeout=30s"}).exit_code == 0);
@@ -120,10 +130,12 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
 TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expiry") {
   LocalCluster& c = LocalCluster::Shared();
   REQUIRE_MESSAGE(c.ok(), c.error());
-  REQUIRE(c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
-              .exit_code == 0);
-  REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"})
-              .exit_code == 0);
+  REQUIRE(
+      c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
+          .exit_code == 0);
+  REQUIRE(
+      c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}).exit_code ==
+      0);
   std::string ns = "ctl-load";
   REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
   std::string dir = (fs::temp_directory_path() / ("graydebug-ctl2-" + std::to_string(getpid()))).string();
@@ -149,16 +161,18 @@ TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expi
   REQUIRE((a && b));
   Child* leader = nullptr;
   Child* follower = nullptr;
-  REQUIRE(Eventually([&] {
-    if (a->Output().find("leading: starting workers") != std::string::npos) {
-      leader = a.get();
-      follower = b.get();
-    } else if (b->Output().find("leading: starting workers") != std::string::npos) {
-      leader = b.get();
-      follower = a.get();
-    }
-    return leader != nullptr;
-  }, 60s));
+  REQUIRE(Eventually(
+      [&] {
+        if (a->Output().find("leading: starting workers") != std::string::npos) {
+          leader = a.get();
+          follower = b.get();
+        } else if (b->Output().find("leading: starting workers") != std::string::npos) {
+          leader = b.get();
+          follower = a.get();
+        }
+        return leader != nullptr;
+      },
+      60s));
   // Only one leads.
   CHECK(follower->Output().find("leading: starting workers") == std::string::npos);
 

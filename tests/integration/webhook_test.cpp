@@ -5,9 +5,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <fstream>
 #include <thread>
 
 #include "graydebug/base64.h"
@@ -29,12 +29,13 @@ using namespace std::chrono_literals;
 namespace {
 
 json Pod(const std::string& name, bool gray) {
-  json pod = {{"apiVersion", "v1"},
-              {"kind", "Pod"},
-              {"metadata", {{"name", name}, {"labels", {{"app", "order"}, {"version", "v2-alpha"}}}}},
-              {"spec",
-               {{"containers",
-                 {{{"name", "order"}, {"image", "registry.example.com/order:v2"}, {"ports", {{{"containerPort", 8080}}}}}}}}}};
+  json pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", name}, {"labels", {{"app", "order"}, {"version", "v2-alpha"}}}}},
+      {"spec",
+       {{"containers",
+         {{{"name", "order"}, {"image", "registry.example.com/order:v2"}, {"ports", {{{"containerPort", 8080}}}}}}}}}};
   if (gray) pod["metadata"]["labels"]["graydebug.io/inject"] = "true";
   return pod;
 }
@@ -103,7 +104,8 @@ TEST_CASE("webhook: gray pods get sidecars through the real API server, others p
   }
   {
     INFO("kubectl create --dry-run=server shows the injection and stores nothing");
-    auto r = c.Kubectl({"create", "-n", "wh-shop", "--dry-run=server", "-o", "json", "-f", "-"}, Pod("dry-1", true).dump());
+    auto r =
+        c.Kubectl({"create", "-n", "wh-shop", "--dry-run=server", "-o", "json", "-f", "-"}, Pod("dry-1", true).dump());
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
     CHECK(ContainerNames(json::parse(r.out)).size() == 3);
     CHECK(c.Kubectl({"get", "pod", "-n", "wh-shop", "dry-1"}).exit_code != 0);
@@ -113,7 +115,8 @@ TEST_CASE("webhook: gray pods get sidecars through the real API server, others p
     // The namespace informer may lag the label by a moment.
     json pod;
     for (int i = 0; i < 50; ++i) {
-      auto r = c.Kubectl({"create", "-n", "wh-strict", "--dry-run=server", "-o", "json", "-f", "-"}, Pod("psa", true).dump());
+      auto r = c.Kubectl({"create", "-n", "wh-strict", "--dry-run=server", "-o", "json", "-f", "-"},
+                         Pod("psa", true).dump());
       REQUIRE_MESSAGE(r.exit_code == 0, r.err);
       pod = json::parse(r.out);
       if (ContainerNames(pod).size() == 1) break;
@@ -124,15 +127,17 @@ TEST_CASE("webhook: gray pods get sidecars through the real API server, others p
   }
   {
     INFO("DebugSessions get spec.requestedBy from the request's user, not from the user's text");
-    REQUIRE(c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
-                .exit_code == 0);
+    REQUIRE(
+        c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
+            .exit_code == 0);
     REQUIRE(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"})
                 .exit_code == 0);
     REQUIRE(c.Kubectl({"create", "role", "-n", "wh-shop", "dbgs-user", "--verb=create,get,patch",
                        "--resource=debugsessions.graydebug.io"})
                 .exit_code == 0);
-    REQUIRE(c.Kubectl({"create", "rolebinding", "-n", "wh-shop", "alice", "--role=dbgs-user", "--user=alice"}).exit_code ==
-            0);
+    REQUIRE(
+        c.Kubectl({"create", "rolebinding", "-n", "wh-shop", "alice", "--role=dbgs-user", "--user=alice"}).exit_code ==
+        0);
     json session = {{"apiVersion", "graydebug.io/v1alpha1"},
                     {"kind", "DebugSession"},
                     {"metadata", {{"name", "leak-hunt"}}},
@@ -175,7 +180,8 @@ TEST_CASE("webhook: gray pods get sidecars through the real API server, others p
     std::thread load([&] {
       for (int i = 0; !done; ++i) {
         std::string name = "rot-" + std::to_string(i);
-        auto r = c.Kubectl({"create", "-n", "wh-shop", "--dry-run=server", "-o", "json", "-f", "-"}, Pod(name, true).dump());
+        auto r =
+            c.Kubectl({"create", "-n", "wh-shop", "--dry-run=server", "-o", "json", "-f", "-"}, Pod(name, true).dump());
         if (r.exit_code != 0) continue;
         created++;
         if (json::parse(r.out)["spec"]["containers"].size() == 3) injected++;
@@ -265,14 +271,14 @@ TEST_CASE("webhook: hostile HTTP gets 413/415/400 with one line, and never starv
   // Idle TLS connections and clients that send half a request, beside 300 concurrent real ones.
   std::vector<std::unique_ptr<Child>> idle;
   for (int i = 0; i < 20; ++i) {
-    idle.push_back(Child::Spawn({"sh", "-c", "sleep 60 | openssl s_client -quiet -connect 127.0.0.1:" +
-                                                 std::to_string(w.port)},
-                                "/dev/null"));
     idle.push_back(Child::Spawn(
-        {"sh", "-c",
-         "(printf 'POST /mutate/pods HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\nContent-Length: 1000\\r\\n\\r\\n{'; "
-         "sleep 60) | openssl s_client -quiet -connect 127.0.0.1:" + std::to_string(w.port)},
-        "/dev/null"));
+        {"sh", "-c", "sleep 60 | openssl s_client -quiet -connect 127.0.0.1:" + std::to_string(w.port)}, "/dev/null"));
+    idle.push_back(Child::Spawn({"sh", "-c",
+                                 "(printf 'POST /mutate/pods HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: "
+                                 "application/json\\r\\nContent-Length: 1000\\r\\n\\r\\n{'; "
+                                 "sleep 60) | openssl s_client -quiet -connect 127.0.0.1:" +
+                                     std::to_string(w.port)},
+                                "/dev/null"));
   }
   std::this_thread::sleep_for(500ms);
   std::string urls = write("urls.txt", [&] {

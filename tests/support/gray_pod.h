@@ -20,7 +20,9 @@ namespace graydebug::testing {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-inline std::string Bin(const std::string& name) { return std::string(GRAYDEBUG_BIN_DIR) + "/" + name; }
+inline std::string Bin(const std::string& name) {
+  return std::string(GRAYDEBUG_BIN_DIR) + "/" + name;
+}
 
 inline int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -72,17 +74,20 @@ struct GrayPod {
   bool StartProcesses() {
     std::string dlv = Run({graydebug::testing::SourceDir() + "/hack/tools/bin-dir", "dlv"}).out;
     while (!dlv.empty() && dlv.back() == '\n') dlv.pop_back();
-    app = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:" + std::to_string(app_port)}, dir + "/" + name + "-app.log");
+    app = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:" + std::to_string(app_port)},
+                       dir + "/" + name + "-app.log");
     if (!app) return false;
-    launcher = Child::Spawn({Bin("graydebug-agent"), "launch-dlv", "--dlv-path=" + dlv + "/dlv",
-                             "--target-pid=" + std::to_string(app->pid()),
-                             "--listen=127.0.0.1:" + std::to_string(dlv_port)},
-                            dir + "/" + name + "-launcher.log");
-    agent = Child::Spawn({Bin("graydebug-agent"), "--listen=127.0.0.1:" + std::to_string(agent_port),
-                          "--dlv-addr=127.0.0.1:" + std::to_string(dlv_port), "--target-pid=" + std::to_string(app->pid())},
-                         dir + "/" + name + "-agent.log");
+    launcher =
+        Child::Spawn({Bin("graydebug-agent"), "launch-dlv", "--dlv-path=" + dlv + "/dlv",
+                      "--target-pid=" + std::to_string(app->pid()), "--listen=127.0.0.1:" + std::to_string(dlv_port)},
+                     dir + "/" + name + "-launcher.log");
+    agent =
+        Child::Spawn({Bin("graydebug-agent"), "--listen=127.0.0.1:" + std::to_string(agent_port),
+                      "--dlv-addr=127.0.0.1:" + std::to_string(dlv_port), "--target-pid=" + std::to_string(app->pid())},
+                     dir + "/" + name + "-agent.log");
     return launcher && agent && Eventually([&] {
-             return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(agent_port) + "/probe/dlv"}).exit_code == 0;
+             return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(agent_port) + "/probe/dlv"}).exit_code ==
+                    0;
            });
   }
 
@@ -108,8 +113,7 @@ struct GrayPod {
 
 inline bool CreateRunningPod(const LocalCluster& c, const GrayPod& p, const std::string& ns) {
   if (c.Kubectl({"create", "-f", "-"}, p.Object(ns).dump()).exit_code != 0) return false;
-  json status = {{"status",
-                  {{"phase", "Running"}, {"podIP", "127.0.0.1"}, {"podIPs", {{{"ip", "127.0.0.1"}}}}}}};
+  json status = {{"status", {{"phase", "Running"}, {"podIP", "127.0.0.1"}, {"podIPs", {{{"ip", "127.0.0.1"}}}}}}};
   auto r = c.Kubectl({"patch", "pod", "-n", ns, p.name, "--subresource=status", "--type=merge", "-p", status.dump()});
   return r.exit_code == 0;
 }
@@ -129,6 +133,5 @@ inline json GetSession(const LocalCluster& c, const std::string& ns, const std::
 inline std::string Phase(const json& s) {
   return s.is_object() && s.contains("status") ? s["status"].value("phase", "") : "";
 }
-
 
 }  // namespace graydebug::testing

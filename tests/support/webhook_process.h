@@ -85,11 +85,14 @@ inline std::string WebhookConfiguration(const Webhook& w, const std::string& nam
          {"timeoutSeconds", 5},
          {"reinvocationPolicy", "IfNeeded"},
          {"clientConfig", {{"url", w.Url("/mutate/pods")}, {"caBundle", graydebug::EncodeBase64(w.pki.ca_pem())}}},
-         {"rules", {{{"operations", {"CREATE"}}, {"apiGroups", {""}}, {"apiVersions", {"v1"}}, {"resources", {"pods"}}}}},
+         {"rules",
+          {{{"operations", {"CREATE"}}, {"apiGroups", {""}}, {"apiVersions", {"v1"}}, {"resources", {"pods"}}}}},
          {"objectSelector", {{"matchLabels", {{"graydebug.io/inject", "true"}}}}},
          {"namespaceSelector",
           {{"matchExpressions",
-            {{{"key", "kubernetes.io/metadata.name"}, {"operator", "NotIn"}, {"values", {"kube-system", "graydebug-system"}}}}}}}},
+            {{{"key", "kubernetes.io/metadata.name"},
+              {"operator", "NotIn"},
+              {"values", {"kube-system", "graydebug-system"}}}}}}}},
         {{"name", "debugsessions.graydebug.io"},
          {"admissionReviewVersions", {"v1"}},
          {"sideEffects", "None"},
@@ -104,6 +107,5 @@ inline std::string WebhookConfiguration(const Webhook& w, const std::string& nam
             {"resources", {"debugsessions"}}}}}}}}};
   return cfg.dump();
 }
-
 
 }  // namespace graydebug::testing

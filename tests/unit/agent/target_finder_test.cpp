@@ -24,9 +24,9 @@ ProcessInfo P(int pid, std::string comm, bool go, uint64_t start, std::string ex
 }  // namespace
 
 TEST_CASE("target: the one Go program that is not graydebug, dlv or pause") {
-  std::vector<ProcessInfo> ps = {P(1, "pause", false, 1),          P(7, "graydebug-agent", false, 5),
-                                 P(9, "dlv", true, 6),             P(12, "order-service", true, 3),
-                                 P(20, "sh", false, 2),            P(30, "x", true, 8, "/usr/local/bin/graydebug-agent")};
+  std::vector<ProcessInfo> ps = {P(1, "pause", false, 1), P(7, "graydebug-agent", false, 5),
+                                 P(9, "dlv", true, 6),    P(12, "order-service", true, 3),
+                                 P(20, "sh", false, 2),   P(30, "x", true, 8, "/usr/local/bin/graydebug-agent")};
   TargetQuery q;
   q.self_pid = 7;
   auto r = ChooseTarget(ps, q);
@@ -61,11 +61,14 @@ TEST_CASE("target: Go binaries are recognised by their build-info section") {
   CHECK_FALSE(IsGoBinary("/nonexistent"));
   std::string junk = std::filesystem::temp_directory_path() / ("graydebug-junk-" + std::to_string(getpid()));
   // An ELF header whose section table points far outside the file, and a truncated one.
-  std::string elf = "\x7f" "ELF\x02\x01\x01";
+  std::string elf =
+      "\x7f"
+      "ELF\x02\x01\x01";
   elf.resize(64, '\xff');
   std::ofstream(junk, std::ios::binary) << elf;
   CHECK_FALSE(IsGoBinary(junk));
-  std::ofstream(junk, std::ios::binary) << "\x7f" "ELF";
+  std::ofstream(junk, std::ios::binary) << "\x7f"
+                                           "ELF";
   CHECK_FALSE(IsGoBinary(junk));
   std::filesystem::remove(junk);
 }

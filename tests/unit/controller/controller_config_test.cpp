@@ -28,15 +28,14 @@ TEST_CASE("controller config: bad fields are named in one line") {
     const char* yaml;
     const char* want;
   };
-  for (const Case& c : {Case{"reprobeInterval: soon", "reprobeInterval: must be a duration"},
-                        Case{"maxTTL: 400h", "maxTTL: must be between"},
-                        Case{"breaker: {failureRatio: 1.5}", "breaker.failureRatio"},
-                        Case{"breaker: {minAttempts: 500}", "breaker.minAttempts: must not exceed"},
-                        Case{"breaker: {coolDown: 5m, maxCoolDown: 1m}", "breaker.maxCoolDown"},
-                        Case{"breaker: {tripAt: 3}", "breaker.tripAt: unknown field"},
-                        Case{"maxAttachAttempts: 0", "maxAttachAttempts"},
-                        Case{"[1, 2]", "config: must be a mapping"},
-                        Case{"a: {", "not valid YAML"}}) {
+  for (const Case& c :
+       {Case{"reprobeInterval: soon", "reprobeInterval: must be a duration"},
+        Case{"maxTTL: 400h", "maxTTL: must be between"}, Case{"breaker: {failureRatio: 1.5}", "breaker.failureRatio"},
+        Case{"breaker: {minAttempts: 500}", "breaker.minAttempts: must not exceed"},
+        Case{"breaker: {coolDown: 5m, maxCoolDown: 1m}", "breaker.maxCoolDown"},
+        Case{"breaker: {tripAt: 3}", "breaker.tripAt: unknown field"},
+        Case{"maxAttachAttempts: 0", "maxAttachAttempts"}, Case{"[1, 2]", "config: must be a mapping"},
+        Case{"a: {", "not valid YAML"}}) {
     auto r = ParseControllerConfig(c.yaml);
     CHECK_FALSE(r.ok);
     CHECK_MESSAGE(r.error.find(c.want) != std::string::npos, c.yaml, " -> ", r.error);

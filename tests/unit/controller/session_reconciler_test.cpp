@@ -250,8 +250,10 @@ TEST_CASE("label selectors: matchLabels and every matchExpressions operator") {
   json labels = {{"app", "order"}, {"version", "v2"}};
   CHECK(SelectorMatches({{"matchLabels", {{"app", "order"}}}}, labels));
   CHECK_FALSE(SelectorMatches({{"matchLabels", {{"app", "cart"}}}}, labels));
-  CHECK(SelectorMatches({{"matchExpressions", {{{"key", "version"}, {"operator", "In"}, {"values", {"v1", "v2"}}}}}}, labels));
-  CHECK_FALSE(SelectorMatches({{"matchExpressions", {{{"key", "version"}, {"operator", "NotIn"}, {"values", {"v2"}}}}}}, labels));
+  CHECK(SelectorMatches({{"matchExpressions", {{{"key", "version"}, {"operator", "In"}, {"values", {"v1", "v2"}}}}}},
+                        labels));
+  CHECK_FALSE(SelectorMatches({{"matchExpressions", {{{"key", "version"}, {"operator", "NotIn"}, {"values", {"v2"}}}}}},
+                              labels));
   CHECK(SelectorMatches({{"matchExpressions", {{{"key", "app"}, {"operator", "Exists"}}}}}, labels));
   CHECK(SelectorMatches({{"matchExpressions", {{{"key", "tier"}, {"operator", "DoesNotExist"}}}}}, labels));
   CHECK_FALSE(SelectorMatches({{"matchExpressions", {{{"key", "app"}, {"operator", "Bogus"}}}}}, labels));

@@ -76,7 +76,8 @@ TEST_CASE("admission: skips are allowed without a patch and carry the reason") {
   CHECK(r.outcome.result == "skipped");
   CHECK(r.outcome.reason == "opted-out");
 
-  AdmissionReply other = f.handler.MutatePods("application/json", Review(SimplePod(), "admission.k8s.io/v1", "CREATE", "Service").dump());
+  AdmissionReply other =
+      f.handler.MutatePods("application/json", Review(SimplePod(), "admission.k8s.io/v1", "CREATE", "Service").dump());
   CHECK(other.status == 200);
   CHECK(json::parse(other.body)["response"]["allowed"] == true);
   CHECK_FALSE(json::parse(other.body)["response"].contains("patch"));
@@ -140,24 +141,30 @@ TEST_CASE("admission: requests without an object or with odd fields are allowed 
 
 TEST_CASE("admission: DebugSession CREATE stamps requestedBy from userInfo, overwriting the user's") {
   Fixture f;
-  json session = {{"apiVersion", "graydebug.io/v1alpha1"},
-                  {"kind", "DebugSession"},
-                  {"metadata", {{"name", "s"}, {"namespace", "shop"}}},
-                  {"spec", {{"target", {{"pod", "p"}}}, {"requestedBy", {{"username", "mallory"}, {"groups", {"system:masters"}}}}}}};
-  AdmissionReply r = f.handler.MutateDebugSessions("application/json", Review(session, "admission.k8s.io/v1", "CREATE", "DebugSession").dump());
+  json session = {
+      {"apiVersion", "graydebug.io/v1alpha1"},
+      {"kind", "DebugSession"},
+      {"metadata", {{"name", "s"}, {"namespace", "shop"}}},
+      {"spec",
+       {{"target", {{"pod", "p"}}}, {"requestedBy", {{"username", "mallory"}, {"groups", {"system:masters"}}}}}}};
+  AdmissionReply r = f.handler.MutateDebugSessions(
+      "application/json", Review(session, "admission.k8s.io/v1", "CREATE", "DebugSession").dump());
   json out = session.patch(Patch(json::parse(r.body)));
-  CHECK(out["spec"]["requestedBy"] == json{{"username", "alice@example.com"}, {"groups", {"dev", "system:authenticated"}}});
+  CHECK(out["spec"]["requestedBy"] ==
+        json{{"username", "alice@example.com"}, {"groups", {"dev", "system:authenticated"}}});
   CHECK(out["spec"]["target"]["pod"] == "p");
 
   json no_spec = session;
   no_spec.erase("spec");
-  r = f.handler.MutateDebugSessions("application/json", Review(no_spec, "admission.k8s.io/v1", "CREATE", "DebugSession").dump());
+  r = f.handler.MutateDebugSessions("application/json",
+                                    Review(no_spec, "admission.k8s.io/v1", "CREATE", "DebugSession").dump());
   CHECK(no_spec.patch(Patch(json::parse(r.body)))["spec"]["requestedBy"]["username"] == "alice@example.com");
 }
 
 TEST_CASE("admission: DebugSession UPDATE keeps the old requestedBy") {
   Fixture f;
-  json old = {{"kind", "DebugSession"}, {"spec", {{"ttl", "15m"}, {"requestedBy", {{"username", "alice"}, {"groups", json::array()}}}}}};
+  json old = {{"kind", "DebugSession"},
+              {"spec", {{"ttl", "15m"}, {"requestedBy", {{"username", "alice"}, {"groups", json::array()}}}}}};
   json changed = old;
   changed["spec"]["requestedBy"] = {{"username", "mallory"}, {"groups", {"system:masters"}}};
   changed["spec"]["ttl"] = "5m";
@@ -170,7 +177,8 @@ TEST_CASE("admission: DebugSession UPDATE keeps the old requestedBy") {
   // Unchanged: no patch.
   json same = Review(old, "admission.k8s.io/v1", "UPDATE", "DebugSession");
   same["request"]["oldObject"] = old;
-  CHECK_FALSE(json::parse(f.handler.MutateDebugSessions("application/json", same.dump()).body)["response"].contains("patch"));
+  CHECK_FALSE(
+      json::parse(f.handler.MutateDebugSessions("application/json", same.dump()).body)["response"].contains("patch"));
 }
 
 TEST_CASE("JsonDepth ignores brackets inside strings") {

@@ -125,8 +125,8 @@ TEST_CASE("golden: injector decisions and patched pods match tests/fixtures/inje
     SidecarInjector inj(ConfigFor(pod_file), kVersion);
     json pod = json::parse(Slurp(pod_file));
     InjectionResult r = inj.Inject(pod, Ctx());
-    json got = {{"inject", r.inject}, {"reason", r.reason}, {"message", r.message}, {"release", r.release_key},
-                {"patch", r.patch}, {"patched", r.inject ? pod.patch(r.patch) : pod}};
+    json got = {{"inject", r.inject},       {"reason", r.reason}, {"message", r.message},
+                {"release", r.release_key}, {"patch", r.patch},   {"patched", r.inject ? pod.patch(r.patch) : pod}};
     fs::path golden = pod_file;
     golden.replace_extension().replace_extension(".golden.json");
     if (update) {

@@ -82,7 +82,8 @@ TEST_CASE("client: 429 and 5xx are retried, honouring Retry-After, then succeed"
   CHECK(f.clock.Now() - start >= 3s);  // waited the Retry-After (fake time)
   CHECK(f.transport->requests[0].path == "/api/v1/namespaces/shop/pods/p");
   bool auth = false;
-  for (const auto& [k, v] : f.transport->requests[0].headers) auth = auth || (k == "Authorization" && v == "Bearer secret");
+  for (const auto& [k, v] : f.transport->requests[0].headers)
+    auth = auth || (k == "Authorization" && v == "Bearer secret");
   CHECK(auth);
 }
 

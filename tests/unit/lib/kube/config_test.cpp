@@ -47,10 +47,10 @@ std::string Kubeconfig(const std::string& user_fields, const std::string& cluste
 }  // namespace
 
 TEST_CASE("kubeconfig: inline data, current context, namespace, trailing slash") {
-  auto r = ParseKubeconfig(Kubeconfig(std::string("    client-certificate-data: ") + kHello + "\n    client-key-data: " +
-                                          kWorld + "\n",
-                                      std::string("    certificate-authority-data: ") + kHello + "\n"),
-                           "/k", "", false);
+  auto r = ParseKubeconfig(
+      Kubeconfig(std::string("    client-certificate-data: ") + kHello + "\n    client-key-data: " + kWorld + "\n",
+                 std::string("    certificate-authority-data: ") + kHello + "\n"),
+      "/k", "", false);
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.config.server == "https://10.1.2.3:6443");
   CHECK(r.config.ca_pem == "hello");
@@ -102,12 +102,15 @@ TEST_CASE("kubeconfig: every bad field is one line naming it") {
        "clusters[name=c1].cluster.certificate-authority-data: invalid base64"},
       {Kubeconfig("    token: x\n", "    insecure-skip-tls-verify: true\n"), "",
        "clusters[name=c1].cluster.insecure-skip-tls-verify: true is refused"},
-      {Kubeconfig("    exec: {command: aws}\n"), "", "users[name=u1].user.exec: exec credential plugins are not supported"},
+      {Kubeconfig("    exec: {command: aws}\n"), "",
+       "users[name=u1].user.exec: exec credential plugins are not supported"},
       {Kubeconfig("    token: [1, 2]\n"), "", "users[name=u1].user.token: must be a string"},
-      {Kubeconfig("    tokenFile: /nonexistent-token\n"), "", "users[name=u1].user.tokenFile: /nonexistent-token does not exist"},
+      {Kubeconfig("    tokenFile: /nonexistent-token\n"), "",
+       "users[name=u1].user.tokenFile: /nonexistent-token does not exist"},
       {"current-context: ctx\ncontexts:\n- name: ctx\n  context: {cluster: zz}\nclusters: []\n", "",
        "clusters: no cluster named \"zz\""},
-      {"current-context: ctx\ncontexts:\n- name: ctx\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster: {server: "
+      {"current-context: ctx\ncontexts:\n- name: ctx\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster: "
+       "{server: "
        "ftp://x}\n",
        "", "clusters[name=c].cluster.server: must be an https:// URL"},
       {"current-context: ctx\ncontexts:\n- name: ctx\n  context: {cluster: c, user: nobody}\nclusters:\n- name: c\n  "
@@ -139,8 +142,10 @@ TEST_CASE("kubeconfig: precedence --kubeconfig, KUBECONFIG, ~/.kube/config, in-c
   d.Write("sa/namespace", "graydebug-system\n");
   ConfigOptions o;
   o.in_cluster_dir = (d.path / "sa").string();
-  o.env = {{"KUBECONFIG", "/missing:" + env}, {"HOME", (d.path / "home").string()},
-           {"KUBERNETES_SERVICE_HOST", "10.0.0.1"}, {"KUBERNETES_SERVICE_PORT", "443"}};
+  o.env = {{"KUBECONFIG", "/missing:" + env},
+           {"HOME", (d.path / "home").string()},
+           {"KUBERNETES_SERVICE_HOST", "10.0.0.1"},
+           {"KUBERNETES_SERVICE_PORT", "443"}};
   o.kubeconfig = flag;
   CHECK(LoadConfig(o).config.token == "from-flag");
   o.kubeconfig.clear();
