@@ -127,11 +127,11 @@ step "Starting graydebug-webhook and graydebug-controller"
 "$D/graydebug-webhook" --listen="127.0.0.1:$WEBHOOK_PORT" --metrics-addr="127.0.0.1:$WEBHOOK_METRICS" \
   --tls-cert-file="$DEMO_DIR/tls.crt" --tls-key-file="$DEMO_DIR/tls.key" --config="$DEMO_DIR/webhook.yaml" \
   --kubeconfig="$KUBECONFIG" --circuits-namespace=graydebug-system 2>"$LOGS/webhook.log" &
-pids+=($!)
+pids+=($!); disown "$!"
 "$D/graydebug-controller" --kubeconfig="$KUBECONFIG" --metrics-addr="127.0.0.1:$CTL_METRICS" \
   --health-addr="127.0.0.1:$CTL_HEALTH" --config="$DEMO_DIR/controller.yaml" --lease-namespace=graydebug-system \
   2>"$LOGS/controller.log" &
-pids+=($!)
+pids+=($!); disown "$!"
 wait_for 30 "webhook /readyz" curl -sf --cacert "$DEMO_DIR/ca.crt" "https://127.0.0.1:$WEBHOOK_PORT/readyz"
 wait_for 30 "controller /readyz" curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz"
 ok "webhook ready on https://127.0.0.1:$WEBHOOK_PORT (metrics :$WEBHOOK_METRICS)"
@@ -176,14 +176,14 @@ look "the stable pod is untouched: $(k get pod -n shop order-stable-5c6d-abc -o 
 
 step "The pod runs here: the leaky app, launch-dlv attaching a real dlv, the agent; pod IP 127.0.0.1"
 "$D/leaky-app" --listen "127.0.0.1:$APP_PORT" 2>"$LOGS/leaky-app.log" &
-APP=$!; pids+=($APP)
+APP=$!; pids+=($APP); disown "$APP"
 "$D/graydebug-agent" launch-dlv --dlv-path="$D/dlv" --target-pid="$APP" --listen="127.0.0.1:$DLV_PORT" \
   >"$LOGS/dlv.log" 2>&1 &
-LAUNCHER=$!; pids+=($LAUNCHER)
+LAUNCHER=$!; pids+=($LAUNCHER); disown "$LAUNCHER"
 "$D/graydebug-agent" --listen="127.0.0.1:$AGENT_PORT" --dlv-addr="127.0.0.1:$DLV_PORT" --target-pid="$APP" \
   --expvar-url="http://127.0.0.1:$APP_PORT/debug/vars" --sample-interval=500ms --leak-window=4s \
   --leak-baseline-window=60s --leak-floor=1048576 --leak-consecutive=2 2>"$LOGS/agent.log" &
-pids+=($!)
+pids+=($!); disown "$!"
 wait_for 30 "the agent's dlv probe" curl -sf "http://127.0.0.1:$AGENT_PORT/probe/dlv"
 k patch pod -n shop order-v2-alpha-7d9f-x2x --subresource=status --type=merge \
   -p '{"status":{"phase":"Running","podIP":"127.0.0.1","podIPs":[{"ip":"127.0.0.1"}]}}' >/dev/null
@@ -210,12 +210,15 @@ echo "    (no kubelet here, so no port-forward: the pod's loopback is this machi
 python3 - "$DLV_PORT" <<'PY' | indent
 import json, socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
-s.sendall(b'{"method":"RPCServer.State","params":[{"NonBlocking":true}],"id":1}\n')
-buf = b""
-while not buf.endswith(b"\n"):
-    buf += s.recv(1 << 20)
-state = json.loads(buf)["result"]["State"]
-print(f"dlv State: running={state['Running']} pid={state.get('Pid')} threads={len(state.get('Threads') or [])}")
+def call(method, params, i):
+    s.sendall(json.dumps({"method": method, "params": [params], "id": i}).encode() + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n"):
+        buf += s.recv(1 << 20)
+    return json.loads(buf)["result"]
+version = call("RPCServer.GetVersion", {}, 1)["DelveVersion"].splitlines()[0]
+state = call("RPCServer.State", {"NonBlocking": True}, 2)["State"]
+print(f"dlv answers: {version}; target running: {state['Running']}")
 PY
 if "$D/kubectl-graydebug" attach --help >/dev/null 2>&1; then
   echo "    \$ kubectl graydebug attach order-v2-alpha-7d9f-x2x --ttl 10m --no-port-forward"
@@ -224,10 +227,13 @@ if "$D/kubectl-graydebug" attach --help >/dev/null 2>&1; then
 fi
 
 step "The leak is switched on; the agent sees it (seed chapters 1 and 4)"
-look "before: growth $(metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_heap_growth_bytes_per_second) B/s, leak_suspected $(metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_leak_suspected)"
+has_growth() { [ -n "$(metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_heap_growth_bytes_per_second)" ]; }
+growth() { metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_heap_growth_bytes_per_second | awk '{printf "%.2f MiB/s", $1 / 1048576}'; }
+wait_for 30 "a first growth rate" has_growth
+look "before: heap growth $(growth), leak_suspected $(metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_leak_suspected)"
 curl -s "http://127.0.0.1:$APP_PORT/leak?kind=list&rate=16384" | indent
 wait_for 60 "leak_suspected" agent_metric_is graydebug_target_leak_suspected 1
-look "after:  growth $(metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_heap_growth_bytes_per_second) B/s, leak_suspected $(metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_leak_suspected)"
+look "after:  heap growth $(growth), leak_suspected $(metric "http://127.0.0.1:$AGENT_PORT/metrics" graydebug_target_leak_suspected)"
 curl -s "http://127.0.0.1:$APP_PORT/leak/off" >/dev/null
 look "retained by the app: $(curl -s "http://127.0.0.1:$APP_PORT/stats")  (list elements kept by the index map)"
 
@@ -260,6 +266,6 @@ YAML
 wait_for 30 "the new session to be Rejected" phase_is one-more-try Rejected
 k get dbgs -n shop | indent
 look "$(k get dbgs -n shop one-more-try -o jsonpath='{.status.conditions[?(@.type=="CircuitAllowed")].message}')"
-look "a stable release is unaffected: $(gray_pod order-v3-x v3 | k create --dry-run=server -o jsonpath='{.spec.containers[*].name}' -f -)"
+look "another gray release (v3) still gets sidecars: $(containers_of order-v3-x v3)"
 
 printf '\n%sDemo finished.%s Logs: %s\n' "$B" "$R" "$LOGS"
