@@ -1,48 +1,21 @@
 #include "controller/controller_config.h"
 
-#include <yaml-cpp/yaml.h>
 
 #include <charconv>
 #include <set>
 
 #include "graydebug/config_file.h"
 #include "graydebug/duration.h"
+#include "graydebug/yaml_fields.h"
 
 namespace graydebug::controller {
 namespace {
 
-struct FieldError {
-  std::string message;
-};
-
-[[noreturn]] void Fail(const std::string& field, const std::string& why) {
-  throw FieldError{field + ": " + why};
-}
-
-void CheckKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
-  if (!node.IsMap()) Fail(field.empty() ? "config" : field, "must be a mapping");
-  for (const auto& kv : node) {
-    std::string key = kv.first.Scalar();
-    if (!allowed.count(key)) Fail(field.empty() ? key : field + "." + key, "unknown field");
-  }
-}
-
-std::chrono::milliseconds Duration(const YAML::Node& n, const std::string& field, std::chrono::milliseconds min,
-                                   std::chrono::milliseconds max) {
-  auto d = n.IsScalar() ? ParseDuration(n.Scalar()) : std::nullopt;
-  if (!d) Fail(field, "must be a duration such as 30s or 10m");
-  if (*d < min || *d > max) Fail(field, "must be between " + FormatDuration(min) + " and " + FormatDuration(max));
-  return *d;
-}
-
-int64_t Int(const YAML::Node& n, const std::string& field, int64_t min, int64_t max) {
-  std::string s = n.IsScalar() ? n.Scalar() : "";
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) Fail(field, "must be an integer");
-  if (v < min || v > max) Fail(field, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-  return v;
-}
+using yaml::Bool;
+using yaml::CheckKeys;
+using yaml::Duration;
+using yaml::Fail;
+using yaml::Int;
 
 double Ratio(const YAML::Node& n, const std::string& field) {
   std::string s = n.IsScalar() ? n.Scalar() : "";
@@ -53,12 +26,6 @@ double Ratio(const YAML::Node& n, const std::string& field) {
   return v;
 }
 
-bool Bool(const YAML::Node& n, const std::string& field) {
-  std::string s = n.IsScalar() ? n.Scalar() : "";
-  if (s == "true") return true;
-  if (s == "false") return false;
-  Fail(field, "must be true or false");
-}
 
 }  // namespace
 
@@ -66,12 +33,7 @@ ControllerConfigResult ParseControllerConfig(const std::string& yaml_text) {
   using namespace std::chrono_literals;
   ControllerConfigResult r;
   ControllerConfig& c = r.config;
-  try {
-    YAML::Node root = YAML::Load(yaml_text);
-    if (root.IsNull()) {
-      r.ok = true;
-      return r;
-    }
+  r.error = yaml::ParseFields(yaml_text, [&](const YAML::Node& root) {
     CheckKeys(root, "",
               {"releaseLabel", "reprobeInterval", "maxTTL", "pendingTimeout", "maxAttachAttempts", "attachTimeout",
                "breaker"});
@@ -106,13 +68,8 @@ ControllerConfigResult ParseControllerConfig(const std::string& yaml_text) {
       }
       if (k.max_cool_down < k.cool_down) Fail("breaker.maxCoolDown", "must not be shorter than breaker.coolDown");
     }
-    r.ok = true;
-  } catch (const FieldError& e) {
-    r.error = e.message;
-  } catch (const YAML::Exception& e) {
-    r.error = "not valid YAML: " + e.msg + " (line " + std::to_string(e.mark.line + 1) + ", column " +
-              std::to_string(e.mark.column + 1) + ")";
-  }
+  });
+  r.ok = r.error.empty();
   return r;
 }
 

@@ -1,6 +1,6 @@
 #include "webhook/injection_config.h"
 
-#include <yaml-cpp/yaml.h>
+#include "graydebug/yaml_fields.h"
 
 #include <charconv>
 #include <regex>
@@ -13,40 +13,13 @@ namespace {
 
 using json = nlohmann::json;
 
-struct FieldError {
-  std::string message;
-};
-
-[[noreturn]] void Fail(const std::string& field, const std::string& why) {
-  throw FieldError{field + ": " + why};
-}
-
-void CheckKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
-  if (!node.IsMap()) Fail(field.empty() ? "config" : field, "must be a mapping");
-  for (const auto& kv : node) {
-    std::string key = kv.first.Scalar();
-    if (!allowed.count(key)) Fail(field.empty() ? key : field + "." + key, "unknown field");
-  }
-}
-
-std::string Str(const YAML::Node& n, const std::string& field) {
-  if (!n.IsScalar()) Fail(field, "must be a string");
-  return n.Scalar();
-}
-
-bool Bool(const YAML::Node& n, const std::string& field) {
-  std::string s = n.IsScalar() ? n.Scalar() : "";
-  if (s == "true") return true;
-  if (s == "false") return false;
-  Fail(field, "must be true or false");
-}
+using yaml::Bool;
+using yaml::CheckKeys;
+using yaml::Fail;
+using yaml::Str;
 
 int64_t Int(const YAML::Node& n, const std::string& field) {
-  std::string s = n.IsScalar() ? n.Scalar() : "";
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) Fail(field, "must be an integer");
-  return v;
+  return yaml::Int(n, field, INT64_MIN, INT64_MAX);
 }
 
 json Resources(const YAML::Node& n, const std::string& field) {
@@ -107,12 +80,7 @@ bool ValidQuantity(const std::string& q) {
 ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
   ConfigLoadResult r;
   InjectionConfig& c = r.config;
-  try {
-    YAML::Node root = YAML::Load(yaml_text);
-    if (root.IsNull()) {
-      r.ok = true;
-      return r;
-    }
+  r.error = yaml::ParseFields(yaml_text, [&](const YAML::Node& root) {
     CheckKeys(root, "",
               {"selector", "releaseLabel", "nativeSidecars", "scrapeAnnotations", "imagePullPolicy", "agentBinary",
                "dlv", "agent"});
@@ -175,13 +143,8 @@ ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
     if (c.dlv_listen_host.empty() || c.dlv_listen_host.find_first_of(" /\t") != std::string::npos) {
       Fail("dlv.listenHost", "must be a host address");
     }
-    r.ok = true;
-  } catch (const FieldError& e) {
-    r.error = e.message;
-  } catch (const YAML::Exception& e) {
-    r.error = "not valid YAML: " + e.msg + " (line " + std::to_string(e.mark.line + 1) + ", column " +
-              std::to_string(e.mark.column + 1) + ")";
-  }
+  });
+  r.ok = r.error.empty();
   return r;
 }
 

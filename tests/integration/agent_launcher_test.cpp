@@ -10,38 +10,21 @@
 #include <thread>
 
 #include "graydebug/dlv_client.h"
+#include "support/gray_pod.h"
 #include "support/local_cluster.h"
 #include "support/process.h"
 
 using graydebug::dlv::Client;
 using graydebug::dlv::ErrorKind;
 using graydebug::testing::Child;
+using graydebug::testing::DlvPath;
+using graydebug::testing::Eventually;
+using graydebug::testing::FreePort;
 using graydebug::testing::Run;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string DlvPath() {
-  return Trim(Run({graydebug::testing::SourceDir() + "/hack/tools/bin-dir", "dlv"}).out) + "/dlv";
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // A listener that accepts and then does `behaviour` with each connection, on its own thread.
 struct FakeServer {
@@ -82,16 +65,6 @@ struct FakeServer {
     thread.join();
   }
 };
-
-template <class F>
-bool Eventually(F&& f, std::chrono::seconds bound = 30s) {
-  auto until = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < until) {
-    if (f()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return f();
-}
 
 struct App {
   std::unique_ptr<Child> child;
