@@ -82,13 +82,13 @@ std::string KeyOf(const json& obj) {
 
 ProbeResult HttpAttachProber::Probe(const std::string& address) {
   auto start = std::chrono::steady_clock::now();
-  HttpGetResult r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10);
+  HttpGetResult r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10, connect_timeout_);
   // The agent caps concurrent probes and answers 503 "busy" beyond that: not a dlv failure, so
   // ask again shortly (bounded), never count it against the release.
   for (int i = 0; i < 5 && r.status == 503 && r.body.find("\"busy\"") != std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100 * (i + 1)));
     start = std::chrono::steady_clock::now();
-    r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10);
+    r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10, connect_timeout_);
   }
   ProbeResult p;
   p.latency_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -38,11 +38,14 @@ class AttachProber {
 // {"ok": false} are attach failures (SPEC §6).
 class HttpAttachProber final : public AttachProber {
  public:
-  explicit HttpAttachProber(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  // `timeout` bounds the whole round trip, `connect_timeout` the TCP connect to the agent.
+  explicit HttpAttachProber(std::chrono::milliseconds timeout,
+                            std::chrono::milliseconds connect_timeout = std::chrono::seconds(1))
+      : timeout_(timeout), connect_timeout_(connect_timeout) {}
   ProbeResult Probe(const std::string& address) override;
 
  private:
-  std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds timeout_, connect_timeout_;
 };
 
 // The breakers' side of the controller (SPEC §6); issue #7 brings the real one.

@@ -126,8 +126,11 @@ std::string ValidateHttpUrl(const std::string& url) {
   return ParseUrl(url, &error) ? "" : error;
 }
 
-HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout, std::size_t max_bytes) {
+HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout, std::size_t max_bytes,
+                      std::chrono::milliseconds connect_timeout) {
   const auto deadline = SteadyClock::now() + timeout;
+  const auto connect_deadline =
+      connect_timeout.count() > 0 ? std::min(deadline, SteadyClock::now() + connect_timeout) : deadline;
   std::string error;
   std::optional<Url> u = ParseUrl(url, &error);
   if (!u) return GetError("bad URL \"" + url + "\": " + error);
@@ -149,7 +152,7 @@ HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout,
     return GetError("connect to " + where + ": " + std::strerror(connect_errno), connect_errno == ECONNREFUSED);
   }
   if (rc != 0) {
-    if (std::string why = WaitFor(sock.fd, POLLOUT, deadline); !why.empty()) {
+    if (std::string why = WaitFor(sock.fd, POLLOUT, connect_deadline); !why.empty()) {
       return GetError("connect to " + where + ": " + why, false, why == "timed out");
     }
     int err = 0;

@@ -22,6 +22,9 @@ struct HttpGetResult {
 // expvar source and /probe/dlv) with `timeout` for the whole exchange. An answer larger than
 // `max_bytes`, a chunked answer or a malformed status line is an error. Never throws; blocks the
 // caller for at most `timeout` (plus name resolution of a non-numeric host).
-HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout, std::size_t max_bytes = 4u << 20);
+// `connect_timeout` (0: the whole `timeout`) bounds the TCP connect alone, so an unreachable peer
+// fails fast while a slow answer still gets the full time.
+HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout, std::size_t max_bytes = 4u << 20,
+                      std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(0));
 
 }  // namespace graydebug
