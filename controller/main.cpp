@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   std::string lease_namespace, lease_name = "graydebug-controller";
   bool leader_elect = false;
   std::chrono::milliseconds probe_interval = 30s, max_ttl = 4h;
-  int64_t workers = 4;
+  int64_t workers = 4, kube_api_qps = 50, kube_api_burst = 100;
   CommonFlags common;
   FlagSet flags("graydebug-controller", "graydebug-controller [flags]",
                 "Serves DebugSession resources: attaches to the target pod's dlv through its graydebug-agent,\n"
@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
   flags.Duration("probe-interval", &probe_interval, 1s, 24h, "how often Active sessions are re-probed");
   flags.Duration("max-ttl", &max_ttl, 1min, 168h, "longest ttl a DebugSession may ask for");
   flags.Int("workers", &workers, 1, 64, "reconcile workers");
+  flags.Int("kube-api-qps", &kube_api_qps, 1, 10000, "client-side limit of requests per second to the API server");
+  flags.Int("kube-api-burst", &kube_api_burst, 1, 10000, "burst above --kube-api-qps");
   flags.String("config", &config, "controller configuration (YAML); built-in defaults when empty");
   common.Register(flags);
 
@@ -77,7 +79,11 @@ int main(int argc, char** argv) {
   co.context = context;
   kube::ConfigResult kc = kube::LoadConfig(co);
   if (!kc.ok) return UsageError(flags, kc.error);
-  auto client = kube::Client::Create(kc.config);
+  kube::ClientOptions client_options;
+  client_options.qps = static_cast<double>(kube_api_qps);
+  client_options.burst = static_cast<int>(kube_api_burst);
+  client_options.user_agent = "graydebug-controller/" + std::string(Version());
+  auto client = kube::Client::Create(kc.config, client_options);
   if (!client.ok()) return UsageError(flags, client.error().ToString());
   if (lease_namespace.empty()) {
     const char* pod_ns = std::getenv("POD_NAMESPACE");
@@ -102,7 +108,10 @@ int main(int argc, char** argv) {
   kube::EventRecorder::Options eo;
   eo.component = "graydebug-controller";
   eo.instance = identity;
-  kube::EventRecorder events(client.value(), eo);
+  // Events get a client of their own, so their rate limit never delays a status write.
+  auto events_client = kube::Client::Create(kc.config, client_options);
+  if (!events_client.ok()) return UsageError(flags, events_client.error().ToString());
+  kube::EventRecorder events(events_client.value(), eo);
   // The breakers live in ConfigMap graydebug-circuits in the controller's own namespace.
   controller::BreakerStore breakers(client.value(), lease_namespace, cfg.breaker, *registry, &events);
   controller::SessionController sessions(client.value(), opts, prober, breakers, *registry, &events);

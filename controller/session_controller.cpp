@@ -273,6 +273,11 @@ void SessionController::RecordAttempt(const std::string& ns, const std::string& 
 bool SessionController::ReconcileKey(const std::string& key) {
   auto cached = sessions_.Get(key);
   if (!cached) {
+    {
+      std::lock_guard l(written_mu_);
+      probed_.erase(key);
+      written_.erase(key);
+    }
     SetActive(key, false, "", "", "");
     return true;
   }
@@ -320,12 +325,20 @@ bool SessionController::ReconcileKey(const std::string& key) {
     if (!r.empty()) release = ns + "/" + r;
   }
   SessionInput in{session, pods, release.empty() ? CircuitView{} : breakers_.View(release, clock_.WallNow()),
-                  std::nullopt, clock_.WallNow()};
+                  std::nullopt, clock_.WallNow(), std::nullopt};
+  {
+    std::lock_guard l(written_mu_);
+    if (auto it = probed_.find(key); it != probed_.end()) in.last_probe = it->second;
+  }
   SessionActions a = reconciler_.Reconcile(in);
   if (a.probe) {
     in.probe = prober_.Probe(a.probe_address);
     in.now = clock_.WallNow();
     a = reconciler_.Reconcile(in);
+  }
+  if (a.probed_at) {
+    std::lock_guard l(written_mu_);
+    probed_[key] = *a.probed_at;
   }
   std::string release_name = a.release.empty() ? "" : a.release.substr(a.release.find('/') + 1);
   if (a.attempt) {

@@ -118,6 +118,7 @@ class SessionController {
 
   std::mutex written_mu_;
   std::map<std::string, std::string> written_;  // session key -> resourceVersion of our last write
+  std::map<std::string, Clock::Wall> probed_;   // session key -> last probe (not always written down)
 
   std::vector<std::thread> workers_;
   std::atomic<bool> workers_started_{false};

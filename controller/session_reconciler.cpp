@@ -340,6 +340,8 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
 
   // Active: re-probe every reprobe_interval; a failing probe marks it not Ready but keeps it.
   a.active = true;
+  // The adapter remembers re-probes it did not write down (see below).
+  if (in.last_probe && (!last || *in.last_probe > *last)) last = in.last_probe;
   Clock::Wall next = last ? *last + c.reprobe_interval : in.now;
   if (!in.probe) {
     if (in.now >= next) {
@@ -352,6 +354,17 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   }
   const ProbeResult& p = *in.probe;
   if (!p.own_fault) a.attempt = p;
+  a.probed_at = in.now;
+  a.requeue_after = std::min(c.reprobe_interval, Until(in.now, expires));
+  // A healthy session's routine re-probe is written down only every persist_interval: with a
+  // thousand sessions, a status write per re-probe would be the API server's main load. Changes
+  // of Ready are written at once.
+  auto persisted = kube::ParseTime(Str(attach, "lastProbeAt"));
+  bool ready = false;
+  if (st.contains("conditions") && st["conditions"].is_array()) {
+    for (const json& cond : st["conditions"]) ready = ready || (Str(cond, "type") == "Ready" && Str(cond, "status") == "True");
+  }
+  if (p.ok && ready && persisted && in.now - *persisted < c.persist_interval) return finish();
   attach["lastProbeAt"] = kube::FormatTime(in.now);  // re-probes do not count as attach tries
   if (p.ok) {
     attach["latencySeconds"] = p.latency_seconds;
@@ -362,7 +375,6 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
     SetCondition(st, "Ready", false, "ProbeFailed", p.error, generation, in.now);
     a.events.push_back({"Warning", "ProbeFailed", "dlv probe failed: " + p.error});
   }
-  a.requeue_after = std::min(c.reprobe_interval, Until(in.now, expires));
   return finish();
 }
 

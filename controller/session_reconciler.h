@@ -36,6 +36,8 @@ struct ReconcilerConfig {
   std::chrono::milliseconds pending_timeout{std::chrono::minutes(2)};  // pod not found/ready/IP
   std::chrono::milliseconds pending_recheck{std::chrono::seconds(2)};
   std::chrono::milliseconds reprobe_interval{std::chrono::seconds(30)};
+  // A healthy Active session's re-probe result is written to its status at most this often.
+  std::chrono::milliseconds persist_interval{std::chrono::minutes(5)};
   int max_attach_attempts = 3;
   std::chrono::milliseconds attach_backoff{std::chrono::seconds(1)};  // 1 s, 2 s, ...
   std::string release_label = "version";
@@ -49,6 +51,7 @@ struct SessionInput {
   CircuitView circuit;               // of the release of the resolved pod (closed when unknown)
   std::optional<ProbeResult> probe;  // set when the adapter ran the probe this call asked for
   Clock::Wall now{};
+  std::optional<Clock::Wall> last_probe;  // the adapter's memory of its last probe of this session
 };
 
 struct Event {
@@ -70,6 +73,8 @@ struct SessionActions {
   // The attempt to record in metrics and the breaker (set when `input.probe` was consumed).
   std::optional<ProbeResult> attempt;
   std::string release;  // "<namespace>/<release>" of the resolved pod, "" when unknown
+  // Set when a probe result was consumed: the adapter remembers it for last_probe.
+  std::optional<Clock::Wall> probed_at;
   // The debug_session_active series: set while Active, removed otherwise.
   bool active = false;
 };

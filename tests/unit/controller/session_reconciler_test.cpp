@@ -52,15 +52,17 @@ struct Driver {
   json session = Session();
   std::vector<json> pods = {Pod("order-1")};
   CircuitView circuit;
+  std::optional<Clock::Wall> last_probe;  // what the adapter remembers
 
   // One reconcile as the controller does it: reconcile, probe when asked (with `probe`), store.
   SessionActions Step(Clock::Wall now, std::optional<ProbeResult> probe = ProbeResult{true, 0.012, "", false}) {
-    SessionInput in{session, pods, circuit, std::nullopt, now};
+    SessionInput in{session, pods, circuit, std::nullopt, now, last_probe};
     SessionActions a = r.Reconcile(in);
     if (a.probe && probe) {
       in.probe = probe;
       a = r.Reconcile(in);
     }
+    if (a.probed_at) last_probe = a.probed_at;
     session["status"] = a.status;
     if (a.add_finalizer) session["metadata"]["finalizers"] = {kFinalizer};
     return a;
@@ -109,14 +111,14 @@ TEST_CASE("session: pending -> attaching -> active with latency, pod, release an
 
 TEST_CASE("session: the probe address is the pod IP and the agent container's port") {
   Driver d;
-  SessionInput in{d.session, d.pods, {}, std::nullopt, kT0};
+  SessionInput in{d.session, d.pods, {}, std::nullopt, kT0, std::nullopt};
   SessionActions a = d.r.Reconcile(in);
   CHECK(a.probe);
   CHECK(a.probe_address == "10.0.0.7:9102");
   CHECK(a.add_finalizer == false);
   json no_finalizer = d.session;
   no_finalizer["metadata"].erase("finalizers");
-  CHECK(d.r.Reconcile({no_finalizer, d.pods, {}, std::nullopt, kT0}).add_finalizer);
+  CHECK(d.r.Reconcile({no_finalizer, d.pods, {}, std::nullopt, kT0, std::nullopt}).add_finalizer);
 }
 
 TEST_CASE("session: attach failures retry with backoff, then Failed after 3 tries") {
@@ -200,6 +202,19 @@ TEST_CASE("session: active sessions are re-probed; a failed re-probe keeps Activ
   CHECK(d.session["status"]["attach"]["attempts"] == 1);
   a = d.Step(kT0 + 60s);
   CHECK((*Condition(d.session["status"], "Ready"))["status"] == "True");
+  CHECK(a.status_changed);  // Ready flipped back: written at once
+  // Routine healthy re-probes are remembered but written down only every 5 minutes.
+  a = d.Step(kT0 + 90s);
+  CHECK(a.attempt);
+  CHECK_FALSE(a.status_changed);
+  CHECK(*a.requeue_after == 30s);
+  a = d.Step(kT0 + 100s);
+  CHECK_FALSE(a.attempt);  // the remembered probe at 90 s counts: next one at 120 s
+  CHECK(*a.requeue_after == 20s);
+  a = d.Step(kT0 + 6min);
+  CHECK(a.attempt);
+  CHECK(a.status_changed);
+  CHECK(d.session["status"]["attach"]["lastProbeAt"] == "2026-11-26T10:06:00Z");
 }
 
 TEST_CASE("session: expires at creation + ttl, capped by max ttl; shortening the ttl applies") {
@@ -264,7 +279,7 @@ TEST_CASE("session: hostile sessions never throw") {
   SessionReconciler r{ReconcilerConfig{}};
   for (const json& s : {json(), json(5), json::object(), json{{"metadata", 1}}, json{{"spec", {{"target", 3}}}},
                         json{{"metadata", {{"creationTimestamp", "garbage"}}}, {"spec", {{"ttl", "-5m"}}}}}) {
-    CHECK_NOTHROW(r.Reconcile({s, {Pod("x")}, {}, std::nullopt, kT0}));
+    CHECK_NOTHROW(r.Reconcile({s, {Pod("x")}, {}, std::nullopt, kT0, std::nullopt}));
   }
 }
 
@@ -288,7 +303,7 @@ TEST_CASE("session: the awkward moments") {
     Driver d;
     d.Step(kT0, ProbeResult{false, 0.1, "refused", false});
     d.session["metadata"]["deletionTimestamp"] = FormatTime(kT0 + 1s);
-    SessionInput in{d.session, d.pods, {}, std::nullopt, kT0 + 1s};
+    SessionInput in{d.session, d.pods, {}, std::nullopt, kT0 + 1s, std::nullopt};
     SessionActions a = d.r.Reconcile(in);
     CHECK_FALSE(a.probe);
     CHECK(a.remove_finalizer);
@@ -315,7 +330,7 @@ TEST_CASE("session: the awkward moments") {
     Driver d;
     d.Step(kT0);
     SessionReconciler fresh{ReconcilerConfig{}};  // a new process: only the stored status remains
-    SessionActions a = fresh.Reconcile({d.session, d.pods, {}, std::nullopt, kT0 + 10s});
+    SessionActions a = fresh.Reconcile({d.session, d.pods, {}, std::nullopt, kT0 + 10s, std::nullopt});
     CHECK_FALSE(a.probe);
     CHECK_FALSE(a.status_changed);
     CHECK(a.active);
