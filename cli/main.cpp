@@ -1,9 +1,10 @@
 // kubectl-graydebug: the kubectl plugin (`kubectl graydebug attach|list|end|status`, SPEC §7).
-// This file only wires flags.
+// This file only wires flags; the commands are in cli/commands.cpp, their pure parts in cli/plugin.cpp.
 #include <chrono>
 #include <iostream>
 #include <string>
 
+#include "cli/commands.h"
 #include "graydebug/cli_app.h"
 #include "graydebug/log.h"
 
@@ -33,8 +34,8 @@ struct Global {
 
 int Run(const std::string& command, const std::vector<std::string>& args) {
   Global global;
-  std::string reason, output = "table";
-  std::chrono::milliseconds ttl = 15min, timeout = 2min;
+  std::string reason, output = "table", circuits_namespace = "graydebug-system";
+  std::chrono::milliseconds ttl = 15min, timeout = 60s;
   bool all_namespaces = false, no_port_forward = false;
   int64_t local_port = 2345;
   FlagSet flags("kubectl graydebug " + command, "", "");
@@ -46,8 +47,11 @@ int Run(const std::string& command, const std::vector<std::string>& args) {
     flags.Duration("ttl", &ttl, 1min, 168h, "how long the session lives");
     flags.String("reason", &reason, "why you are debugging (kept in the session)");
     flags.Duration("timeout", &timeout, 1s, 1h, "how long to wait for the session to become Active");
-    flags.Int("local-port", &local_port, 1, 65535, "local port of the port-forward to dlv");
-    flags.Bool("no-port-forward", &no_port_forward, "only create the session and print how to connect");
+    flags.Int(
+        "local-port", &local_port, 1, 65535,
+        "local port of the port-forward to dlv; when not given, the pod's dlv port (2345 unless the pod overrides it)");
+    flags.Bool("no-port-forward", &no_port_forward,
+               "create the session, print how to connect and exit, without starting kubectl port-forward");
   } else if (command == "list") {
     flags = FlagSet("kubectl graydebug list", "kubectl graydebug list [flags]", "Lists DebugSessions.");
     flags.Bool("all-namespaces", &all_namespaces, "list sessions in every namespace");
@@ -59,7 +63,10 @@ int Run(const std::string& command, const std::vector<std::string>& args) {
                     "Ends a DebugSession (it becomes Terminated and its metrics are removed).");
   } else if (command == "status") {
     flags = FlagSet("kubectl graydebug status", "kubectl graydebug status [flags]",
-                    "Prints the circuit breaker of every gray release (ConfigMap graydebug-circuits).");
+                    "Prints the circuit breaker of every gray release (ConfigMap graydebug-circuits); with -n, only\n"
+                    "the releases of that namespace.");
+    flags.String("circuits-namespace", &circuits_namespace,
+                 "namespace of ConfigMap graydebug-circuits (the controller's)");
     flags.Enum("output", &output, {"table", "json", "yaml"}, "output format");
     flags.Alias('o', "output");
   } else {
@@ -67,14 +74,28 @@ int Run(const std::string& command, const std::vector<std::string>& args) {
     return 2;
   }
   global.Register(flags);
+  // attach waits for SIGINT/SIGTERM itself; they must be blocked before any client thread starts.
+  if (command == "attach") cli::BlockStopSignals();
   std::vector<std::string> positionals;
   if (auto code = ParseCommandLine(flags, global.common, "kubectl-graydebug", args, &positionals)) return *code;
   const std::size_t want = (command == "attach" || command == "end") ? 1 : 0;
   if (positionals.size() != want) {
     return UsageError(flags, want == 1 ? "needs exactly one argument (see --help)" : "takes no arguments (see --help)");
   }
-  std::cerr << "kubectl graydebug " << command << ": not part of this build yet (tracked in issue #8)\n";
-  return 3;
+  cli::Globals g{flags.program(), global.kubeconfig, global.context, global.namespace_};
+  if (command == "attach") {
+    cli::AttachOptions o;
+    o.target = positionals[0];
+    o.ttl = ttl;
+    o.reason = reason;
+    o.timeout = timeout;
+    o.port_forward = !no_port_forward;
+    if (flags.WasSet("local-port")) o.local_port = static_cast<int>(local_port);
+    return cli::Attach(g, o);
+  }
+  if (command == "list") return cli::List(g, all_namespaces, output);
+  if (command == "end") return cli::End(g, positionals[0]);
+  return cli::Status(g, circuits_namespace, output);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "controller/controller_config.h"
 
-
 #include <charconv>
 #include <set>
 
@@ -25,7 +24,6 @@ double Ratio(const YAML::Node& n, const std::string& field) {
   if (!(v >= 0 && v < 1)) Fail(field, "must be at least 0 and below 1");
   return v;
 }
-
 
 }  // namespace
 

@@ -324,8 +324,12 @@ bool SessionController::ReconcileKey(const std::string& key) {
     std::string r = ReleaseOfPod(*pod, options_.reconciler.release_label);
     if (!r.empty()) release = ns + "/" + r;
   }
-  SessionInput in{session, pods, release.empty() ? CircuitView{} : breakers_.View(release, clock_.WallNow()),
-                  std::nullopt, clock_.WallNow(), std::nullopt};
+  SessionInput in{session,
+                  pods,
+                  release.empty() ? CircuitView{} : breakers_.View(release, clock_.WallNow()),
+                  std::nullopt,
+                  clock_.WallNow(),
+                  std::nullopt};
   {
     std::lock_guard l(written_mu_);
     if (auto it = probed_.find(key); it != probed_.end()) in.last_probe = it->second;

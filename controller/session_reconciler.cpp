@@ -362,7 +362,8 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   auto persisted = kube::ParseTime(Str(attach, "lastProbeAt"));
   bool ready = false;
   if (st.contains("conditions") && st["conditions"].is_array()) {
-    for (const json& cond : st["conditions"]) ready = ready || (Str(cond, "type") == "Ready" && Str(cond, "status") == "True");
+    for (const json& cond : st["conditions"])
+      ready = ready || (Str(cond, "type") == "Ready" && Str(cond, "status") == "True");
   }
   if (p.ok && ready && persisted && in.now - *persisted < c.persist_interval) return finish();
   attach["lastProbeAt"] = kube::FormatTime(in.now);  // re-probes do not count as attach tries

@@ -6,7 +6,9 @@
 
 namespace graydebug::yaml {
 
-void Fail(const std::string& field, const std::string& why) { throw FieldError{field + ": " + why}; }
+void Fail(const std::string& field, const std::string& why) {
+  throw FieldError{field + ": " + why};
+}
 
 void CheckKeys(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
   if (!node.IsMap()) Fail(field.empty() ? "config" : field, "must be a mapping");

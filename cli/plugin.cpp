@@ -1,0 +1,564 @@
+#include "cli/plugin.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "graydebug/duration.h"
+#include "graydebug/kube/time.h"
+
+namespace graydebug::cli {
+
+using nlohmann::json;
+
+namespace {
+
+// Kubernetes' generateName alphabet: no vowels (no words), no look-alikes (0/o, 1/l, 3/e).
+constexpr std::string_view kSuffixAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+constexpr std::size_t kSuffixLength = 5;
+
+const json& Obj(const json& j, const char* key) {
+  static const json kEmpty = json::object();
+  if (!j.is_object()) return kEmpty;
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : kEmpty;
+}
+
+std::string Str(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::optional<double> Number(const json& j, const char* key) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return std::nullopt;
+  double v = it->get<double>();
+  return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+}
+
+// The condition of `type` in status.conditions, or an empty object.
+const json& Condition(const json& status, const std::string& type) {
+  static const json kEmpty = json::object();
+  auto it = status.is_object() ? status.find("conditions") : status.end();
+  if (!status.is_object() || it == status.end() || !it->is_array()) return kEmpty;
+  for (const json& c : *it) {
+    if (c.is_object() && Str(c, "type") == type) return c;
+  }
+  return kEmpty;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// A user-given string inside an error message: quoted, escaped, short.
+std::string Quote(std::string_view s) {
+  std::string cut(s.substr(0, 64));
+  std::string q = json(cut).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > cut.size()) q.insert(q.size() - 1, "…");
+  return q;
+}
+
+bool IsAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+std::string Latency(double seconds) {
+  if (seconds < 0) seconds = 0;
+  char buf[32];
+  if (seconds < 0.01) {
+    std::snprintf(buf, sizeof buf, "%.1fms", seconds * 1000);
+  } else if (seconds < 10) {
+    std::snprintf(buf, sizeof buf, "%.0fms", seconds * 1000);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1fs", seconds);
+  }
+  return buf;
+}
+
+std::chrono::seconds Since(Clock::Wall from, Clock::Wall to) {
+  return std::chrono::duration_cast<std::chrono::seconds>(to - from);
+}
+
+// "in 14m" / "3m ago" relative to now.
+std::string Relative(Clock::Wall t, Clock::Wall now) {
+  if (t > now) return "in " + HumanDuration(Since(now, t));
+  return HumanDuration(Since(t, now)) + " ago";
+}
+
+std::size_t DisplayWidth(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+bool IsFinal(const std::string& phase) {
+  return phase == "Expired" || phase == "Failed" || phase == "Rejected" || phase == "Terminated";
+}
+
+// reason: message of the first condition that has a reason (Ready, then Attached).
+std::string ReasonOf(const json& status) {
+  for (const char* type : {"Ready", "Attached", "CircuitAllowed"}) {
+    const json& c = Condition(status, type);
+    std::string reason = Str(c, "reason"), message = Str(c, "message");
+    if (!reason.empty()) return OneLine(message.empty() ? reason : reason + ": " + message);
+  }
+  return "no reason given";
+}
+
+// LaunchJson in VS Code's usual key order (name, type, request first), pretty-printed.
+std::string LaunchJsonText(const std::string& session, int local_port) {
+  nlohmann::ordered_json j;
+  j["name"] = "graydebug " + session;
+  j["type"] = "go";
+  j["request"] = "attach";
+  j["mode"] = "remote";
+  j["port"] = local_port;
+  j["host"] = "127.0.0.1";
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+bool IsDns1123Label(std::string_view s) {
+  if (s.empty() || s.size() > 63 || !IsAlnum(s.front()) || !IsAlnum(s.back())) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return IsAlnum(c) || c == '-'; });
+}
+
+bool IsDns1123Subdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = s.find('.', start);
+    std::string_view part = s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (part.empty() || !IsAlnum(part.front()) || !IsAlnum(part.back())) return false;
+    if (!std::all_of(part.begin(), part.end(), [](char c) { return IsAlnum(c) || c == '-'; })) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+TargetResult ParseTarget(std::string_view arg) {
+  auto fail = [](std::string why) { return TargetResult{std::nullopt, std::move(why)}; };
+  if (arg.empty()) return fail("empty target: give a pod name, pod/NAME or deploy/NAME");
+  Target t;
+  std::string_view name = arg;
+  if (auto slash = arg.find('/'); slash != std::string_view::npos) {
+    std::string kind = Lower(arg.substr(0, slash));
+    name = arg.substr(slash + 1);
+    if (kind == "pod" || kind == "pods" || kind == "po") {
+      t.kind = Target::Kind::kPod;
+    } else if (kind == "deploy" || kind == "deployment" || kind == "deployments" || kind == "deployment.apps" ||
+               kind == "deployments.apps") {
+      t.kind = Target::Kind::kDeployment;
+    } else {
+      return fail("unsupported kind " + Quote(arg.substr(0, slash)) + ": give a pod name, pod/NAME or deploy/NAME");
+    }
+    if (name.empty()) return fail("no name after " + Quote(arg.substr(0, slash + 1)));
+    if (name.find('/') != std::string_view::npos) return fail("too many '/' in " + Quote(arg));
+  }
+  if (!IsDns1123Subdomain(name)) {
+    return fail(Quote(name) + " is not a valid " + (t.kind == Target::Kind::kPod ? "pod" : "deployment") +
+                " name (lowercase letters, digits, '-' and '.', at most 253 characters)");
+  }
+  t.name = std::string(name);
+  return {t, ""};
+}
+
+std::string SessionName(std::string_view base, const std::function<uint32_t()>& random) {
+  std::string b;
+  for (char c : base) {
+    char l = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    b += IsAlnum(l) ? l : '-';
+  }
+  const std::size_t room = kMaxSessionName - kSuffixLength - 1;
+  std::size_t first = b.find_first_not_of('-');
+  b = first == std::string::npos ? "" : b.substr(first, room);
+  while (!b.empty() && b.back() == '-') b.pop_back();
+  if (b.empty()) b = "session";
+  b += '-';
+  for (std::size_t i = 0; i < kSuffixLength; ++i) b += kSuffixAlphabet[random() % kSuffixAlphabet.size()];
+  return b;
+}
+
+SelectorResult DeploymentSelector(const json& deployment) {
+  std::string name = Str(Obj(deployment, "metadata"), "name");
+  const json& selector = Obj(Obj(deployment, "spec"), "selector");
+  json out = json::object();
+  if (auto ml = selector.find("matchLabels"); ml != selector.end() && ml->is_object() && !ml->empty()) {
+    for (const auto& [k, v] : ml->items()) {
+      if (!v.is_string()) return {json(), "deployment " + name + " has a non-string value in spec.selector.matchLabels"};
+    }
+    out["matchLabels"] = *ml;
+  }
+  if (auto me = selector.find("matchExpressions"); me != selector.end() && me->is_array() && !me->empty()) {
+    out["matchExpressions"] = *me;
+  }
+  if (out.empty()) return {json(), "deployment " + name + " has no spec.selector.matchLabels to find its pods by"};
+  return {out, ""};
+}
+
+json BuildSession(const SessionRequest& r) {
+  json target = r.target.kind == Target::Kind::kPod ? json{{"pod", r.target.name}} : json{{"selector", r.selector}};
+  json spec = {{"target", target}, {"ttl", FormatDuration(r.ttl)}};
+  if (!r.reason.empty()) spec["reason"] = r.reason;
+  return {{"apiVersion", "graydebug.io/v1alpha1"},
+          {"kind", "DebugSession"},
+          {"metadata", {{"name", r.name}, {"namespace", r.namespace_}}},
+          {"spec", spec}};
+}
+
+Outcome SessionOutcome(const json& session) {
+  std::string phase = Str(Obj(session, "status"), "phase");
+  if (phase == "Active") return Outcome::kActive;
+  if (phase == "Failed" || phase == "Rejected") return Outcome::kFailed;
+  if (phase == "Expired" || phase == "Terminated") return Outcome::kEnded;
+  return Outcome::kWaiting;
+}
+
+std::string ProgressLine(const json& session) {
+  const json& status = Obj(session, "status");
+  std::string phase = Str(status, "phase");
+  const json& attached = Condition(status, "Attached");
+  std::string reason = Str(attached, "reason"), message = OneLine(Str(attached, "message"));
+  if (phase.empty()) return "Waiting for graydebug-controller to pick the session up…";
+  if (phase == "Pending") {
+    if (reason.empty()) return "Pending…";
+    return "Pending: " + reason + (message.empty() ? "" : ": " + message);
+  }
+  if (phase == "Attaching") {
+    if (reason == "AttachRetrying") {
+      auto attempts = Number(Obj(status, "attach"), "attempts").value_or(0);
+      return "Attaching: attempt " + std::to_string(static_cast<int64_t>(attempts)) + " failed: " + message +
+             "; retrying…";
+    }
+    return "Attaching…";
+  }
+  if (phase == "Active") {
+    auto latency = Number(Obj(status, "attach"), "latencySeconds");
+    return latency ? "Active: attached in " + Latency(*latency) : "Active";
+  }
+  return OneLine(phase) + ": " + ReasonOf(status);
+}
+
+std::string FailureLine(const json& session) {
+  const json& status = Obj(session, "status");
+  std::string phase = Str(status, "phase");
+  std::string line = (phase.empty() ? std::string("Unknown") : OneLine(phase)) + ": " + ReasonOf(status);
+  auto attempts = Number(Obj(status, "attach"), "attempts");
+  if (phase == "Failed" && attempts && *attempts > 0) {
+    auto n = static_cast<int64_t>(*attempts);
+    line += " (" + std::to_string(n) + (n == 1 ? " attempt)" : " attempts)");
+  }
+  return line;
+}
+
+int DlvPortOfPod(const json& pod, int fallback) {
+  std::string raw = Str(Obj(Obj(pod, "metadata"), "annotations"), "graydebug.io/status");
+  json status = json::parse(raw, nullptr, false);
+  if (!status.is_object()) return fallback;
+  auto it = status.find("dlvPort");
+  if (it == status.end() || !it->is_number_integer()) return fallback;
+  int64_t p = it->get<int64_t>();
+  return p > 0 && p < 65536 ? static_cast<int>(p) : fallback;
+}
+
+json LaunchJson(const std::string& session, int local_port) {
+  return {{"name", "graydebug " + session},
+          {"type", "go"},
+          {"request", "attach"},
+          {"mode", "remote"},
+          {"port", local_port},
+          {"host", "127.0.0.1"}};
+}
+
+std::string ActiveSummary(const json& session, int local_port, Clock::Wall now) {
+  const json& md = Obj(session, "metadata");
+  const json& status = Obj(session, "status");
+  std::string name = Str(md, "name");
+  std::ostringstream out;
+  out << "debugsession " << Str(md, "namespace") << "/" << name << " is Active on pod " << OneLine(Str(status, "pod"));
+  if (std::string release = Str(status, "release"); !release.empty()) out << " (release " << OneLine(release) << ")";
+  out << "\n";
+  const json& attach = Obj(status, "attach");
+  if (auto latency = Number(attach, "latencySeconds")) {
+    auto attempts = static_cast<int64_t>(Number(attach, "attempts").value_or(1));
+    out << "attached in " << Latency(*latency) << " (" << attempts << (attempts == 1 ? " attempt" : " attempts") << ")";
+  } else {
+    out << "attached";
+  }
+  std::string expires = Str(status, "expiresAt");
+  if (auto t = kube::ParseTime(expires)) {
+    out << "; expires at " << kube::FormatTime(*t) << " (" << Relative(*t, now) << ")";
+  }
+  out << "\n";
+  if (std::string connect = Str(status, "connect"); !connect.empty()) out << "connect: " << OneLine(connect, 1024) << "\n";
+  out << "VS Code launch.json configuration (dlv on 127.0.0.1:" << local_port << "):\n"
+      << LaunchJsonText(name, local_port) << "\n";
+  return out.str();
+}
+
+std::vector<std::string> PortForwardArgs(const PortForward& pf) {
+  std::vector<std::string> argv = {pf.kubectl,
+                                   "port-forward",
+                                   "-n",
+                                   pf.namespace_,
+                                   "pod/" + pf.pod,
+                                   std::to_string(pf.local_port) + ":" + std::to_string(pf.remote_port)};
+  if (!pf.kubeconfig.empty()) argv.push_back("--kubeconfig=" + pf.kubeconfig);
+  if (!pf.context.empty()) argv.push_back("--context=" + pf.context);
+  return argv;
+}
+
+std::string HumanDuration(std::chrono::seconds d) {
+  const int64_t seconds = d.count();
+  if (seconds < -1) return "<invalid>";
+  if (seconds < 0) return "0s";
+  if (seconds < 120) return std::to_string(seconds) + "s";
+  const int64_t minutes = seconds / 60;
+  if (minutes < 10) {
+    int64_t s = seconds % 60;
+    return std::to_string(minutes) + "m" + (s == 0 ? "" : std::to_string(s) + "s");
+  }
+  if (minutes < 180) return std::to_string(minutes) + "m";
+  const int64_t hours = minutes / 60;
+  if (hours < 8) {
+    int64_t m = minutes % 60;
+    return std::to_string(hours) + "h" + (m == 0 ? "" : std::to_string(m) + "m");
+  }
+  if (hours < 48) return std::to_string(hours) + "h";
+  if (hours < 24 * 8) {
+    int64_t h = hours % 24;
+    return std::to_string(hours / 24) + "d" + (h == 0 ? "" : std::to_string(h) + "h");
+  }
+  if (hours < 24 * 365 * 2) return std::to_string(hours / 24) + "d";
+  if (hours < 24 * 365 * 8) {
+    int64_t dy = (hours / 24) % 365;
+    return std::to_string(hours / 24 / 365) + "y" + (dy == 0 ? "" : std::to_string(dy) + "d");
+  }
+  return std::to_string(hours / 24 / 365) + "y";
+}
+
+std::string OneLine(std::string_view s, std::size_t max) {
+  std::string out;
+  out.reserve(std::min(s.size(), max));
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += ' ';
+    } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
+      out += ' ';  // a C1 control character (U+0080..U+009F): terminals may act on it
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (out.size() > max) {
+    std::size_t cut = max;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out = out.substr(0, cut) + "…";
+  }
+  return out;
+}
+
+std::string FormatTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  const std::size_t columns = header.size();
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back(header);
+  for (const auto& row : rows) {
+    std::vector<std::string> r;
+    for (std::size_t i = 0; i < columns; ++i) {
+      std::string v = i < row.size() ? OneLine(row[i], 256) : "";
+      r.push_back(v.find_first_not_of(' ') == std::string::npos ? "<none>" : v);
+    }
+    cells.push_back(std::move(r));
+  }
+  std::vector<std::size_t> width(columns, 0);
+  for (const auto& r : cells) {
+    for (std::size_t i = 0; i < columns; ++i) width[i] = std::max(width[i], DisplayWidth(r[i]));
+  }
+  std::string out;
+  for (const auto& r : cells) {
+    std::string line;
+    for (std::size_t i = 0; i < columns; ++i) {
+      line += r[i];
+      if (i + 1 < columns) line += std::string(width[i] - DisplayWidth(r[i]) + 3, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string SessionTable(const json& list, bool all_namespaces, Clock::Wall now) {
+  std::vector<const json*> items;
+  if (auto it = list.is_object() ? list.find("items") : list.end(); list.is_object() && it != list.end() && it->is_array()) {
+    for (const json& item : *it) {
+      if (item.is_object()) items.push_back(&item);
+    }
+  }
+  auto key = [](const json* s) {
+    const json& md = Obj(*s, "metadata");
+    return std::make_pair(Str(md, "namespace"), Str(md, "name"));
+  };
+  std::stable_sort(items.begin(), items.end(), [&](const json* a, const json* b) { return key(a) < key(b); });
+  std::vector<std::string> header = {"NAME", "PHASE", "POD", "RELEASE", "LATENCY", "EXPIRES", "AGE"};
+  if (all_namespaces) header.insert(header.begin(), "NAMESPACE");
+  std::vector<std::vector<std::string>> rows;
+  for (const json* s : items) {
+    const json& md = Obj(*s, "metadata");
+    const json& status = Obj(*s, "status");
+    std::string phase = Str(status, "phase");
+    std::string pod = Str(status, "pod");
+    if (pod.empty()) pod = Str(Obj(Obj(*s, "spec"), "target"), "pod");
+    std::string latency = "-";
+    if (auto l = Number(Obj(status, "attach"), "latencySeconds"); l && !Str(status, "startedAt").empty()) {
+      latency = Latency(*l);
+    }
+    std::string expires = "-";
+    if (auto t = kube::ParseTime(Str(status, "expiresAt")); t && (!IsFinal(phase) || phase == "Expired")) {
+      expires = Relative(*t, now);
+    }
+    std::string age;
+    if (auto created = kube::ParseTime(Str(md, "creationTimestamp"))) age = HumanDuration(Since(*created, now));
+    std::vector<std::string> row = {Str(md, "name"), phase, pod, Str(status, "release"), latency, expires, age};
+    if (all_namespaces) row.insert(row.begin(), Str(md, "namespace"));
+    rows.push_back(std::move(row));
+  }
+  return FormatTable(header, rows);
+}
+
+std::vector<BreakerRow> BreakerRows(const json& configmap) {
+  std::vector<BreakerRow> rows;
+  const json& data = Obj(configmap, "data");
+  for (const auto& [key, value] : data.items()) {  // a json object iterates in key order
+    BreakerRow row;
+    auto dot = key.find('.');
+    row.release = dot == std::string::npos ? key : key.substr(0, dot) + "/" + key.substr(dot + 1);
+    row.state = "unreadable";
+    json b = value.is_string() ? json::parse(value.get<std::string>(), nullptr, false) : json();
+    std::string state = Str(b, "state");
+    if (!b.is_object()) {
+      row.problem = "not a JSON object";
+    } else if (state != "closed" && state != "open" && state != "half-open") {
+      row.problem = state.empty() ? "no state" : "unknown state " + Quote(state);
+    } else {
+      row.state = state;
+      if (auto w = b.find("window"); w != b.end() && w->is_array()) {
+        for (const json& e : *w) {
+          if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer() || !e[1].is_number_integer()) continue;
+          ++row.attempts;
+          if (e[1].get<int64_t>() == 0) ++row.failures;
+        }
+      }
+      if (auto t = b.find("trips"); t != b.end() && t->is_number_integer()) row.trips = std::max<int64_t>(0, t->get<int64_t>());
+      if (auto r = b.find("retryAt"); r != b.end() && r->is_number_integer() && r->get<int64_t>() > 0 &&
+                                      r->get<int64_t>() < int64_t{1} << 50) {
+        row.retry_at = Clock::Wall(std::chrono::duration_cast<Clock::Wall::duration>(std::chrono::milliseconds(r->get<int64_t>())));
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string BreakerTable(const std::vector<BreakerRow>& rows, Clock::Wall now) {
+  if (rows.empty()) return "";
+  std::vector<std::vector<std::string>> cells;
+  for (const BreakerRow& r : rows) {
+    if (r.state == "unreadable") {
+      cells.push_back({r.release, r.state, "-", "-", "-", "-"});
+      continue;
+    }
+    std::string retry = "-";
+    if (r.state == "open" && r.retry_at) retry = kube::FormatTime(*r.retry_at) + " (" + Relative(*r.retry_at, now) + ")";
+    cells.push_back({r.release, r.state, std::to_string(r.attempts), std::to_string(r.failures), std::to_string(r.trips),
+                     retry});
+  }
+  return FormatTable({"RELEASE", "STATE", "ATTEMPTS", "FAILURES", "TRIPS", "RETRY AT"}, cells);
+}
+
+json BreakerJson(const std::vector<BreakerRow>& rows) {
+  json out = json::object();
+  for (const BreakerRow& r : rows) {
+    json b = {{"state", r.state}};
+    if (!r.problem.empty()) {
+      b["problem"] = r.problem;
+    } else {
+      b["attempts"] = r.attempts;
+      b["failures"] = r.failures;
+      b["trips"] = r.trips;
+      if (r.retry_at) b["retryAt"] = kube::FormatTime(*r.retry_at);
+    }
+    out[r.release] = std::move(b);
+  }
+  return out;
+}
+
+namespace {
+
+// Plain scalars YAML would read as something other than a string.
+bool NeedsQuotes(const std::string& s) {
+  if (s.empty()) return true;
+  static const char* const kWords[] = {"null", "~", "true", "false", "yes", "no", "on", "off", "y", "n"};
+  std::string l = Lower(s);
+  for (const char* w : kWords) {
+    if (l == w) return true;
+  }
+  char c = s[0];
+  return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+}
+
+void Emit(YAML::Emitter& out, const json& v) {
+  switch (v.type()) {
+    case json::value_t::object:
+      if (v.empty()) out << YAML::Flow;  // "{}" on the key's line
+      out << YAML::BeginMap;
+      for (const auto& [k, x] : v.items()) {
+        out << YAML::Key;
+        if (NeedsQuotes(k)) out << YAML::DoubleQuoted;
+        out << k << YAML::Value;
+        Emit(out, x);
+      }
+      out << YAML::EndMap;
+      break;
+    case json::value_t::array:
+      if (v.empty()) out << YAML::Flow;
+      out << YAML::BeginSeq;
+      for (const json& x : v) Emit(out, x);
+      out << YAML::EndSeq;
+      break;
+    case json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      if (NeedsQuotes(s)) out << YAML::DoubleQuoted;
+      out << s;
+      break;
+    }
+    case json::value_t::boolean: out << (v.get<bool>() ? "true" : "false"); break;
+    case json::value_t::null: out << YAML::Null; break;
+    default: out << v.dump(); break;  // numbers: the JSON text is a valid YAML number
+  }
+}
+
+}  // namespace
+
+std::string ToYaml(const json& value) {
+  try {
+    YAML::Emitter out;
+    Emit(out, value);
+    if (out.good()) return std::string(out.c_str()) + "\n";
+  } catch (const std::exception&) {
+  }
+  // JSON is YAML too; used when the emitter refuses a value (e.g. invalid UTF-8).
+  return value.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace graydebug::cli
