@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# The Helm chart charts/graydebug and the plain manifests/install (issue #8), checked offline and
+# against a real kube-apiserver that this script starts (hack/cluster) and stops.
+#
+#   tests/chart/chart_test.sh          (CTest: `ctest -R chart`)
+#
+# One line per check ("ok", "FAIL" with the reason below it, or "skip" with why), then
+# "chart: N passed, N failed, N skipped"; exits non-zero when any check failed. Leaves no process
+# or cluster behind. GRAYDEBUG_BIN (default build/bin) holds the binaries for the checks that run
+# graydebug-webhook and graydebug-controller with the chart's flags, config and RBAC; without
+# them those checks are skipped. Needs python3 with PyYAML.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/hack/tools/common.sh"
+CHART=$REPO/charts/graydebug
+CHECKS=$REPO/tests/chart/checks.py
+BIN=${GRAYDEBUG_BIN:-$REPO/build/bin}
+HELM="$(tool_bindir helm)/helm"
+KUBECTL="$(tool_bindir kubernetes)/kubectl"
+KUBE_VERSION=${KUBERNETES_VERSION#v}
+NS=graydebug-system
+RELEASE=graydebug
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/graydebug-chart-test.XXXXXX")
+CLUSTER_DIR=$WORK/cluster
+# helm must not read or write the caller's configuration, repositories or plugins.
+export HELM_CONFIG_HOME="$WORK/helm/config" HELM_CACHE_HOME="$WORK/helm/cache" HELM_DATA_HOME="$WORK/helm/data"
+unset KUBECONFIG
+
+passed=0 failed=0 skipped=0
+pids=()
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  if [ -d "$CLUSTER_DIR" ]; then "$REPO/hack/cluster" down --dir "$CLUSTER_DIR" >/dev/null 2>&1 || true; fi
+  local left
+  left=$(pgrep -af -- "$WORK" || true)
+  if [ -n "$left" ]; then
+    echo "FAIL - processes left behind:"; echo "$left" | sed 's/^/       /'; rc=1
+  fi
+  if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else echo "chart: files and logs kept in $WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# check NAME COMMAND...: runs COMMAND; "ok - NAME", or "FAIL - NAME" and the last lines it printed.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    passed=$((passed + 1)); echo "ok   - $name"
+  else
+    failed=$((failed + 1)); echo "FAIL - $name"; printf '%s\n' "$out" | tail -n 25 | sed 's/^/       /'
+  fi
+}
+skip() { skipped=$((skipped + 1)); echo "skip - $1: $2"; }
+# fails COMMAND...: succeeds when COMMAND fails (the "rejects" checks).
+fails() { if "$@" >/dev/null 2>&1; then echo "unexpectedly succeeded: $*"; return 1; fi; }
+
+for tool in "$HELM" "$KUBECTL"; do
+  [ -x "$tool" ] || { echo "FAIL - $tool is not built; run: make deps"; exit 1; }
+done
+python3 -c 'import yaml' 2>/dev/null || { echo "FAIL - python3 with PyYAML is required"; exit 1; }
+
+template() { # VARIANT NAMESPACE [helm args...]: renders into $WORK/VARIANT.yaml
+  local variant=$1 ns=$2
+  shift 2
+  "$HELM" template "$RELEASE" "$CHART" --namespace "$ns" --kube-version "$KUBE_VERSION" "$@" > "$WORK/$variant.yaml"
+}
+
+# Values files of the variants. all-on switches on every optional part.
+cat > "$WORK/all-on.values.yaml" <<'YAML'
+crds: {enabled: true, keep: false}
+webhook:
+  failurePolicy: Ignore
+  excludeNamespaces: [monitoring]
+  podAnnotations: {example.com/team: platform}
+  tolerations: [{key: dedicated, operator: Equal, value: infra, effect: NoSchedule}]
+controller:
+  replicas: 2
+  pauseRollout: true
+  watchNamespace: shop
+injection:
+  nativeSidecars: true
+  dlv: {image: registry.example.com/graydebug/dlv:1.27}
+imagePullSecrets: [{name: regcred}]
+certManager: {enabled: true}
+metrics:
+  serviceMonitor: {enabled: true, labels: {release: prometheus}}
+  prometheusRule: {enabled: true}
+  dashboard: {enabled: true}
+YAML
+cat > "$WORK/issuer.values.yaml" <<'YAML'
+certManager:
+  enabled: true
+  issuerRef: {name: company-ca, kind: ClusterIssuer, group: cert-manager.io}
+YAML
+# long: the longest fullnameOverride the schema allows; the API server checks every name's length.
+VARIANTS=(default all-on issuer no-crds pause long)
+variant_args() {
+  case "$1" in
+    default) ;;
+    all-on) echo "--values $WORK/all-on.values.yaml" ;;
+    issuer) echo "--values $WORK/issuer.values.yaml" ;;
+    no-crds) echo "--set crds.enabled=false" ;;
+    pause) echo "--set controller.pauseRollout=true" ;;
+    long) echo "--set fullnameOverride=$(printf 'g%.0s' $(seq 44))" ;;
+  esac
+}
+
+echo "chart: $CHART (helm $("$HELM" version --template '{{.Version}}'), kubectl $KUBERNETES_VERSION); work dir $WORK"
+
+# --- offline ------------------------------------------------------------------------------------
+check "helm lint (default values)" "$HELM" lint --strict "$CHART" --kube-version "$KUBE_VERSION"
+check "helm lint (every optional switch on)" "$HELM" lint --strict "$CHART" --kube-version "$KUBE_VERSION" \
+  --values "$WORK/all-on.values.yaml"
+check "helm lint (cert-manager with an existing issuer)" "$HELM" lint --strict "$CHART" --kube-version "$KUBE_VERSION" \
+  --values "$WORK/issuer.values.yaml"
+for v in "${VARIANTS[@]}"; do
+  # shellcheck disable=SC2046
+  check "helm template renders ($v)" template "$v" "$NS" $(variant_args "$v")
+done
+test_pod_is_a_hook() {
+  grep -q 'helm.sh/hook: test' "$WORK/default.yaml" &&
+    ! "$HELM" template "$RELEASE" "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" --skip-tests | grep -q 'helm.sh/hook: test'
+}
+check "helm template renders the test pod as a test hook (absent with --skip-tests)" test_pod_is_a_hook
+
+schema_out=$(python3 "$CHECKS" schema "$CHART/values.schema.json" "$CHART/values.yaml" 2>&1) && schema_rc=0 || schema_rc=$?
+if [ "$schema_rc" -eq 0 ] && [ "${schema_out#SKIP: }" != "$schema_out" ]; then
+  skip "values.schema.json is a valid JSON Schema (meta-schema)" "${schema_out#SKIP: }"
+else
+  schema_ok() { printf '%s\n' "$schema_out"; return "$schema_rc"; }
+  check "values.schema.json is a valid JSON Schema and accepts values.yaml" schema_ok
+fi
+names_value() { # PATTERN: helm's refusal of bad.values.yaml names the value
+  local out
+  out=$("$HELM" template "$RELEASE" "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" --values "$WORK/bad.values.yaml" 2>&1) || true
+  grep -F -- "$1" <<< "$out" || { echo "$out"; return 1; }
+}
+reject() { # NAME VALUES-YAML PATTERN: the schema must refuse it, with PATTERN in the message
+  printf '%s\n' "$2" > "$WORK/bad.values.yaml"
+  check "values.schema.json rejects $1" fails "$HELM" template "$RELEASE" "$CHART" -n "$NS" \
+    --kube-version "$KUBE_VERSION" --values "$WORK/bad.values.yaml"
+  check "  ... with a message naming the value ($1)" names_value "$3"
+}
+reject "webhook.replicas: -1" "webhook: {replicas: -1}" "/webhook/replicas"
+reject 'controller.pauseRollout: "yes"' 'controller: {pauseRollout: "yes"}' "/controller/pauseRollout"
+reject "webhook.failurePolicy: Maybe (enum)" "webhook: {failurePolicy: Maybe}" "/webhook/failurePolicy"
+reject "injection.dlv.port: 70000" "injection: {dlv: {port: 70000}}" "/injection/dlv/port"
+reject "controller.breaker.failureRatio: 1.5" "controller: {breaker: {failureRatio: 1.5}}" "/controller/breaker/failureRatio"
+reject "a misspelt key (webhook.replica)" "webhook: {replica: 3}" "additional properties 'replica' not allowed"
+reject "logLevel: verbose" "logLevel: verbose" "/logLevel"
+check "an objectSelector that cannot match injection.selector is refused" fails "$HELM" template "$RELEASE" "$CHART" \
+  -n "$NS" --kube-version "$KUBE_VERSION" --set-string 'webhook.objectSelector.matchLabels.graydebug\.io/inject=yes'
+
+check "every value in values.yaml has a comment starting with its name" python3 "$CHECKS" comments "$CHART/values.yaml"
+check "every value in values.yaml is in docs/helm.md's table" python3 "$CHECKS" documented "$CHART/values.yaml" "$REPO/docs/helm.md"
+
+check "the chart's CRD file is byte-identical to manifests/crds" \
+  cmp "$CHART/files/crds/graydebug.io_debugsessions.yaml" "$REPO/manifests/crds/graydebug.io_debugsessions.yaml"
+check "the rendered CRD is manifests/crds' CRD + labels + keep policy (crds.keep default true)" \
+  python3 "$CHECKS" crd "$WORK/default.yaml" "$REPO/manifests/crds/graydebug.io_debugsessions.yaml" yes
+check "crds.keep=false renders the CRD without the keep policy" \
+  python3 "$CHECKS" crd "$WORK/all-on.yaml" "$REPO/manifests/crds/graydebug.io_debugsessions.yaml" no
+check "crds.enabled=false renders no CRD" \
+  python3 "$CHECKS" crd "$WORK/no-crds.yaml" "$REPO/manifests/crds/graydebug.io_debugsessions.yaml" absent
+
+check "RBAC is least privilege; no deployments access by default" python3 "$CHECKS" rbac "$WORK/default.yaml" no
+check "RBAC: get/patch deployments appears with controller.pauseRollout=true" python3 "$CHECKS" rbac "$WORK/pause.yaml" yes
+check "RBAC: ... and with every switch on (pauseRollout=true)" python3 "$CHECKS" rbac "$WORK/all-on.yaml" yes
+pause_in_config() {
+  python3 "$CHECKS" config "$WORK/pause.yaml" controller "$WORK/pause-ctl.yaml" &&
+    grep -q 'pauseRollout: true' "$WORK/pause-ctl.yaml" &&
+    python3 "$CHECKS" config "$WORK/default.yaml" controller "$WORK/default-ctl.yaml" &&
+    grep -q 'pauseRollout: false' "$WORK/default-ctl.yaml"
+}
+check "pauseRollout reaches the controller's config (breaker.pauseRollout)" pause_in_config
+
+mkdir -p "$WORK/tls"
+tls_ok() {
+  python3 "$CHECKS" tls "$WORK/default.yaml" "$WORK/tls" &&
+    openssl verify -CAfile "$WORK/tls/ca.crt" "$WORK/tls/tls.crt" &&
+    openssl x509 -in "$WORK/tls/tls.crt" -noout -ext subjectAltName > "$WORK/tls/san.txt" &&
+    grep -q "DNS:graydebug-webhook.$NS.svc," "$WORK/tls/san.txt" &&
+    grep -q "DNS:graydebug-webhook.$NS.svc.cluster.local" "$WORK/tls/san.txt" &&
+    cmp <(openssl pkey -in "$WORK/tls/tls.key" -pubout) <(openssl x509 -in "$WORK/tls/tls.crt" -noout -pubkey)
+}
+check "Helm-generated TLS: Secret ca.crt = caBundle of both webhooks, cert verifies, SANs <svc>.<ns>.svc(.cluster.local), key matches" tls_ok
+check "cert-manager: self-signed CA chain, Certificate -> mounted Secret, inject-ca-from, no caBundle" \
+  python3 "$CHECKS" certmanager "$WORK/all-on.yaml" "$NS" chain
+check "cert-manager with issuerRef: the Certificate uses it and no Issuer is rendered" \
+  python3 "$CHECKS" certmanager "$WORK/issuer.yaml" "$NS" company-ca
+check "ServiceMonitors select the metrics Services; PrometheusRule has both alerts" \
+  python3 "$CHECKS" monitoring "$WORK/all-on.yaml"
+check "the Grafana dashboard JSON parses, has the panels, and the ConfigMap carries it" \
+  python3 "$CHECKS" dashboard "$CHART/files/grafana-dashboard.json" "$WORK/all-on.yaml"
+check "optional objects are off by default (no ServiceMonitor, PrometheusRule, dashboard, cert-manager)" \
+  fails grep -Eq '^kind: (ServiceMonitor|PrometheusRule|Issuer|Certificate)$|grafana_dashboard' "$WORK/default.yaml"
+manifests_current() {
+  "$REPO/hack/render-manifests.sh" "$WORK/manifests" 2>/dev/null && diff -ru "$REPO/manifests/install" "$WORK/manifests"
+}
+check "manifests/install is what hack/render-manifests.sh writes" manifests_current
+
+# --- against a real kube-apiserver ---------------------------------------------------------------
+if ! KUBECONFIG=$("$REPO/hack/cluster" up --dir "$CLUSTER_DIR" --owner-pid $$ 2>"$WORK/cluster-up.log"); then
+  echo "FAIL - local cluster did not start:"; sed 's/^/       /' "$WORK/cluster-up.log"; exit 1
+fi
+export KUBECONFIG
+k() { "$KUBECTL" "$@"; }
+echo "chart: local kube-apiserver $(k version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+k create namespace "$NS" >/dev/null
+k api-versions > "$WORK/api-versions.txt"
+
+# dry_run VARIANT: every document of the cluster's API groups through server-side validation
+# (strict: unknown or duplicate fields fail); the others are named.
+dry_run() {
+  local v=$1 unserved
+  unserved=$(python3 "$CHECKS" split "$WORK/$v.yaml" "$WORK/api-versions.txt" "$WORK/$v.served.yaml" "$WORK/$v.unserved.yaml")
+  k apply --dry-run=server --validate=strict -f "$WORK/$v.served.yaml" > "$WORK/$v.dry-run.log" 2>&1 || {
+    cat "$WORK/$v.dry-run.log"; return 1; }
+  if grep -qi '^warning' "$WORK/$v.dry-run.log"; then grep -i '^warning' "$WORK/$v.dry-run.log"; return 1; fi
+  echo "$unserved" > "$WORK/$v.unserved.txt"
+}
+for v in "${VARIANTS[@]}"; do
+  check "kubectl apply --dry-run=server --validate=strict: every built-in document ($v)" dry_run "$v"
+  if [ -s "$WORK/$v.unserved.txt" ] && [ -n "$(cat "$WORK/$v.unserved.txt")" ]; then
+    skip "  server dry-run of $(cat "$WORK/$v.unserved.txt") ($v)" \
+      "their CRDs (Prometheus Operator, cert-manager) are not in the local cluster; checked offline above"
+  fi
+done
+plain_dry_run() {
+  python3 "$CHECKS" split "$REPO/manifests/install/graydebug.yaml" "$WORK/api-versions.txt" \
+    "$WORK/plain.served.yaml" "$WORK/plain.unserved.yaml" >/dev/null &&
+    k apply --dry-run=server --validate=strict -f "$WORK/plain.served.yaml"
+}
+check "kubectl apply --dry-run=server --validate=strict: manifests/install (except cert-manager kinds)" plain_dry_run
+
+psa() {
+  k create namespace graydebug-psa >/dev/null
+  k label namespace graydebug-psa pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
+  template psa graydebug-psa
+  python3 "$CHECKS" split "$WORK/psa.yaml" "$WORK/api-versions.txt" "$WORK/psa.served.yaml" /dev/null >/dev/null
+  k apply --dry-run=server -f "$WORK/psa.served.yaml" > "$WORK/psa.log" 2>&1 || { cat "$WORK/psa.log"; return 1; }
+  if grep -qi 'warning' "$WORK/psa.log"; then grep -i warning "$WORK/psa.log"; return 1; fi
+}
+check "Pod Security 'restricted': Deployments draw no warning, the helm test pod is admitted" psa
+
+helm_install() {
+  "$HELM" install "$RELEASE" "$CHART" -n "$NS" --timeout 2m --set metrics.dashboard.enabled=true > "$WORK/install.txt" &&
+    grep -q 'graydebug.io/inject: "true"' "$WORK/install.txt" && grep -q 'kubectl graydebug attach' "$WORK/install.txt" &&
+    grep -q 'kind: DebugSession' "$WORK/install.txt" || { cat "$WORK/install.txt"; return 1; }
+}
+check "helm install into the local cluster (NOTES: the inject label, kubectl graydebug attach, a DebugSession)" helm_install
+k wait --for=condition=Established crd/debugsessions.graydebug.io --timeout=60s >/dev/null 2>&1 || true
+secret_data() { k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data}'; }
+ca_bundles() { k get mutatingwebhookconfiguration graydebug -o jsonpath='{.webhooks[*].clientConfig.caBundle}'; }
+secret_before=$(secret_data 2>/dev/null || true)
+bundles_before=$(ca_bundles 2>/dev/null || true)
+bundles_are_ca() {
+  [ -n "$secret_before" ] &&
+    [ "$(k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.ca\.crt}')" = "$(tr ' ' '\n' <<< "$bundles_before" | sort -u)" ]
+}
+check "installed: both caBundles are the TLS Secret's ca.crt" bundles_are_ca
+values_clean() { ! "$HELM" get values "$RELEASE" -n "$NS" --all -o json | grep -q graydebugWebhookTLS; }
+check "installed: the release's stored values do not hold the generated certificate" values_clean
+
+# RBAC as the ServiceAccounts themselves (impersonation), for the rules that matter most.
+as() { local sa=$1; shift; k --as="system:serviceaccount:$NS:graydebug-$sa" "$@"; }
+rbac_live() {
+  as webhook get namespaces >/dev/null &&
+    as webhook get configmaps -n "$NS" --field-selector metadata.name=graydebug-circuits >/dev/null &&
+    fails as webhook get configmaps -n "$NS" &&
+    fails as webhook get configmaps -n default --field-selector metadata.name=graydebug-circuits &&
+    fails as webhook get pods -A &&
+    as controller get pods -A >/dev/null && as controller get debugsessions -A >/dev/null &&
+    [ "$(as controller auth can-i patch debugsessions/status -n shop)" = yes ] &&
+    [ "$(as controller auth can-i create events.events.k8s.io -n shop)" = yes ] &&
+    [ "$(as controller auth can-i get replicasets.apps -n shop)" = yes ] &&
+    [ "$(as controller auth can-i create leases.coordination.k8s.io -n "$NS")" = yes ] &&
+    [ "$(as controller auth can-i update configmaps/graydebug-circuits -n "$NS")" = yes ] &&
+    [ "$(as controller auth can-i update configmaps/other -n "$NS" || true)" = no ] &&
+    [ "$(as controller auth can-i get secrets -n "$NS" || true)" = no ] &&
+    [ "$(as controller auth can-i patch deployments.apps -n shop || true)" = no ]
+}
+check "installed RBAC: webhook reads namespaces and only ConfigMap graydebug-circuits (by field selector); controller as listed, no deployments" rbac_live
+
+# The real binaries with the chart's flags, config files, certificate and ServiceAccount tokens.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+sa_kubeconfig() { # SA FILE: a kubeconfig authenticating as the ServiceAccount (TokenRequest)
+  local token server ca
+  token=$(k create token "graydebug-$1" -n "$NS" --duration=10m)
+  server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  ca=$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')
+  cat > "$2" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: "$server", certificate-authority: "$ca"}}]
+users: [{name: sa, user: {token: "$token"}}]
+contexts: [{name: sa, context: {cluster: local, user: sa, namespace: $NS}}]
+current-context: sa
+KC
+}
+wait_until() { # SECONDS COMMAND...
+  local end=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt "$end" ] || return 1; sleep 0.2; done
+}
+if [ -x "$BIN/graydebug-webhook" ] && [ -x "$BIN/graydebug-controller" ]; then
+  mkdir -p "$WORK/bin" "$WORK/run"
+  cp "$BIN/graydebug-webhook" "$BIN/graydebug-controller" "$WORK/bin/"
+  helm_manifest=$WORK/installed.yaml
+  "$HELM" get manifest "$RELEASE" -n "$NS" > "$helm_manifest"
+  WH_PORT=$(free_port); WH_METRICS=$(free_port); CTL_METRICS=$(free_port); CTL_HEALTH=$(free_port)
+  k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.tls\.crt}' | base64 -d > "$WORK/run/tls.crt"
+  k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.tls\.key}' | base64 -d > "$WORK/run/tls.key"
+  k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.ca\.crt}' | base64 -d > "$WORK/run/ca.crt"
+  python3 "$CHECKS" config "$helm_manifest" webhook "$WORK/run/webhook.yaml"
+  python3 "$CHECKS" config "$helm_manifest" controller "$WORK/run/controller.yaml"
+  sa_kubeconfig webhook "$WORK/run/webhook.kubeconfig"
+  sa_kubeconfig controller "$WORK/run/controller.kubeconfig"
+  # The Deployments' args, with the in-pod paths and ports mapped to local ones.
+  local_args() { # COMPONENT
+    python3 "$CHECKS" args "$helm_manifest" "$1" | sed \
+      -e "s|^--listen=:8443$|--listen=127.0.0.1:$WH_PORT|" \
+      -e "s|^--metrics-addr=:9090$|--metrics-addr=127.0.0.1:$([ "$1" = webhook ] && echo "$WH_METRICS" || echo "$CTL_METRICS")|" \
+      -e "s|^--health-addr=:8081$|--health-addr=127.0.0.1:$CTL_HEALTH|" \
+      -e "s|=/etc/graydebug/tls/|=$WORK/run/|" \
+      -e "s|^--config=/etc/graydebug/config/config.yaml$|--config=$WORK/run/$1.yaml|"
+  }
+  mapfile -t wh_args < <(local_args webhook)
+  mapfile -t ctl_args < <(local_args controller)
+  POD_NAMESPACE=$NS "$WORK/bin/graydebug-webhook" "${wh_args[@]}" --kubeconfig="$WORK/run/webhook.kubeconfig" \
+    2> "$WORK/run/webhook.log" &
+  pids+=($!)
+  POD_NAMESPACE=$NS HOSTNAME=chart-test "$WORK/bin/graydebug-controller" "${ctl_args[@]}" \
+    --kubeconfig="$WORK/run/controller.kubeconfig" 2> "$WORK/run/controller.log" &
+  pids+=($!)
+  HOST="graydebug-webhook.$NS.svc"
+  # The helm test pod's own curl command, run here against the webhook (no kubelet runs pods).
+  helm_test_curl() {
+    local args
+    mapfile -t args < <(python3 - "$WORK/default.yaml" <<'PY'
+import sys, yaml
+pod = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Pod"][0]
+c = pod["spec"]["containers"][0]
+print("\n".join(c["command"][1:] + c["args"]))
+PY
+)
+    args=("${args[@]/\/etc\/graydebug\/ca\/ca.crt/$WORK/run/ca.crt}")
+    args=("${args[@]/https:\/\/$HOST\//https://$HOST:$WH_PORT/}")
+    curl --resolve "$HOST:$WH_PORT:127.0.0.1" "${args[@]}"
+  }
+  webhook_ready() {
+    wait_until 30 curl -sf --cacert "$WORK/run/ca.crt" --resolve "$HOST:$WH_PORT:127.0.0.1" "https://$HOST:$WH_PORT/readyz" ||
+      { tail -5 "$WORK/run/webhook.log"; return 1; }
+    # Both informers listed through the chart's RBAC: namespaces (ClusterRole) and the one
+    # ConfigMap by field selector (Role with resourceNames).
+    wait_until 10 grep -q '"informer synced","informer":"circuits"' "$WORK/run/webhook.log" &&
+      wait_until 10 grep -q '"informer synced","informer":"namespaces"' "$WORK/run/webhook.log" ||
+      { echo "informers did not sync:"; cat "$WORK/run/webhook.log"; return 1; }
+    if grep -Eiq 'forbidden|"level":"error"' "$WORK/run/webhook.log"; then grep -Ei 'forbidden|error' "$WORK/run/webhook.log"; return 1; fi
+  }
+  check "graydebug-webhook runs with the chart's args, config, certificate and ServiceAccount (/readyz over TLS, no RBAC error)" webhook_ready
+  check "helm test's curl command passes against it (CA from the Secret, name <svc>.<ns>.svc)" helm_test_curl
+  controller_ready() {
+    wait_until 30 curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz" || { tail -5 "$WORK/run/controller.log"; return 1; }
+    wait_until 30 k get lease -n "$NS" graydebug-controller || { tail -5 "$WORK/run/controller.log"; return 1; }
+    curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz" | grep -q leader
+    grep -q '"informer synced","informer":"debugsessions"' "$WORK/run/controller.log" &&
+      grep -q '"informer synced","informer":"injected-pods"' "$WORK/run/controller.log" ||
+      { echo "informers did not sync:"; cat "$WORK/run/controller.log"; return 1; }
+    if grep -Eiq 'forbidden|"level":"error"' "$WORK/run/controller.log"; then grep -Ei 'forbidden|error' "$WORK/run/controller.log"; return 1; fi
+  }
+  check "graydebug-controller runs with the chart's args, config and ServiceAccount (ready, leads through its Lease, no RBAC error)" controller_ready
+  # Not inside check: `wait` needs this shell, the processes' parent.
+  stop_result=""
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; stop_result+="pid $p still ran 15 s after SIGTERM; "; }
+    rc=0; wait "$p" || rc=$?
+    [ "$rc" -eq 0 ] || stop_result+="pid $p exited $rc; "
+  done
+  pids=()
+  stopped_cleanly() { [ -z "$stop_result" ] || { echo "$stop_result"; return 1; }; }
+  check "both stop cleanly on SIGTERM (exit 0)" stopped_cleanly
+else
+  skip "graydebug-webhook/graydebug-controller with the chart's args, config, certificate and RBAC" \
+    "no binaries in $BIN (build first, or set GRAYDEBUG_BIN)"
+  skip "helm test's curl command against the webhook" "no binaries in $BIN"
+fi
+skip "helm test in the cluster" "the local control plane has no kubelet, so the test pod never runs (with the binaries, its curl command runs against the real webhook above)"
+
+check "helm upgrade (same values)" "$HELM" upgrade "$RELEASE" "$CHART" -n "$NS" --reuse-values --timeout 2m
+same_certificate() {
+  [ "$(secret_data)" = "$secret_before" ] && [ "$(ca_bundles)" = "$bundles_before" ] ||
+    { echo "the TLS Secret or the caBundles changed"; return 1; }
+}
+check "helm upgrade keeps the TLS Secret (lookup) and the caBundles" same_certificate
+check "helm upgrade --set controller.pauseRollout=true" "$HELM" upgrade "$RELEASE" "$CHART" -n "$NS" --reuse-values \
+  --set controller.pauseRollout=true --timeout 2m
+may_patch_deployments() {
+  [ "$(as controller auth can-i patch deployments.apps -n shop)" = yes ] && same_certificate
+}
+check "  ... the controller may now get and patch deployments; the Secret and caBundles are unchanged" may_patch_deployments
+
+uninstall_check() {
+  "$HELM" get manifest "$RELEASE" -n "$NS" > "$WORK/final.yaml"
+  "$HELM" uninstall "$RELEASE" -n "$NS" --timeout 2m
+  local left
+  left=$(k get -f "$WORK/final.yaml" --ignore-not-found -o name 2>&1)
+  [ "$left" = "customresourcedefinition.apiextensions.k8s.io/debugsessions.graydebug.io" ] ||
+    { echo "left after uninstall: $left"; return 1; }
+  left=$(k get all,configmaps,secrets,serviceaccounts,roles,rolebindings,poddisruptionbudgets -n "$NS" \
+    -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)
+  left+=$(k get clusterroles,clusterrolebindings,mutatingwebhookconfigurations -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)
+  [ -z "$left" ] || { echo "labelled objects left: $left"; return 1; }
+}
+check "helm uninstall removes every object but the kept CRD" uninstall_check
+
+echo "chart: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
