@@ -52,9 +52,13 @@ const json& Field(const json& j, const char* key) {
   return j.is_object() && it != j.end() && it->is_object() ? *it : kEmpty;
 }
 
-const json& Status(const json& session) { return Field(session, "status"); }
+const json& Status(const json& session) {
+  return Field(session, "status");
+}
 
-std::string Dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
+std::string Dump(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
 
 struct Connection {
   std::shared_ptr<kube::Client> client;
@@ -93,7 +97,8 @@ std::optional<Connection> Connect(const Globals& g, int* code) {
 // An API error as one line, with a hint when the CRD is missing.
 std::string ApiLine(const kube::ApiError& e) {
   std::string s = e.ToString();
-  if (e.kind == kube::ErrorKind::kNotFound && e.message.find("could not find the requested resource") != std::string::npos) {
+  if (e.kind == kube::ErrorKind::kNotFound &&
+      e.message.find("could not find the requested resource") != std::string::npos) {
     s += " (is the DebugSession CRD installed? see manifests/crds)";
   }
   return s;
@@ -190,8 +195,10 @@ std::string DescribeExit(int status) {
 }
 
 // Runs `kubectl port-forward` until SIGINT/SIGTERM (exit 0) or until kubectl ends (exit 1, one
-// line with kubectl's last error line). The session is never deleted here: it expires by its ttl.
-int RunPortForward(const Globals& g, const Connection& c, const json& session, int local_port, int dlv_port) {
+// line with kubectl's last error line). SIGINT/SIGTERM end the session unless `keep`; when kubectl fails the
+// session is left (it expires by its ttl) so the user can retry the connect line.
+int RunPortForward(const Globals& g, const Connection& c, const json& session, int local_port, int dlv_port,
+                   bool keep) {
   const std::string name = Str(Field(session, "metadata"), "name");
   const std::string ref = c.ns + "/" + name;
   const std::string stays = "debugsession " + ref + " stays Active until it expires at " + ExpiryText(session) +
@@ -272,7 +279,8 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
       if (fds[i].revents == 0) continue;
       if (fds[i].fd == sfd) {
         signalfd_siginfo info{};
-        if (read(sfd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) stop_signal = static_cast<int>(info.ssi_signo);
+        if (read(sfd, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
+          stop_signal = static_cast<int>(info.ssi_signo);
       } else if (fds[i].fd == o.fd) {
         o.Read([&](const std::string& line) {
           if (line.empty()) return;
@@ -280,7 +288,9 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
           if (!ready && line.find("Forwarding from") != std::string::npos) {
             ready = true;
             std::cout << "Port-forward ready: dlv connect 127.0.0.1:" << local_port
-                      << "  (Ctrl-C stops it; the session stays until " << ExpiryText(session) << ")" << std::endl;
+                      << (keep ? "  (Ctrl-C stops it; the session stays until " + ExpiryText(session) + ")"
+                               : std::string("  (Ctrl-C stops it and ends the session; --keep would keep it)"))
+                      << std::endl;
           }
         });
       } else {
@@ -298,8 +308,19 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
   if (stop_signal != 0) {
     kill(-pid, SIGTERM);
     Reap(pid, 5s);
-    std::cerr << "Stopped the port-forward. " << stays << "\n";
-    return 0;
+    if (keep) {
+      std::cerr << "Stopped the port-forward. " << stays << "\n";
+      return 0;
+    }
+    // Interrupted: end the session (unless --keep), so nobody's debug server outlives the person.
+    auto r = c.client->Delete(kube::Resource::DebugSessions(), c.ns, name);
+    if (r.ok() || r.error().kind == kube::ErrorKind::kNotFound) {
+      std::cerr << "Stopped the port-forward and ended debugsession " << ref << " (--keep leaves it running)\n";
+      return 0;
+    }
+    std::cerr << "Stopped the port-forward; ending debugsession " << ref << " failed (" << r.error().ToString()
+              << "); it expires at " << ExpiryText(session) << "\n";
+    return 1;
   }
   int status = Reap(pid, 5s);
   std::string why = DescribeExit(status);
@@ -325,7 +346,18 @@ void BlockStopSignals() {
 }
 
 int Attach(const Globals& g, const AttachOptions& o) {
-  TargetResult t = ParseTarget(o.target);
+  TargetResult t;
+  SelectorResult label_selector;
+  if (!o.selector.empty()) {
+    label_selector = ParseLabelSelector(o.selector);
+    if (!label_selector.error.empty()) {
+      std::cerr << g.program << ": " << label_selector.error << "\n";
+      return 2;
+    }
+    t.target = Target{Target::Kind::kSelector, "selector"};
+  } else {
+    t = ParseTarget(o.target);
+  }
   if (!t.target) {
     std::cerr << g.program << ": " << t.error << "\n";
     return 2;
@@ -343,10 +375,13 @@ int Attach(const Globals& g, const AttachOptions& o) {
   req.target = *t.target;
   req.ttl = o.ttl;
   req.reason = o.reason;
-  if (t.target->kind == Target::Kind::kDeployment) {
+  if (t.target->kind == Target::Kind::kSelector) {
+    req.selector = label_selector.selector;
+  } else if (t.target->kind == Target::Kind::kDeployment) {
     auto d = c->client->Get(kDeployments, c->ns, t.target->name);
     if (!d.ok()) {
-      if (d.error().kind == kube::ErrorKind::kNotFound) return Fail(g, "deployment " + c->ns + "/" + t.target->name + " not found");
+      if (d.error().kind == kube::ErrorKind::kNotFound)
+        return Fail(g, "deployment " + c->ns + "/" + t.target->name + " not found");
       return Fail(g, "cannot read deployment " + c->ns + "/" + t.target->name + ": " + d.error().ToString());
     }
     SelectorResult s = DeploymentSelector(*d);
@@ -356,11 +391,13 @@ int Attach(const Globals& g, const AttachOptions& o) {
     // Fail fast on a pod that cannot be debugged instead of waiting for the controller's verdict.
     // A pod we may not read (RBAC) is left to the controller.
     auto p = c->client->Get(kube::Resource::Pods(), c->ns, t.target->name);
-    if (!p.ok() && p.error().kind == kube::ErrorKind::kNotFound) return Fail(g, "pod " + c->ns + "/" + t.target->name + " not found");
+    if (!p.ok() && p.error().kind == kube::ErrorKind::kNotFound)
+      return Fail(g, "pod " + c->ns + "/" + t.target->name + " not found");
     if (p.ok()) {
       if (Str(Field(Field(*p, "metadata"), "labels"), "graydebug.io/injected") != "true") {
         return Fail(g, "pod " + c->ns + "/" + t.target->name +
-                           " has no graydebug sidecars (no label graydebug.io/injected=true): is it a gray pod created after graydebug was installed?");
+                           " has no graydebug sidecars (no label graydebug.io/injected=true): is it a gray pod created "
+                           "after graydebug was installed?");
       }
     }
   }
@@ -412,8 +449,8 @@ int Attach(const Globals& g, const AttachOptions& o) {
                          " to become Active (last: " + last_line + "); " + DeleteAbandoned(*c, name));
     }
     if (int sig = WaitForStopSignal(std::min(kPollInterval, left))) {
-      return Fail(g, std::string("interrupted (") + strsignal(sig) + ") before debugsession " + ref + " became Active; " +
-                         DeleteAbandoned(*c, name));
+      return Fail(g, std::string("interrupted (") + strsignal(sig) + ") before debugsession " + ref +
+                         " became Active; " + DeleteAbandoned(*c, name));
     }
   }
 
@@ -434,7 +471,7 @@ int Attach(const Globals& g, const AttachOptions& o) {
               << name << " -n " << c->ns << ")\n";
     return 0;
   }
-  return RunPortForward(g, *c, session, local_port, dlv_port);
+  return RunPortForward(g, *c, session, local_port, dlv_port, o.keep);
 }
 
 int List(const Globals& g, bool all_namespaces, const std::string& output) {
@@ -448,7 +485,8 @@ int List(const Globals& g, bool all_namespaces, const std::string& output) {
     json list = r.value();
     if (auto items = list.find("items"); items != list.end() && items->is_array()) {
       for (json& item : *items) {
-        if (item.is_object() && item.contains("metadata") && item["metadata"].is_object()) item["metadata"].erase("managedFields");
+        if (item.is_object() && item.contains("metadata") && item["metadata"].is_object())
+          item["metadata"].erase("managedFields");
       }
     }
     std::cout << (output == "json" ? Dump(list) + "\n" : ToYaml(list));
@@ -476,7 +514,8 @@ int End(const Globals& g, const std::string& session) {
   const std::string ref = c->ns + "/" + session;
   auto r = c->client->Delete(kube::Resource::DebugSessions(), c->ns, session);
   if (!r.ok()) {
-    if (r.error().kind == kube::ErrorKind::kNotFound && r.error().message.find("could not find the requested resource") == std::string::npos) {
+    if (r.error().kind == kube::ErrorKind::kNotFound &&
+        r.error().message.find("could not find the requested resource") == std::string::npos) {
       return Fail(g, "debugsession " + ref + " not found");
     }
     return Fail(g, "cannot end debugsession " + ref + ": " + ApiLine(r.error()));
@@ -509,14 +548,16 @@ int Status(const Globals& g, const std::string& circuits_namespace, const std::s
   if (r.ok()) {
     rows = BreakerRows(*r);
   } else if (r.error().kind != kube::ErrorKind::kNotFound) {
-    return Fail(g, "cannot read configmap " + circuits_namespace + "/" + kCircuitsConfigMap + ": " + r.error().ToString());
+    return Fail(g,
+                "cannot read configmap " + circuits_namespace + "/" + kCircuitsConfigMap + ": " + r.error().ToString());
   }
   // -n narrows the view to the releases of one namespace.
   if (!g.namespace_.empty()) {
     std::erase_if(rows, [&](const BreakerRow& row) { return row.release.rfind(g.namespace_ + "/", 0) != 0; });
   }
   for (const BreakerRow& row : rows) {
-    if (!row.problem.empty()) std::cerr << "warning: breaker " << OneLine(row.release) << " is unreadable: " << row.problem << "\n";
+    if (!row.problem.empty())
+      std::cerr << "warning: breaker " << OneLine(row.release) << " is unreadable: " << row.problem << "\n";
   }
   if (output == "json") {
     std::cout << Dump(BreakerJson(rows)) << "\n";

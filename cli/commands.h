@@ -14,7 +14,9 @@ struct Globals {
 };
 
 struct AttachOptions {
-  std::string target;  // "<pod>" or "deploy/NAME"
+  std::string target;    // "<pod>" or "deploy/NAME"; empty when `selector` is given
+  std::string selector;  // -l: a label selector (the controller picks the newest ready injected pod)
+  bool keep = false;     // leave the session Active when interrupted (it expires by its ttl)
   std::chrono::milliseconds ttl{std::chrono::minutes(15)};
   std::string reason;
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/plugin.h"
 #include "graydebug/cli_app.h"
 #include "graydebug/log.h"
 
@@ -18,7 +19,8 @@ constexpr const char* kCommands =
     "  attach <pod|deploy/NAME>   create a DebugSession, wait until Active, port-forward and print `dlv connect`\n"
     "  list                       list DebugSessions\n"
     "  end <session>              end a DebugSession\n"
-    "  status                     show the circuit breakers of the gray releases\n";
+    "  status                     show the circuit breakers of the gray releases\n"
+    "  completion bash|zsh        print a shell completion script\n";
 
 struct Global {
   std::string kubeconfig, context, namespace_;
@@ -34,13 +36,13 @@ struct Global {
 
 int Run(const std::string& command, const std::vector<std::string>& args) {
   Global global;
-  std::string reason, output = "table", circuits_namespace = "graydebug-system";
+  std::string reason, output = "table", circuits_namespace = "graydebug-system", selector, shell;
   std::chrono::milliseconds ttl = 15min, timeout = 60s;
-  bool all_namespaces = false, no_port_forward = false;
-  int64_t local_port = 2345;
+  bool all_namespaces = false, no_port_forward = false, keep = false;
+  int64_t local_port = 2345, port = 2345;
   FlagSet flags("kubectl graydebug " + command, "", "");
   if (command == "attach") {
-    flags = FlagSet("kubectl graydebug attach", "kubectl graydebug attach <pod|deploy/NAME> [flags]",
+    flags = FlagSet("kubectl graydebug attach", "kubectl graydebug attach <pod|deploy/NAME | -l SELECTOR> [flags]",
                     "Creates a DebugSession for the pod (or the newest ready injected pod of the Deployment), waits\n"
                     "until it is Active, starts the port-forward and prints the `dlv connect` line and a VS Code\n"
                     "launch.json snippet.");
@@ -50,8 +52,16 @@ int Run(const std::string& command, const std::vector<std::string>& args) {
     flags.Int(
         "local-port", &local_port, 1, 65535,
         "local port of the port-forward to dlv; when not given, the pod's dlv port (2345 unless the pod overrides it)");
+    flags.Int("port", &port, 1, 65535, "same as --local-port");
+    flags.String("selector", &selector, "label selector: debug the newest ready injected pod that matches");
+    flags.Alias('l', "selector");
+    flags.Bool("keep", &keep, "on Ctrl-C leave the session Active (it expires by its ttl) instead of ending it");
     flags.Bool("no-port-forward", &no_port_forward,
                "create the session, print how to connect and exit, without starting kubectl port-forward");
+  } else if (command == "completion") {
+    flags = FlagSet("kubectl graydebug completion", "kubectl graydebug completion bash|zsh",
+                    "Prints a shell completion script for kubectl-graydebug (and `kubectl graydebug` through\n"
+                    "kubectl's plugin completion: save it as kubectl_complete-graydebug on PATH).");
   } else if (command == "list") {
     flags = FlagSet("kubectl graydebug list", "kubectl graydebug list [flags]", "Lists DebugSessions.");
     flags.Bool("all-namespaces", &all_namespaces, "list sessions in every namespace");
@@ -78,19 +88,28 @@ int Run(const std::string& command, const std::vector<std::string>& args) {
   if (command == "attach") cli::BlockStopSignals();
   std::vector<std::string> positionals;
   if (auto code = ParseCommandLine(flags, global.common, "kubectl-graydebug", args, &positionals)) return *code;
-  const std::size_t want = (command == "attach" || command == "end") ? 1 : 0;
+  const std::size_t want =
+      (command == "end" || command == "completion" || (command == "attach" && selector.empty())) ? 1 : 0;
   if (positionals.size() != want) {
     return UsageError(flags, want == 1 ? "needs exactly one argument (see --help)" : "takes no arguments (see --help)");
+  }
+  if (command == "completion") {
+    if (positionals[0] != "bash" && positionals[0] != "zsh") return UsageError(flags, "shells: bash, zsh");
+    std::cout << cli::CompletionScript(positionals[0]);
+    return 0;
   }
   cli::Globals g{flags.program(), global.kubeconfig, global.context, global.namespace_};
   if (command == "attach") {
     cli::AttachOptions o;
-    o.target = positionals[0];
+    o.target = positionals.empty() ? "" : positionals[0];
+    o.selector = selector;
+    o.keep = keep;
     o.ttl = ttl;
     o.reason = reason;
     o.timeout = timeout;
     o.port_forward = !no_port_forward;
     if (flags.WasSet("local-port")) o.local_port = static_cast<int>(local_port);
+    if (flags.WasSet("port")) o.local_port = static_cast<int>(port);
     return cli::Attach(g, o);
   }
   if (command == "list") return cli::List(g, all_namespaces, output);

@@ -68,7 +68,9 @@ std::string Quote(std::string_view s) {
   return q;
 }
 
-bool IsAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool IsAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 std::string Latency(double seconds) {
   if (seconds < 0) seconds = 0;
@@ -172,6 +174,97 @@ TargetResult ParseTarget(std::string_view arg) {
   return {t, ""};
 }
 
+std::string CompletionScript(const std::string& shell) {
+  std::string bash =
+      R"SH(# kubectl-graydebug completion (bash). Source it, or save as kubectl_complete-graydebug on PATH.
+_kubectl_graydebug() {
+  local cur prev words cword
+  cur="${COMP_WORDS[COMP_CWORD]}"
+  local cmd="${COMP_WORDS[1]}"
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "attach list end status completion --help --version" -- "$cur")); return
+  fi
+  case "$cmd" in
+    attach) COMPREPLY=($(compgen -W "--ttl --reason --timeout --local-port --port --selector -l --keep --no-port-forward --namespace -n --kubeconfig --context" -- "$cur")) ;;
+    list) COMPREPLY=($(compgen -W "--all-namespaces -A --output -o --namespace -n --kubeconfig --context" -- "$cur")) ;;
+    end) COMPREPLY=($(compgen -W "$(kubectl-graydebug list -o json 2>/dev/null | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p')" -- "$cur")) ;;
+    status) COMPREPLY=($(compgen -W "--circuits-namespace --output -o --namespace -n --kubeconfig --context" -- "$cur")) ;;
+    completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
+  esac
+}
+complete -F _kubectl_graydebug kubectl-graydebug
+)SH";
+  if (shell == "zsh") return "autoload -U +X bashcompinit && bashcompinit\n" + bash;
+  return bash;
+}
+
+SelectorResult ParseLabelSelector(std::string_view text) {
+  SelectorResult r;
+  json match_labels = json::object(), expressions = json::array();
+  auto valid_key = [](std::string_view k) {
+    if (k.empty() || k.size() > 317) return false;
+    for (char c : k) {
+      if (!(IsAlnum(c) || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.' || c == '/')) return false;
+    }
+    return true;
+  };
+  auto valid_value = [](std::string_view v) {
+    if (v.size() > 63) return false;
+    for (char c : v) {
+      if (!(IsAlnum(c) || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.')) return false;
+    }
+    return true;
+  };
+  if (text.empty()) {
+    r.error = "empty label selector";
+    return r;
+  }
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t comma = text.find(',', start);
+    std::string term(text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    start = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    while (!term.empty() && term.front() == ' ') term.erase(0, 1);
+    while (!term.empty() && term.back() == ' ') term.pop_back();
+    if (term.empty() || term.find(" in ") != std::string::npos || term.find(" notin ") != std::string::npos ||
+        term.find('(') != std::string::npos) {
+      r.error = term.empty() ? "empty term in label selector " + Quote(text)
+                             : "set-based selectors are not supported: " + Quote(term) + " (use k=v, k!=v, k or !k)";
+      return r;
+    }
+    std::string key, value, op;
+    if (auto ne = term.find("!="); ne != std::string::npos) {
+      key = term.substr(0, ne), value = term.substr(ne + 2), op = "NotIn";
+    } else if (auto eq = term.find('='); eq != std::string::npos) {
+      key = term.substr(0, eq);
+      value = term.substr(eq + (term.compare(eq, 2, "==") == 0 ? 2 : 1));
+      op = "=";
+    } else if (term[0] == '!') {
+      key = term.substr(1), op = "DoesNotExist";
+    } else {
+      key = term, op = "Exists";
+    }
+    if (!valid_key(key)) {
+      r.error = "bad label key " + Quote(key) + " in selector " + Quote(text);
+      return r;
+    }
+    if ((op == "=" || op == "NotIn") && !valid_value(value)) {
+      r.error = "bad label value " + Quote(value) + " in selector " + Quote(text);
+      return r;
+    }
+    if (op == "=") {
+      match_labels[key] = value;
+    } else if (op == "NotIn") {
+      expressions.push_back({{"key", key}, {"operator", "NotIn"}, {"values", {value}}});
+    } else {
+      expressions.push_back({{"key", key}, {"operator", op}});
+    }
+  }
+  if (!match_labels.empty()) r.selector["matchLabels"] = match_labels;
+  if (!expressions.empty()) r.selector["matchExpressions"] = expressions;
+  return r;
+}
+
 std::string SessionName(std::string_view base, const std::function<uint32_t()>& random) {
   std::string b;
   for (char c : base) {
@@ -194,7 +287,8 @@ SelectorResult DeploymentSelector(const json& deployment) {
   json out = json::object();
   if (auto ml = selector.find("matchLabels"); ml != selector.end() && ml->is_object() && !ml->empty()) {
     for (const auto& [k, v] : ml->items()) {
-      if (!v.is_string()) return {json(), "deployment " + name + " has a non-string value in spec.selector.matchLabels"};
+      if (!v.is_string())
+        return {json(), "deployment " + name + " has a non-string value in spec.selector.matchLabels"};
     }
     out["matchLabels"] = *ml;
   }
@@ -299,19 +393,17 @@ std::string ActiveSummary(const json& session, int local_port, Clock::Wall now) 
     out << "; expires at " << kube::FormatTime(*t) << " (" << Relative(*t, now) << ")";
   }
   out << "\n";
-  if (std::string connect = Str(status, "connect"); !connect.empty()) out << "connect: " << OneLine(connect, 1024) << "\n";
+  if (std::string connect = Str(status, "connect"); !connect.empty())
+    out << "connect: " << OneLine(connect, 1024) << "\n";
   out << "VS Code launch.json configuration (dlv on 127.0.0.1:" << local_port << "):\n"
       << LaunchJsonText(name, local_port) << "\n";
   return out.str();
 }
 
 std::vector<std::string> PortForwardArgs(const PortForward& pf) {
-  std::vector<std::string> argv = {pf.kubectl,
-                                   "port-forward",
-                                   "-n",
-                                   pf.namespace_,
-                                   "pod/" + pf.pod,
-                                   std::to_string(pf.local_port) + ":" + std::to_string(pf.remote_port)};
+  std::vector<std::string> argv = {
+      pf.kubectl,    "port-forward",  "-n",
+      pf.namespace_, "pod/" + pf.pod, std::to_string(pf.local_port) + ":" + std::to_string(pf.remote_port)};
   if (!pf.kubeconfig.empty()) argv.push_back("--kubeconfig=" + pf.kubeconfig);
   if (!pf.context.empty()) argv.push_back("--context=" + pf.context);
   return argv;
@@ -400,7 +492,8 @@ std::string FormatTable(const std::vector<std::string>& header, const std::vecto
 
 std::string SessionTable(const json& list, bool all_namespaces, Clock::Wall now) {
   std::vector<const json*> items;
-  if (auto it = list.is_object() ? list.find("items") : list.end(); list.is_object() && it != list.end() && it->is_array()) {
+  if (auto it = list.is_object() ? list.find("items") : list.end();
+      list.is_object() && it != list.end() && it->is_array()) {
     for (const json& item : *it) {
       if (item.is_object()) items.push_back(&item);
     }
@@ -459,10 +552,12 @@ std::vector<BreakerRow> BreakerRows(const json& configmap) {
           if (e[1].get<int64_t>() == 0) ++row.failures;
         }
       }
-      if (auto t = b.find("trips"); t != b.end() && t->is_number_integer()) row.trips = std::max<int64_t>(0, t->get<int64_t>());
-      if (auto r = b.find("retryAt"); r != b.end() && r->is_number_integer() && r->get<int64_t>() > 0 &&
-                                      r->get<int64_t>() < int64_t{1} << 50) {
-        row.retry_at = Clock::Wall(std::chrono::duration_cast<Clock::Wall::duration>(std::chrono::milliseconds(r->get<int64_t>())));
+      if (auto t = b.find("trips"); t != b.end() && t->is_number_integer())
+        row.trips = std::max<int64_t>(0, t->get<int64_t>());
+      if (auto r = b.find("retryAt");
+          r != b.end() && r->is_number_integer() && r->get<int64_t>() > 0 && r->get<int64_t>() < int64_t{1} << 50) {
+        row.retry_at = Clock::Wall(
+            std::chrono::duration_cast<Clock::Wall::duration>(std::chrono::milliseconds(r->get<int64_t>())));
       }
     }
     rows.push_back(std::move(row));
@@ -479,9 +574,10 @@ std::string BreakerTable(const std::vector<BreakerRow>& rows, Clock::Wall now) {
       continue;
     }
     std::string retry = "-";
-    if (r.state == "open" && r.retry_at) retry = kube::FormatTime(*r.retry_at) + " (" + Relative(*r.retry_at, now) + ")";
-    cells.push_back({r.release, r.state, std::to_string(r.attempts), std::to_string(r.failures), std::to_string(r.trips),
-                     retry});
+    if (r.state == "open" && r.retry_at)
+      retry = kube::FormatTime(*r.retry_at) + " (" + Relative(*r.retry_at, now) + ")";
+    cells.push_back(
+        {r.release, r.state, std::to_string(r.attempts), std::to_string(r.failures), std::to_string(r.trips), retry});
   }
   return FormatTable({"RELEASE", "STATE", "ATTEMPTS", "FAILURES", "TRIPS", "RETRY AT"}, cells);
 }

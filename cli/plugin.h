@@ -18,9 +18,14 @@ namespace graydebug::cli {
 inline constexpr int kDefaultDlvPort = 2345;
 inline constexpr std::size_t kMaxSessionName = 63;
 
+struct SelectorResult {
+  nlohmann::json selector;  // {"matchLabels": {...}} and/or {"matchExpressions": [...]}
+  std::string error;
+};
+
 // What `attach` points at: a pod by name, or a Deployment whose selector picks the pod.
 struct Target {
-  enum class Kind { kPod, kDeployment };
+  enum class Kind { kPod, kDeployment, kSelector };
   Kind kind = Kind::kPod;
   std::string name;
 };
@@ -35,6 +40,15 @@ struct TargetResult {
 // anything else (other kinds, empty names, more slashes, control characters) is an error.
 TargetResult ParseTarget(std::string_view arg);
 
+// A bash or zsh completion script for kubectl-graydebug (commands, flags, session names through
+// `kubectl graydebug list`). `shell` is "bash" or "zsh".
+std::string CompletionScript(const std::string& shell);
+
+// Reads a kubectl-style label selector ("app=order,version!=v1,tier,!canary"; "==" like "=")
+// into a metav1.LabelSelector: matchLabels for equalities, matchExpressions (NotIn, Exists,
+// DoesNotExist) for the rest. Set-based syntax ("in (a,b)") is refused with a clear error.
+SelectorResult ParseLabelSelector(std::string_view text);
+
 // DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters.
 bool IsDns1123Label(std::string_view s);
 // DNS-1123 subdomain: dot-separated labels, at most 253 characters (object names).
@@ -47,10 +61,6 @@ std::string SessionName(std::string_view base, const std::function<uint32_t()>& 
 
 // The label selector of a Deployment (spec.selector's matchLabels and matchExpressions), or an
 // error when it has none (a Deployment without a selector is invalid, but the input is untrusted).
-struct SelectorResult {
-  nlohmann::json selector;  // {"matchLabels": {...}} and/or {"matchExpressions": [...]}
-  std::string error;
-};
 SelectorResult DeploymentSelector(const nlohmann::json& deployment);
 
 struct SessionRequest {

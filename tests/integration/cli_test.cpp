@@ -85,7 +85,8 @@ struct Fixture {
       if (r.exit_code != 0 && error.empty()) error = what + ": " + r.err;
     };
     must(c.Kubectl({"apply", "-f", SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"}), "crd");
-    must(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}), "crd wait");
+    must(c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}),
+         "crd wait");
     must(c.Kubectl({"create", "namespace", kNs}), "namespace");
     must(c.Kubectl({"create", "namespace", kCircuitsNs}), "namespace");
     live = std::make_unique<GrayPod>(dir, "order-v2-alpha-live");
@@ -94,13 +95,14 @@ struct Fixture {
     dead = std::make_unique<GrayPod>(dir, "order-v9-doomed-dead");
     dead->release = "v9-doomed";
     if (error.empty() && !CreateRunningPod(c, *dead, kNs)) error = "dead pod object";  // no processes: refused
-    controller = Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(), "--namespace=" + std::string(kNs),
-                               "--lease-namespace=" + std::string(kCircuitsNs), "--metrics-addr=127.0.0.1:0",
-                               "--health-addr=127.0.0.1:0", "--probe-interval=5s"},
+    controller = Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(),
+                               "--namespace=" + std::string(kNs), "--lease-namespace=" + std::string(kCircuitsNs),
+                               "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", "--probe-interval=5s"},
                               dir + "/controller.log");
     if (!controller) error = "controller did not start";
     if (error.empty() &&
-        !Eventually([&] { return !LogField(controller->Output(), "controller started", "metrics_port").empty(); }, 30s)) {
+        !Eventually([&] { return !LogField(controller->Output(), "controller started", "metrics_port").empty(); },
+                    30s)) {
       error = "controller: " + controller->Output();
     }
   }
@@ -148,8 +150,8 @@ TEST_CASE("kubectl-graydebug attach: a pod becomes Active, prints the connect li
   // Progress on stderr, the result on stdout.
   CHECK_MESSAGE(r.err.find("Active: attached in ") != std::string::npos, r.err);
   const std::string dlv = std::to_string(f.live->dlv_port);
-  CHECK_MESSAGE(r.out.find("connect: kubectl port-forward -n " + std::string(kNs) + " pod/" + f.live->name + " " + dlv + ":" +
-                           dlv + " && dlv connect 127.0.0.1:" + dlv) != std::string::npos,
+  CHECK_MESSAGE(r.out.find("connect: kubectl port-forward -n " + std::string(kNs) + " pod/" + f.live->name + " " + dlv +
+                           ":" + dlv + " && dlv connect 127.0.0.1:" + dlv) != std::string::npos,
                 r.out);
   CHECK(r.out.find("debugsession " + std::string(kNs) + "/" + name + " is Active on pod " + f.live->name +
                    " (release v2-alpha)") != std::string::npos);
@@ -158,8 +160,12 @@ TEST_CASE("kubectl-graydebug attach: a pod becomes Active, prints the connect li
   auto brace = r.out.find('{');
   REQUIRE(brace != std::string::npos);
   json launch = json::parse(r.out.substr(brace), nullptr, false);
-  CHECK(launch == json{{"name", "graydebug " + name}, {"type", "go"}, {"request", "attach"}, {"mode", "remote"},
-                       {"port", local}, {"host", "127.0.0.1"}});
+  CHECK(launch == json{{"name", "graydebug " + name},
+                       {"type", "go"},
+                       {"request", "attach"},
+                       {"mode", "remote"},
+                       {"port", local},
+                       {"host", "127.0.0.1"}});
   CHECK(r.err.find("No port-forward") != std::string::npos);
 
   // The object the plugin created.
@@ -196,6 +202,17 @@ TEST_CASE("kubectl-graydebug attach deploy/NAME: the session selects the deploym
   // Without --local-port the local port is the pod's dlv port.
   CHECK(r.out.find("\"port\": " + std::to_string(f.live->dlv_port)) != std::string::npos);
 
+  // The same with a label selector (-l), as with kubectl.
+  auto l = f.Plugin({"attach", "-l", "app=order,version=v2-alpha,!canary", "-n", kNs, "--no-port-forward"});
+  REQUIRE_MESSAGE(l.exit_code == 0, l.err, f.Diagnostics());
+  json ls = GetSession(f.c, kNs, CreatedName(l.err));
+  CHECK(ls["spec"]["target"]["selector"]["matchLabels"] == selector["matchLabels"]);
+  CHECK(ls["spec"]["target"]["selector"]["matchExpressions"][0]["operator"] == "DoesNotExist");
+  CHECK(ls["status"]["pod"] == f.live->name);
+  auto bad = f.Plugin({"attach", "-l", "app in (a,b)", "-n", kNs});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("set-based selectors are not supported") != std::string::npos);
+
   // A deployment whose pods do not exist: progress says why, then the timeout, and the session it
   // gave up on is deleted.
   json lonely = deploy;
@@ -223,10 +240,13 @@ TEST_CASE("kubectl-graydebug attach: the real kubectl port-forward fails without
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("dlv connect 127.0.0.1:") != std::string::npos);  // it got as far as Active
   const std::string last = LastLine(r.err);
-  CHECK_MESSAGE(last.rfind("kubectl graydebug attach: port-forward to pod/" + f.live->name + " failed (kubectl exited with status ", 0) == 0,
+  CHECK_MESSAGE(last.rfind("kubectl graydebug attach: port-forward to pod/" + f.live->name +
+                               " failed (kubectl exited with status ",
+                           0) == 0,
                 r.err);
   CHECK(last.find("stays Active until it expires at") != std::string::npos);
-  CHECK(r.err.find("Starting port-forward: port-forward -n " + std::string(kNs) + " pod/" + f.live->name) != std::string::npos);
+  CHECK(r.err.find("Starting port-forward: port-forward -n " + std::string(kNs) + " pod/" + f.live->name) !=
+        std::string::npos);
   // The session is not deleted: it expires by its ttl.
   CHECK(Phase(GetSession(f.c, kNs, CreatedName(r.err))) == "Active");
 
@@ -238,7 +258,7 @@ TEST_CASE("kubectl-graydebug attach: the real kubectl port-forward fails without
   CHECK(LastLine(missing.err).find("is not an executable file") != std::string::npos);
 }
 
-TEST_CASE("kubectl-graydebug attach: the port-forward runs until SIGTERM; the session stays") {
+TEST_CASE("kubectl-graydebug attach: the port-forward runs until SIGTERM; --keep keeps the session, else it ends") {
   Fixture& f = Fixture::Get();
   REQUIRE_FIXTURE(f);
   // A stand-in kubectl: records its arguments and pid, says what kubectl says, waits.
@@ -259,18 +279,23 @@ TEST_CASE("kubectl-graydebug attach: the port-forward runs until SIGTERM; the se
   REQUIRE(!context.empty());
   setenv("KUBECTL", fake.c_str(), 1);
   const int local = FreePort();
-  auto plugin = Child::Spawn({Bin("kubectl-graydebug"), "attach", f.live->name, "-n", kNs, "--local-port",
-                              std::to_string(local), "--kubeconfig=" + f.c.kubeconfig(), "--context=" + context},
-                             f.dir + "/attach.log");
+  auto plugin =
+      Child::Spawn({Bin("kubectl-graydebug"), "attach", f.live->name, "-n", kNs, "--local-port", std::to_string(local),
+                    "--keep", "--kubeconfig=" + f.c.kubeconfig(), "--context=" + context},
+                   f.dir + "/attach.log");
   setenv("KUBECTL", f.kubectl.c_str(), 1);
   REQUIRE(plugin);
-  REQUIRE_MESSAGE(Eventually([&] { return plugin->Output().find("Port-forward ready: dlv connect 127.0.0.1:" +
-                                                                std::to_string(local)) != std::string::npos; }, 60s),
+  REQUIRE_MESSAGE(Eventually(
+                      [&] {
+                        return plugin->Output().find("Port-forward ready: dlv connect 127.0.0.1:" +
+                                                     std::to_string(local)) != std::string::npos;
+                      },
+                      60s),
                   plugin->Output());
   std::string args;
   std::getline(std::ifstream(f.dir + "/fake.args"), args);
   CHECK(args == "port-forward -n " + std::string(kNs) + " pod/" + f.live->name + " " + std::to_string(local) + ":" +
-                     std::to_string(f.live->dlv_port) + " --kubeconfig=" + f.c.kubeconfig() + " --context=" + context);
+                    std::to_string(f.live->dlv_port) + " --kubeconfig=" + f.c.kubeconfig() + " --context=" + context);
   const pid_t pid = fake_pid();
   REQUIRE(pid > 0);
   CHECK_FALSE(ProcessGone(pid));
@@ -282,6 +307,21 @@ TEST_CASE("kubectl-graydebug attach: the port-forward runs until SIGTERM; the se
   CHECK(out.find("stays Active until it expires at") != std::string::npos);
   CHECK(ProcessGone(pid));  // kubectl stopped with it
   CHECK(Phase(GetSession(f.c, kNs, CreatedName(out))) == "Active");
+
+  // Without --keep, an interrupt ends the session.
+  setenv("KUBECTL", fake.c_str(), 1);
+  auto ending = Child::Spawn({Bin("kubectl-graydebug"), "attach", f.live->name, "-n", kNs, "--port",
+                              std::to_string(FreePort()), "--kubeconfig=" + f.c.kubeconfig()},
+                             f.dir + "/attach-ending.log");
+  setenv("KUBECTL", f.kubectl.c_str(), 1);
+  REQUIRE(ending);
+  REQUIRE_MESSAGE(Eventually([&] { return ending->Output().find("Port-forward ready") != std::string::npos; }, 60s),
+                  ending->Output());
+  ending->Signal(SIGINT);
+  CHECK(ending->Wait(30s) == 0);
+  std::string ended = ending->Output();
+  CHECK_MESSAGE(ended.find("Stopped the port-forward and ended debugsession") != std::string::npos, ended);
+  CHECK(Eventually([&] { return GetSession(f.c, kNs, CreatedName(ended)).is_null(); }, 30s));
 
   // SIGKILLed, the plugin still takes kubectl with it (parent-death signal).
   fs::remove(f.dir + "/fake.pid");
@@ -307,8 +347,9 @@ TEST_CASE("kubectl-graydebug attach: Failed and Rejected sessions exit 1 with th
   CHECK(r.exit_code == 1);
   CHECK_MESSAGE(r.err.find("Attaching") != std::string::npos, r.err);
   const std::string last = LastLine(r.err);
-  CHECK_MESSAGE(last.rfind("kubectl graydebug attach: debugsession " + std::string(kNs) + "/" + f.dead->name + "-", 0) == 0,
-                r.err);
+  CHECK_MESSAGE(
+      last.rfind("kubectl graydebug attach: debugsession " + std::string(kNs) + "/" + f.dead->name + "-", 0) == 0,
+      r.err);
   CHECK(last.find(" Failed: AttachFailed: ") != std::string::npos);
   CHECK(last.find("refused") != std::string::npos);
   CHECK(last.find("(3 attempts)") != std::string::npos);
@@ -319,14 +360,18 @@ TEST_CASE("kubectl-graydebug attach: Failed and Rejected sessions exit 1 with th
   for (int i = 0; i < 6; ++i) list["items"].push_back(Session("doomed-" + std::to_string(i), f.dead->name));
   REQUIRE(f.c.Kubectl({"create", "-n", kNs, "-f", "-"}, list.dump()).exit_code == 0);
   ProcessResult status;
-  REQUIRE_MESSAGE(Eventually([&] {
-                    status = f.Plugin({"status", "--circuits-namespace", kCircuitsNs});
-                    for (const auto& l : Lines(status.out)) {
-                      if (l.rfind(std::string(kNs) + "/v9-doomed ", 0) == 0 && l.find(" open ") != std::string::npos) return true;
-                    }
-                    return false;
-                  }, 90s),
-                  status.out, status.err, f.Diagnostics());
+  REQUIRE_MESSAGE(
+      Eventually(
+          [&] {
+            status = f.Plugin({"status", "--circuits-namespace", kCircuitsNs});
+            for (const auto& l : Lines(status.out)) {
+              if (l.rfind(std::string(kNs) + "/v9-doomed ", 0) == 0 && l.find(" open ") != std::string::npos)
+                return true;
+            }
+            return false;
+          },
+          90s),
+      status.out, status.err, f.Diagnostics());
   // ... `status` shows it open with its retry time ...
   CHECK(status.out.find("RELEASE ") == 0);
   for (const auto& l : Lines(status.out)) {
@@ -396,7 +441,8 @@ TEST_CASE("kubectl-graydebug list and end") {
   auto lines = Lines(list.out);
   REQUIRE(lines.size() >= 2);
   CHECK(lines[0].rfind("NAME", 0) == 0);
-  for (const char* col : {"PHASE", "POD", "RELEASE", "LATENCY", "EXPIRES", "AGE"}) CHECK(lines[0].find(col) != std::string::npos);
+  for (const char* col : {"PHASE", "POD", "RELEASE", "LATENCY", "EXPIRES", "AGE"})
+    CHECK(lines[0].find(col) != std::string::npos);
   bool found = false;
   const auto phase_col = lines[0].find("PHASE"), pod_col = lines[0].find("POD"), rel_col = lines[0].find("RELEASE");
   for (const auto& l : lines) {
@@ -405,7 +451,7 @@ TEST_CASE("kubectl-graydebug list and end") {
     CHECK(l.substr(phase_col, 7) == "Active ");
     CHECK(l.substr(pod_col, f.live->name.size()) == f.live->name);
     CHECK(l.substr(rel_col, 8) == "v2-alpha");
-    CHECK(l.find("ms ") != std::string::npos);  // latency
+    CHECK(l.find("ms ") != std::string::npos);    // latency
     CHECK(l.find(" in 1") != std::string::npos);  // expires in 14m/15m
   }
   CHECK_MESSAGE(found, list.out);
@@ -450,14 +496,16 @@ TEST_CASE("kubectl-graydebug status: no ConfigMap, a hand-made one, the controll
 
   REQUIRE(f.c.Kubectl({"create", "namespace", "cli-hand"}).exit_code == 0);
   const int64_t now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   json window = json::array();
   for (int i = 0; i < 25; ++i) window.push_back({now_ms - 1000 * i, i < 3 ? 0 : 1});
   json cm = {{"apiVersion", "v1"},
              {"kind", "ConfigMap"},
              {"metadata", {{"name", "graydebug-circuits"}, {"namespace", "cli-hand"}}},
              {"data",
-              {{"shop.v2-alpha", json{{"state", "open"}, {"retryAt", now_ms + 3600000}, {"trips", 2}, {"window", window}}.dump()},
+              {{"shop.v2-alpha",
+                json{{"state", "open"}, {"retryAt", now_ms + 3600000}, {"trips", 2}, {"window", window}}.dump()},
                {"shop.v1", json{{"state", "closed"}, {"retryAt", 0}, {"trips", 0}, {"window", {{now_ms, 1}}}}.dump()},
                {"pay.v3", "{garbage"}}}};
   REQUIRE(f.c.Kubectl({"create", "-f", "-"}, cm.dump()).exit_code == 0);
@@ -481,10 +529,12 @@ TEST_CASE("kubectl-graydebug status: no ConfigMap, a hand-made one, the controll
 
   // The controller's own ConfigMap: the live pod's attaches are recorded for its release.
   ProcessResult real;
-  CHECK_MESSAGE(Eventually([&] {
-                  real = f.Plugin({"status", "--circuits-namespace", kCircuitsNs});
-                  return real.out.find(std::string(kNs) + "/v2-alpha ") != std::string::npos;
-                }, 30s),
+  CHECK_MESSAGE(Eventually(
+                    [&] {
+                      real = f.Plugin({"status", "--circuits-namespace", kCircuitsNs});
+                      return real.out.find(std::string(kNs) + "/v2-alpha ") != std::string::npos;
+                    },
+                    30s),
                 real.out, real.err);
   f.c.Kubectl({"delete", "namespace", "cli-hand", "--wait=false"});
 }

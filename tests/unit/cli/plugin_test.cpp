@@ -33,9 +33,10 @@ std::vector<std::string> Lines(const std::string& s) {
 }
 
 json SessionWith(const json& status) {
-  return {{"metadata", {{"name", "order-1-bc2df"}, {"namespace", "shop"}, {"creationTimestamp", "2026-11-26T09:58:00Z"}}},
-          {"spec", {{"target", {{"pod", "order-1"}}}, {"ttl", "15m"}}},
-          {"status", status}};
+  return {
+      {"metadata", {{"name", "order-1-bc2df"}, {"namespace", "shop"}, {"creationTimestamp", "2026-11-26T09:58:00Z"}}},
+      {"spec", {{"target", {{"pod", "order-1"}}}, {"ttl", "15m"}}},
+      {"status", status}};
 }
 
 json Cond(const std::string& type, const std::string& status, const std::string& reason, const std::string& message) {
@@ -49,8 +50,8 @@ TEST_CASE("cli: targets") {
   REQUIRE(pod.target);
   CHECK(pod.target->kind == Target::Kind::kPod);
   CHECK(pod.target->name == "order-v2-alpha-7d9f-x2x");
-  for (const char* form : {"deploy/order", "deployment/order", "deployments/order", "deployment.apps/order",
-                           "Deploy/order"}) {
+  for (const char* form :
+       {"deploy/order", "deployment/order", "deployments/order", "deployment.apps/order", "Deploy/order"}) {
     auto d = ParseTarget(form);
     REQUIRE_MESSAGE(d.target, form);
     CHECK(d.target->kind == Target::Kind::kDeployment);
@@ -66,12 +67,12 @@ TEST_CASE("cli: targets") {
 
   SUBCASE("hostile or wrong inputs are one-line errors") {
     const std::string long_name(254, 'a');
-    for (const std::string& bad : {std::string(""), std::string("deploy/"), std::string("/order"), std::string("svc/order"),
-                                  std::string("deploy/a/b"), std::string("Order"), std::string("-order"),
-                                  std::string("order-"), std::string("../etc/passwd"), std::string("or der"),
-                                  std::string("order\n"), std::string("order\x1b[31m"), std::string("a..b"),
-                                  std::string("deploy/x?y=1"), std::string("\xff\xfe"), std::string("pod/%2e%2e"),
-                                  long_name, "deploy/" + long_name}) {
+    for (const std::string& bad :
+         {std::string(""), std::string("deploy/"), std::string("/order"), std::string("svc/order"),
+          std::string("deploy/a/b"), std::string("Order"), std::string("-order"), std::string("order-"),
+          std::string("../etc/passwd"), std::string("or der"), std::string("order\n"), std::string("order\x1b[31m"),
+          std::string("a..b"), std::string("deploy/x?y=1"), std::string("\xff\xfe"), std::string("pod/%2e%2e"),
+          long_name, "deploy/" + long_name}) {
       auto r = ParseTarget(bad);
       CHECK_MESSAGE(!r.target, bad);
       CHECK(!r.error.empty());
@@ -103,8 +104,8 @@ TEST_CASE("cli: session names are DNS-1123 labels of at most 63 characters") {
   auto random = Counter();
   const std::string long_pod = std::string(240, 'x') + ".y";
   for (const std::string& base : {std::string("order-v2-alpha-7d9f-x2x"), std::string("order.v2"), long_pod,
-                                 std::string(57, 'a') + "-b", std::string(""), std::string("---"), std::string("ÄÖÜ"),
-                                 std::string("Order_V2"), std::string("a"), std::string(58, 'z')}) {
+                                  std::string(57, 'a') + "-b", std::string(""), std::string("---"), std::string("ÄÖÜ"),
+                                  std::string("Order_V2"), std::string("a"), std::string(58, 'z')}) {
     std::string name = SessionName(base, random);
     CHECK_MESSAGE(IsDns1123Label(name), name);
     CHECK(name.size() <= kMaxSessionName);
@@ -170,8 +171,9 @@ TEST_CASE("cli: progress lines and outcomes") {
   CHECK(ProgressLine(json::object()).find("Waiting for graydebug-controller") == 0);
   CHECK(ProgressLine(json("garbage")).find("Waiting") == 0);
 
-  json pending = SessionWith({{"phase", "Pending"},
-                              {"conditions", {Cond("Attached", "False", "PodNotFound", "no injected pod x in namespace shop")}}});
+  json pending =
+      SessionWith({{"phase", "Pending"},
+                   {"conditions", {Cond("Attached", "False", "PodNotFound", "no injected pod x in namespace shop")}}});
   CHECK(SessionOutcome(pending) == Outcome::kWaiting);
   CHECK(ProgressLine(pending) == "Pending: PodNotFound: no injected pod x in namespace shop");
   CHECK(ProgressLine(SessionWith({{"phase", "Pending"}})) == "Pending…");
@@ -190,12 +192,14 @@ TEST_CASE("cli: progress lines and outcomes") {
 
   json failed = SessionWith({{"phase", "Failed"},
                              {"attach", {{"attempts", 3}, {"lastError", "connection refused"}}},
-                             {"conditions", {Cond("Attached", "False", "AttachFailed", "dial 127.0.0.1:1: connection refused"),
-                                             Cond("Ready", "False", "AttachFailed", "dial 127.0.0.1:1: connection refused")}}});
+                             {"conditions",
+                              {Cond("Attached", "False", "AttachFailed", "dial 127.0.0.1:1: connection refused"),
+                               Cond("Ready", "False", "AttachFailed", "dial 127.0.0.1:1: connection refused")}}});
   CHECK(SessionOutcome(failed) == Outcome::kFailed);
   CHECK(FailureLine(failed) == "Failed: AttachFailed: dial 127.0.0.1:1: connection refused (3 attempts)");
-  json rejected = SessionWith({{"phase", "Rejected"},
-                               {"conditions", {Cond("Ready", "False", "CircuitOpen", "the circuit breaker of release shop/v2 is open")}}});
+  json rejected = SessionWith(
+      {{"phase", "Rejected"},
+       {"conditions", {Cond("Ready", "False", "CircuitOpen", "the circuit breaker of release shop/v2 is open")}}});
   CHECK(SessionOutcome(rejected) == Outcome::kFailed);
   CHECK(FailureLine(rejected) == "Rejected: CircuitOpen: the circuit breaker of release shop/v2 is open");
   CHECK(SessionOutcome(SessionWith({{"phase", "Expired"}})) == Outcome::kEnded);
@@ -203,8 +207,8 @@ TEST_CASE("cli: progress lines and outcomes") {
   CHECK(FailureLine(SessionWith({{"phase", "Terminated"}})) == "Terminated: no reason given");
 
   // Hostile status text stays on one line.
-  json hostile = SessionWith({{"phase", "Failed"},
-                              {"conditions", {Cond("Ready", "False", "X", "line1\nline2\x1b[2J\r\xc2\x9b")}}});
+  json hostile = SessionWith(
+      {{"phase", "Failed"}, {"conditions", {Cond("Ready", "False", "X", "line1\nline2\x1b[2J\r\xc2\x9b")}}});
   CHECK(FailureLine(hostile).find_first_of("\n\r\x1b") == std::string::npos);
   CHECK(FailureLine(hostile).find("\xc2\x9b") == std::string::npos);
   json wrong_types = SessionWith({{"phase", 5}, {"conditions", "x"}, {"attach", {{"latencySeconds", "fast"}}}});
@@ -220,7 +224,8 @@ TEST_CASE("cli: dlv port, launch.json, port-forward argv, summary") {
   CHECK(DlvPortOfPod(json{{"metadata", {{"annotations", {{"graydebug.io/status", R"({"dlvPort":70000})"}}}}}}) == 2345);
   CHECK(DlvPortOfPod(json{{"metadata", {{"annotations", {{"graydebug.io/status", R"({"dlvPort":"1"})"}}}}}}) == 2345);
 
-  CHECK(LaunchJson("order-1-bc2df", 2345) == json::parse(R"({"name":"graydebug order-1-bc2df","type":"go","request":"attach",
+  CHECK(LaunchJson("order-1-bc2df", 2345) ==
+        json::parse(R"({"name":"graydebug order-1-bc2df","type":"go","request":"attach",
                                                             "mode":"remote","port":2345,"host":"127.0.0.1"})"));
 
   PortForward pf;
@@ -236,14 +241,16 @@ TEST_CASE("cli: dlv port, launch.json, port-forward argv, summary") {
   CHECK(PortForwardArgs(pf).back() == "--context=prod");
   CHECK(PortForwardArgs(pf)[6] == "--kubeconfig=/tmp/kc");
 
-  json active = SessionWith({{"phase", "Active"},
-                             {"pod", "order-1"},
-                             {"release", "v2-alpha"},
-                             {"expiresAt", "2026-11-26T10:13:00Z"},
-                             {"connect", "kubectl port-forward -n shop pod/order-1 2345:2345 && dlv connect 127.0.0.1:2345"},
-                             {"attach", {{"latencySeconds", 0.012}, {"attempts", 1}}}});
+  json active =
+      SessionWith({{"phase", "Active"},
+                   {"pod", "order-1"},
+                   {"release", "v2-alpha"},
+                   {"expiresAt", "2026-11-26T10:13:00Z"},
+                   {"connect", "kubectl port-forward -n shop pod/order-1 2345:2345 && dlv connect 127.0.0.1:2345"},
+                   {"attach", {{"latencySeconds", 0.012}, {"attempts", 1}}}});
   std::string summary = ActiveSummary(active, 12345, kNow);
-  CHECK(summary.find("debugsession shop/order-1-bc2df is Active on pod order-1 (release v2-alpha)") != std::string::npos);
+  CHECK(summary.find("debugsession shop/order-1-bc2df is Active on pod order-1 (release v2-alpha)") !=
+        std::string::npos);
   CHECK(summary.find("attached in 12ms (1 attempt); expires at 2026-11-26T10:13:00Z (in 13m)") != std::string::npos);
   CHECK(summary.find("connect: kubectl port-forward -n shop pod/order-1 2345:2345 && dlv connect 127.0.0.1:2345") !=
         std::string::npos);
@@ -272,7 +279,8 @@ TEST_CASE("cli: human durations like kubectl") {
 }
 
 TEST_CASE("cli: tables are aligned") {
-  std::string t = FormatTable({"NAME", "PHASE"}, {{"a", "Active"}, {"longer-name", ""}, {"ü", "Pending"}, {"x\ny", "\t"}});
+  std::string t =
+      FormatTable({"NAME", "PHASE"}, {{"a", "Active"}, {"longer-name", ""}, {"ü", "Pending"}, {"x\ny", "\t"}});
   auto lines = Lines(t);
   REQUIRE(lines.size() == 5);
   CHECK(lines[0] == "NAME          PHASE");
@@ -282,30 +290,32 @@ TEST_CASE("cli: tables are aligned") {
   CHECK(lines[4] == "x y           <none>");   // control characters blanked; a blank cell is <none>
   for (const auto& l : lines) CHECK((l.empty() || l.back() != ' '));
 
-  CHECK(OneLine("a\nb\x1b" "c") == "a b c");
+  CHECK(OneLine("a\nb\x1b"
+                "c") == "a b c");
   CHECK(OneLine(std::string(600, 'x')).size() == 512 + std::string("…").size());
   std::string cut = OneLine("ééééé", 3);  // never cuts inside a UTF-8 sequence
   CHECK(cut == "é…");
 }
 
 TEST_CASE("cli: the session table") {
-  json list = {{"items",
-                {{{"metadata", {{"name", "zeta"}, {"namespace", "shop"}, {"creationTimestamp", "2026-11-26T09:58:00Z"}}},
-                  {"spec", {{"target", {{"pod", "order-1"}}}}},
-                  {"status",
-                   {{"phase", "Active"},
-                    {"pod", "order-1"},
-                    {"release", "v2-alpha"},
-                    {"startedAt", "2026-11-26T09:58:01Z"},
-                    {"expiresAt", "2026-11-26T10:13:00Z"},
-                    {"attach", {{"latencySeconds", 0.012}}}}}},
-                 {{"metadata", {{"name", "alpha"}, {"namespace", "shop"}, {"creationTimestamp", "2026-11-26T07:00:00Z"}}},
-                  {"spec", {{"target", {{"pod", "order-2"}}}}},
-                  {"status", {{"phase", "Failed"}, {"expiresAt", "2026-11-26T07:15:00Z"}, {"attach", {{"attempts", 3}}}}}},
-                 {{"metadata", {{"name", "new"}, {"namespace", "api"}, {"creationTimestamp", "2026-11-26T09:59:58Z"}}},
-                  {"spec", {{"target", {{"selector", {{"matchLabels", {{"app", "x"}}}}}}}}}},
-                 "not an object",
-                 {{"metadata", 5}}}}};
+  json list = {
+      {"items",
+       {{{"metadata", {{"name", "zeta"}, {"namespace", "shop"}, {"creationTimestamp", "2026-11-26T09:58:00Z"}}},
+         {"spec", {{"target", {{"pod", "order-1"}}}}},
+         {"status",
+          {{"phase", "Active"},
+           {"pod", "order-1"},
+           {"release", "v2-alpha"},
+           {"startedAt", "2026-11-26T09:58:01Z"},
+           {"expiresAt", "2026-11-26T10:13:00Z"},
+           {"attach", {{"latencySeconds", 0.012}}}}}},
+        {{"metadata", {{"name", "alpha"}, {"namespace", "shop"}, {"creationTimestamp", "2026-11-26T07:00:00Z"}}},
+         {"spec", {{"target", {{"pod", "order-2"}}}}},
+         {"status", {{"phase", "Failed"}, {"expiresAt", "2026-11-26T07:15:00Z"}, {"attach", {{"attempts", 3}}}}}},
+        {{"metadata", {{"name", "new"}, {"namespace", "api"}, {"creationTimestamp", "2026-11-26T09:59:58Z"}}},
+         {"spec", {{"target", {{"selector", {{"matchLabels", {{"app", "x"}}}}}}}}}},
+        "not an object",
+        {{"metadata", 5}}}}};
   auto lines = Lines(SessionTable(list, false, kNow));
   REQUIRE(lines.size() == 5);
   CHECK(lines[0].rfind("NAME ", 0) == 0);
@@ -340,7 +350,8 @@ TEST_CASE("cli: breakers from the ConfigMap") {
   json window = json::array();
   for (int i = 0; i < 20; ++i) window.push_back({now_ms - 1000 * i, i < 2 ? 0 : 1});
   json cm = {{"data",
-              {{"shop.v2-alpha", json{{"state", "open"}, {"retryAt", now_ms + 45000}, {"trips", 1}, {"window", window}}.dump()},
+              {{"shop.v2-alpha",
+                json{{"state", "open"}, {"retryAt", now_ms + 45000}, {"trips", 1}, {"window", window}}.dump()},
                {"shop.v1", json{{"state", "closed"}, {"retryAt", 0}, {"trips", 0}, {"window", {{now_ms, 1}}}}.dump()},
                {"api.v3.1", json{{"state", "half-open"}, {"trips", 2}, {"window", json::array()}}.dump()},
                {"bad.json", "{not json"},
@@ -391,8 +402,17 @@ TEST_CASE("cli: breakers from the ConfigMap") {
 }
 
 TEST_CASE("cli: YAML output reads back as the same JSON") {
-  json v = {{"items", {{{"name", "x"}, {"n", 5}, {"f", 0.25}, {"t", true}, {"s", "true"}, {"num", "0123"}, {"e", ""},
-                        {"z", nullptr}, {"list", {1, "2", "-"}}, {"multi", "a\nb"}}}}};
+  json v = {{"items",
+             {{{"name", "x"},
+               {"n", 5},
+               {"f", 0.25},
+               {"t", true},
+               {"s", "true"},
+               {"num", "0123"},
+               {"e", ""},
+               {"z", nullptr},
+               {"list", {1, "2", "-"}},
+               {"multi", "a\nb"}}}}};
   YAML::Node back = YAML::Load(ToYaml(v));
   const YAML::Node item = back["items"][0];
   CHECK(item["name"].as<std::string>() == "x");
@@ -406,4 +426,34 @@ TEST_CASE("cli: YAML output reads back as the same JSON") {
   CHECK(item["z"].IsNull());
   CHECK(item["list"][1].Tag() == "!");
   CHECK(item["multi"].as<std::string>() == "a\nb");
+}
+
+TEST_CASE("cli: label selectors like kubectl's, hostile ones refused") {
+  auto r = ParseLabelSelector("app=order, version==v2,tier!=db,canary,!debug");
+  REQUIRE_MESSAGE(r.error.empty(), r.error);
+  CHECK(r.selector["matchLabels"] == nlohmann::json{{"app", "order"}, {"version", "v2"}});
+  CHECK(r.selector["matchExpressions"].size() == 3);
+  CHECK(r.selector["matchExpressions"][0] ==
+        nlohmann::json{{"key", "tier"}, {"operator", "NotIn"}, {"values", {"db"}}});
+  CHECK(r.selector["matchExpressions"][1]["operator"] == "Exists");
+  CHECK(r.selector["matchExpressions"][2]["operator"] == "DoesNotExist");
+  for (const char* bad : {"", ",", "app=", "=x", "app in (a,b)", "a=b c", "a=$(rm -rf /)", "a,,b"}) {
+    CAPTURE(bad);
+    auto e = ParseLabelSelector(bad);
+    if (std::string(bad) == "app=") {
+      CHECK(e.error.empty());  // an empty value is a valid label value
+      continue;
+    }
+    CHECK_FALSE(e.error.empty());
+    CHECK(e.error.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("cli: completion scripts name every command") {
+  for (const char* shell : {"bash", "zsh"}) {
+    std::string script = CompletionScript(shell);
+    for (const char* word : {"attach", "list", "end", "status", "--keep", "--selector"}) {
+      CHECK_MESSAGE(script.find(word) != std::string::npos, shell, " ", word);
+    }
+  }
 }
