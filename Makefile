@@ -7,7 +7,8 @@ BUILD_DIR ?= $(if $(filter Release,$(BUILD_TYPE)),build,build-$(shell echo $(BUI
 CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test test-unit test-integration demo bench lint format cluster-up cluster-down clean golden fuzz
+
+.PHONY: all deps build test test-unit test-integration demo bench lint format cluster-up cluster-down clean golden fuzz manifests
 
 all: build
 
@@ -31,6 +32,10 @@ test-unit: build
 
 test-integration: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration $(CTEST_ARGS)
+
+## manifests: re-render manifests/install from the Helm chart (a test checks it is current)
+manifests: deps
+	@hack/render-manifests.sh
 
 ## golden: regenerate tests/fixtures/injector/*.golden.json (review the diff before committing)
 golden: build
