@@ -204,7 +204,7 @@ YAML
 wait_for 30 "the session to be Active" phase_is leak-hunt Active
 k get dbgs -n shop | indent
 look "requestedBy (stamped by the webhook): $(k get dbgs -n shop leak-hunt -o jsonpath='{.spec.requestedBy.username}')"
-look "attach latency: $(k get dbgs -n shop leak-hunt -o jsonpath='{.status.attach.latencySeconds}')s"
+look "attach latency: $(k get dbgs -n shop leak-hunt -o jsonpath='{.status.attach.latencySeconds}' | awk '{printf "%.1f ms", $1 * 1000}') (controller -> agent -> dlv GetVersion -> back)"
 look "connect: $(k get dbgs -n shop leak-hunt -o jsonpath='{.status.connect}')"
 echo "    (no kubelet here, so no port-forward: the pod's loopback is this machine's; a real dlv client call:)"
 python3 - "$DLV_PORT" <<'PY' | indent
