@@ -12,6 +12,7 @@
 #include "graydebug/cli_app.h"
 #include "graydebug/http_get.h"
 #include "graydebug/log.h"
+#include "graydebug/stop_signals.h"
 
 using namespace graydebug;
 using namespace std::chrono_literals;
@@ -54,17 +55,11 @@ int LaunchDlv(const std::vector<std::string>& args) {
   o.target_pid = static_cast<int>(target_pid);
   o.target_process = target_process;
   o.wait_timeout = wait_timeout;
-  // SIGTERM/SIGINT end the launcher (and stop dlv); they are taken by a thread via sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM/SIGINT end the launcher (and stop dlv); a thread takes them.
+  BlockStopSignals();
   static std::atomic<bool> stop{false};
-  std::thread([signals]() mutable {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    log::Info("signal received; stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  std::thread([] {
+    log::Info("signal received; stopping", {{"signal", WaitForStopSignal()}});
     stop = true;
   }).detach();
   return agent::RunLauncher(o, stop);

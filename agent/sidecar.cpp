@@ -23,6 +23,7 @@
 #include "graydebug/http_server.h"
 #include "graydebug/log.h"
 #include "graydebug/metrics.h"
+#include "graydebug/stop_signals.h"
 
 namespace graydebug::agent {
 namespace {
@@ -525,12 +526,8 @@ void Sidecar::Stop() {
 }
 
 int RunSidecar(const SidecarOptions& options) {
-  // Signals are taken by sigwait below, so block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // The stop signals are taken below; block them before any thread starts.
+  BlockStopSignals();
 
   std::string error;
   std::unique_ptr<Sidecar> sidecar = Sidecar::Start(options, &error);
@@ -538,9 +535,8 @@ int RunSidecar(const SidecarOptions& options) {
     log::Error("cannot start the agent", {{"error", error}});
     return 1;
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
-  log::Info("shutting down: finishing in-flight requests", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const char* sig = WaitForStopSignal();
+  log::Info("shutting down: finishing in-flight requests", {{"signal", sig}});
   sidecar->Stop();
   log::Info("stopped");
   return 0;

@@ -19,10 +19,12 @@
 #include <vector>
 
 #include "cli/plugin.h"
+#include "graydebug/circuit_breaker.h"
 #include "graydebug/duration.h"
 #include "graydebug/kube/client.h"
 #include "graydebug/kube/config.h"
 #include "graydebug/kube/time.h"
+#include "graydebug/stop_signals.h"
 #include "graydebug/version.h"
 
 namespace graydebug::cli {
@@ -33,7 +35,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const kube::Resource kDeployments{"apps", "v1", "deployments", true};
-constexpr const char* kCircuitsConfigMap = "graydebug-circuits";
 constexpr auto kPollInterval = 250ms;
 
 int Fail(const Globals& g, const std::string& message) {
@@ -106,10 +107,7 @@ std::string ApiLine(const kube::ApiError& e) {
 
 // Waits up to `d` for SIGINT or SIGTERM (blocked by BlockStopSignals); returns it, or 0.
 int WaitForStopSignal(std::chrono::milliseconds d) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  sigset_t set = StopSignals();
   timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>((d.count() % 1000) * 1000000)};
   int s = sigtimedwait(&set, nullptr, &ts);
   return s > 0 ? s : 0;
@@ -256,10 +254,7 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
     return Fail(g, std::string("cannot start kubectl port-forward: ") + std::strerror(errno) + "; " + stays);
   }
 
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
+  sigset_t stop = StopSignals();
   int sfd = signalfd(-1, &stop, SFD_CLOEXEC);
   LineReader o, e;
   o.fd = out[0];
@@ -338,11 +333,7 @@ std::string DeleteAbandoned(const Connection& c, const std::string& name) {
 }  // namespace
 
 void BlockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  graydebug::BlockStopSignals();
 }
 
 int Attach(const Globals& g, const AttachOptions& o) {

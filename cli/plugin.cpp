@@ -1,5 +1,7 @@
 #include "cli/plugin.h"
 
+#include "graydebug/circuit_breaker.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -534,8 +536,7 @@ std::vector<BreakerRow> BreakerRows(const json& configmap) {
   const json& data = Obj(configmap, "data");
   for (const auto& [key, value] : data.items()) {  // a json object iterates in key order
     BreakerRow row;
-    auto dot = key.find('.');
-    row.release = dot == std::string::npos ? key : key.substr(0, dot) + "/" + key.substr(dot + 1);
+    row.release = ReleaseKeyOfCircuitDataKey(key);
     row.state = "unreadable";
     json b = value.is_string() ? json::parse(value.get<std::string>(), nullptr, false) : json();
     std::string state = Str(b, "state");

@@ -47,20 +47,6 @@ BreakerStore::~BreakerStore() {
   Stop();
 }
 
-std::string BreakerStore::DataKey(const std::string& release_key) {
-  std::string k = release_key;
-  auto slash = k.find('/');
-  if (slash != std::string::npos) k[slash] = '.';  // namespaces never contain '.', so this is reversible
-  return k;
-}
-
-std::string BreakerStore::ReleaseKey(const std::string& data_key) {
-  std::string k = data_key;
-  auto dot = k.find('.');
-  if (dot != std::string::npos) k[dot] = '/';
-  return k;
-}
-
 void BreakerStore::PublishLocked(const std::string& release_key, const CircuitBreaker& b, Clock::Wall now) {
   auto slash = release_key.find('/');
   std::string ns = release_key.substr(0, slash),
@@ -92,7 +78,7 @@ bool BreakerStore::Load() {
         log::Warn("ignoring a malformed circuit breaker entry", {{"key", key}});
         continue;
       }
-      std::string release_key = ReleaseKey(key);
+      std::string release_key = ReleaseKeyOfCircuitDataKey(key);
       breakers_.insert_or_assign(release_key, *b);
       PublishLocked(release_key, *b, now);
       ++loaded;
@@ -145,7 +131,7 @@ bool BreakerStore::Flush() {
   std::string rv;
   {
     std::lock_guard l(mu_);
-    for (const auto& [key, b] : breakers_) data[DataKey(key)] = b.ToJson().dump();
+    for (const auto& [key, b] : breakers_) data[CircuitDataKey(key)] = b.ToJson().dump();
     dirty_ = urgent_ = false;
     rv = rv_;
   }

@@ -12,8 +12,6 @@
 
 namespace graydebug::controller {
 
-inline constexpr const char* kCircuitsConfigMap = "graydebug-circuits";
-
 // The leader's circuit breakers, one per release, kept in ConfigMap graydebug-circuits (data key
 // "<namespace>.<release>", value: CircuitBreaker JSON) so webhook replicas and the next leader see
 // them. Writes are resourceVersion-checked; a state change is written at once, window updates at
@@ -38,8 +36,6 @@ class BreakerStore final : public BreakerSource {
   BreakerState StateOf(const std::string& release_key, Clock::Wall now);
 
  private:
-  static std::string DataKey(const std::string& release_key);
-  static std::string ReleaseKey(const std::string& data_key);
   void PublishLocked(const std::string& release_key, const CircuitBreaker& b, Clock::Wall now);
   bool Flush();
   void OnOpened(const std::string& release_key, const CircuitBreaker& b, const nlohmann::json* pod);

@@ -23,6 +23,7 @@
 #include "graydebug/cli_app.h"
 #include "graydebug/config_file.h"
 #include "graydebug/log.h"
+#include "graydebug/stop_signals.h"
 
 using namespace graydebug;
 using namespace std::chrono_literals;
@@ -68,11 +69,7 @@ int main(int argc, char** argv) {
   // Flags given on the command line win over the config file.
   if (flags.WasSet("probe-interval") || config.empty()) cfg.reconciler.reprobe_interval = probe_interval;
   if (flags.WasSet("max-ttl") || config.empty()) cfg.reconciler.max_ttl = max_ttl;
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  BlockStopSignals();  // taken below; blocked before any thread starts
 
   kube::ConfigOptions co;
   co.kubeconfig = kubeconfig;
@@ -173,10 +170,9 @@ int main(int argc, char** argv) {
     start_leading();
   }
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const char* sig = WaitForStopSignal();
   stopping = true;
-  log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  log::Info("shutting down", {{"signal", sig}});
   sessions.Stop();
   breakers.Stop();
   if (elector) {

@@ -48,20 +48,13 @@ class HttpAttachProber final : public AttachProber {
   std::chrono::milliseconds timeout_, connect_timeout_;
 };
 
-// The breakers' side of the controller (SPEC §6); issue #7 brings the real one.
+// The breakers' side of the controller (SPEC §6): BreakerStore in the cluster.
 class BreakerSource {
  public:
   virtual ~BreakerSource() = default;
   virtual CircuitView View(const std::string& release_key, Clock::Wall now) = 0;
   // `pod` is the pod the attempt went to (its owner is where a trip is reported); may be null.
   virtual void Record(const std::string& release_key, bool success, Clock::Wall now, const nlohmann::json* pod) = 0;
-};
-
-// Every circuit closed; attempts are only counted in metrics.
-class NoBreakers final : public BreakerSource {
- public:
-  CircuitView View(const std::string&, Clock::Wall) override { return {}; }
-  void Record(const std::string&, bool, Clock::Wall, const nlohmann::json*) override {}
 };
 
 struct ControllerOptions {

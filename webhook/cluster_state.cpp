@@ -1,5 +1,6 @@
 #include "webhook/cluster_state.h"
 
+#include "graydebug/circuit_breaker.h"
 #include "graydebug/log.h"
 
 namespace graydebug::webhook {
@@ -30,7 +31,7 @@ ClusterBreakers::ClusterBreakers(std::shared_ptr<kube::Client> client, const std
     : informer_(std::move(client), kube::Resource::ConfigMaps(), ns, [] {
         kube::InformerOptions o;
         o.name = "circuits";
-        o.field_selector = "metadata.name=graydebug-circuits";
+        o.field_selector = std::string("metadata.name=") + kCircuitsConfigMap;
         return o;
       }()) {
   kube::EventHandlers h;
@@ -50,8 +51,7 @@ void ClusterBreakers::Replace(const nlohmann::json& cm) {
       nlohmann::json j =
           value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
       std::string state = j.is_object() ? j.value("state", "") : "";
-      std::string release_key = key;
-      if (auto dot = release_key.find('.'); dot != std::string::npos) release_key[dot] = '/';
+      std::string release_key = ReleaseKeyOfCircuitDataKey(key);
       if (state == "open" || state == "half-open") fresh[release_key] = true;
     }
   }

@@ -17,6 +17,7 @@
 #include "graydebug/kube/config.h"
 #include "graydebug/log.h"
 #include "graydebug/metrics.h"
+#include "graydebug/stop_signals.h"
 #include "graydebug/version.h"
 #include "webhook/admission.h"
 #include "webhook/cluster_state.h"
@@ -108,12 +109,8 @@ int main(int argc, char** argv) {
     if (!cfg.ok) return UsageError(flags, cfg.error);
   }
 
-  // Signals are taken by sigwait below, so block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // The stop signals are taken below; block them before any thread starts.
+  BlockStopSignals();
 
   // Cluster access: --kubeconfig, else in-cluster, else standalone (never ~/.kube/config by accident).
   std::unique_ptr<NamespaceLevels> namespaces;
@@ -199,9 +196,8 @@ int main(int argc, char** argv) {
                         {"config", config.empty() ? "built-in defaults" : config},
                         {"version", Version()}});
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  log::Info("shutting down: finishing in-flight requests", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const char* sig = WaitForStopSignal();
+  log::Info("shutting down: finishing in-flight requests", {{"signal", sig}});
   server->Stop();
   metrics_server->Stop();
   if (namespaces) namespaces->Stop();

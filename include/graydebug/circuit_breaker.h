@@ -67,4 +67,10 @@ class CircuitBreaker {
   int trips_ = 0, consecutive_trips_ = 0, trial_successes_ = 0;
 };
 
+// ConfigMap graydebug-circuits keys its data by release: "<namespace>/<release>" is stored as
+// "<namespace>.<release>" (ConfigMap keys allow no '/'; namespaces hold no '.', so it reverses).
+inline constexpr const char* kCircuitsConfigMap = "graydebug-circuits";
+std::string CircuitDataKey(const std::string& release_key);
+std::string ReleaseKeyOfCircuitDataKey(const std::string& data_key);
+
 }  // namespace graydebug

@@ -34,10 +34,7 @@ int Containers(const LocalCluster& c, const std::string& ns, const json& pod) {
 TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pauses, trials close it") {
   LocalCluster& c = LocalCluster::Shared();
   REQUIRE_MESSAGE(c.ok(), c.error());
-  REQUIRE(c.Kubectl({"apply", "-f", SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"}).exit_code == 0);
-  REQUIRE(
-      c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}).exit_code ==
-      0);
+  REQUIRE(InstallCrd(c));
   std::string ns = "brk-shop", system = "brk-system";
   REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
   REQUIRE(c.Kubectl({"create", "namespace", system}).exit_code == 0);
@@ -92,9 +89,7 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   auto controller = start_controller("controller-1.log");
   REQUIRE(controller);
   std::string metrics_port;
-  REQUIRE(Eventually(
-      [&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); },
-      30s));
+  REQUIRE(!(metrics_port = ControllerMetricsPort(*controller)).empty());
   auto metrics = [&] { return Run({"curl", "-sS", "http://127.0.0.1:" + metrics_port + "/metrics"}).out; };
 
   Webhook w;
@@ -161,9 +156,7 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
   controller->Signal(SIGTERM);
   CHECK(controller->Wait(30s) == 0);
   controller = start_controller("controller-2.log");
-  REQUIRE(Eventually(
-      [&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); },
-      30s));
+  REQUIRE(!(metrics_port = ControllerMetricsPort(*controller)).empty());
   CHECK(Eventually([&] { return controller->Output().find("circuit breakers loaded") != std::string::npos; }, 30s));
   CHECK(controller->Output().find("\"not_closed\":\"1\"") != std::string::npos);
 

@@ -27,12 +27,7 @@ namespace fs = std::filesystem;
 TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends when the pod goes") {
   LocalCluster& c = LocalCluster::Shared();
   REQUIRE_MESSAGE(c.ok(), c.error());
-  REQUIRE(
-      c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
-          .exit_code == 0);
-  REQUIRE(
-      c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}).exit_code ==
-      0);
+  REQUIRE(InstallCrd(c));
   std::string ns = "ctl-shop";
   REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
   std::string dir = (fs::temp_directory_path() / ("graydebug-ctl-" + std::to_string(getpid()))).string();
@@ -48,9 +43,7 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
                                  dir + "/controller.log");
   REQUIRE(controller);
   std::string metrics_port;
-  REQUIRE(Eventually(
-      [&] { return !(metrics_port = LogField(controller->Output(), "controller started", "metrics_port")).empty(); },
-      30s));
+  REQUIRE(!(metrics_port = ControllerMetricsPort(*controller)).empty());
   auto metrics = [&] { return Run({"curl", "-sS", "http://127.0.0.1:" + metrics_port + "/metrics"}).out; };
 
   REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("leak-hunt", pod.name).dump()).exit_code == 0);
@@ -130,12 +123,7 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
 TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expiry") {
   LocalCluster& c = LocalCluster::Shared();
   REQUIRE_MESSAGE(c.ok(), c.error());
-  REQUIRE(
-      c.Kubectl({"apply", "-f", graydebug::testing::SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"})
-          .exit_code == 0);
-  REQUIRE(
-      c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"}).exit_code ==
-      0);
+  REQUIRE(InstallCrd(c));
   std::string ns = "ctl-load";
   REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
   std::string dir = (fs::temp_directory_path() / ("graydebug-ctl2-" + std::to_string(getpid()))).string();

@@ -134,4 +134,19 @@ inline std::string Phase(const json& s) {
   return s.is_object() && s.contains("status") ? s["status"].value("phase", "") : "";
 }
 
+// Installs the DebugSession CRD (idempotent) and waits until the API server serves it.
+inline bool InstallCrd(const LocalCluster& c) {
+  return c.Kubectl({"apply", "-f", SourceDir() + "/manifests/crds/graydebug.io_debugsessions.yaml"}).exit_code == 0 &&
+         c.Kubectl({"wait", "--for=condition=Established", "crd/debugsessions.graydebug.io", "--timeout=30s"})
+                 .exit_code == 0;
+}
+
+// The metrics port a graydebug-controller child logged at start ("" if it did not within 30 s).
+inline std::string ControllerMetricsPort(const Child& controller) {
+  std::string port;
+  Eventually([&] { return !(port = LogField(controller.Output(), "controller started", "metrics_port")).empty(); },
+             30s);
+  return port;
+}
+
 }  // namespace graydebug::testing

@@ -8,6 +8,7 @@
 
 #include "graydebug/cli_app.h"
 #include "graydebug/kube/leader_election.h"
+#include "graydebug/stop_signals.h"
 
 using namespace graydebug;
 using namespace std::chrono_literals;
@@ -26,11 +27,7 @@ int main(int argc, char** argv) {
   common.Register(flags);
   if (auto code = ParseCommandLine(flags, common, "leader", ArgsOf(argc, argv), nullptr)) return *code;
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  BlockStopSignals();
 
   kube::ConfigOptions co;
   co.kubeconfig = kubeconfig;
@@ -55,8 +52,7 @@ int main(int argc, char** argv) {
   lc.on_stopped_leading = [&] { std::cout << "STOPPED " << identity << std::endl; };
   kube::LeaderElector elector(client.value(), lc);
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
+    WaitForStopSignal();
     elector.Stop();
   });
   signals.detach();

@@ -24,6 +24,7 @@
 
 #include "graydebug/http_get.h"
 #include "graydebug/log.h"
+#include "support/log_capture.h"
 #include "support/process.h"
 
 namespace fs = std::filesystem;
@@ -40,39 +41,8 @@ namespace {
 
 // ---- Log capture: the sidecar's lines, readable while its threads write. ----
 
-class LockedBuf : public std::streambuf {
- public:
-  std::string Text() {
-    std::lock_guard lock(mu_);
-    return text_;
-  }
-
- protected:
-  int overflow(int c) override {
-    if (c == EOF) return 0;
-    std::lock_guard lock(mu_);
-    text_.push_back(static_cast<char>(c));
-    return c;
-  }
-  std::streamsize xsputn(const char* s, std::streamsize n) override {
-    std::lock_guard lock(mu_);
-    text_.append(s, static_cast<std::size_t>(n));
-    return n;
-  }
-
- private:
-  std::mutex mu_;
-  std::string text_;
-};
-
-LockedBuf& Logs() {
-  static LockedBuf* buf = [] {
-    auto* b = new LockedBuf;
-    static std::ostream out(b);
-    graydebug::log::Configure("agent-test", graydebug::log::Level::kInfo, graydebug::log::Format::kJson, &out);
-    return b;
-  }();
-  return *buf;
+graydebug::testing::LockedBuf& Logs() {
+  return graydebug::testing::CapturedLogs("agent-test");
 }
 
 bool Logged(const std::string& text) {

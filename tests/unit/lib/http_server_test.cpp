@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "graydebug/log.h"
+#include "support/log_capture.h"
 #include "support/process.h"
 
 namespace fs = std::filesystem;
@@ -35,39 +36,8 @@ namespace {
 
 // ---- Log capture: the server's lines, readable while its threads write. ----
 
-class LockedBuf : public std::streambuf {
- public:
-  std::string Text() {
-    std::lock_guard lock(mu_);
-    return text_;
-  }
-
- protected:
-  int overflow(int c) override {
-    if (c == EOF) return 0;
-    std::lock_guard lock(mu_);
-    text_.push_back(static_cast<char>(c));
-    return c;
-  }
-  std::streamsize xsputn(const char* s, std::streamsize n) override {
-    std::lock_guard lock(mu_);
-    text_.append(s, static_cast<std::size_t>(n));
-    return n;
-  }
-
- private:
-  std::mutex mu_;
-  std::string text_;
-};
-
-LockedBuf& Logs() {
-  static LockedBuf* buf = [] {
-    auto* b = new LockedBuf;
-    static std::ostream out(b);
-    graydebug::log::Configure("http-test", graydebug::log::Level::kInfo, graydebug::log::Format::kJson, &out);
-    return b;
-  }();
-  return *buf;
+graydebug::testing::LockedBuf& Logs() {
+  return graydebug::testing::CapturedLogs("http-test");
 }
 
 // Polls `ok` until it holds or `limit` passes; a bound for liveness, never a timing assertion.
