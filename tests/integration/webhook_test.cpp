@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -280,7 +281,13 @@ TEST_CASE("webhook: hostile HTTP gets 413/415/400 with one line, and never starv
                                      std::to_string(w.port)},
                                 "/dev/null"));
   }
-  std::this_thread::sleep_for(500ms);
+  // Wait until the 40 stalled clients really hold connections, so the burst below runs beside them.
+  auto held = [&] {
+    auto r = Run({"ss", "-Htn", "state", "established", "( sport = :" + std::to_string(w.port) + " )"});
+    return std::count(r.out.begin(), r.out.end(), '\n');
+  };
+  for (int i = 0; i < 200 && held() < 40; ++i) std::this_thread::sleep_for(50ms);
+  REQUIRE(held() >= 40);
   std::string urls = write("urls.txt", [&] {
     std::string cfg;
     for (int i = 0; i < 300; ++i) {
