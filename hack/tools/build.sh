@@ -7,7 +7,11 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 fail() { echo "tools: build failed; last lines of $1:" >&2; tail -40 "$1" >&2; exit 1; }
-stamp_of() { cat "$TOOLS_SRC/$1/go.mod" "$TOOLS_SRC/$1/go.sum" "$TOOLS_SRC/versions.env" | sha256sum | cut -c1-16; }
+# recipe_of TOOL: a line that changes when a tool's build flags change (empty: only the pins count).
+recipe_of() { case "$1" in helm) echo "helm ldflags: kube version stamp" ;; esac; }
+stamp_of() {
+  { cat "$TOOLS_SRC/$1/go.mod" "$TOOLS_SRC/$1/go.sum" "$TOOLS_SRC/versions.env"; recipe_of "$1"; } | sha256sum | cut -c1-16
+}
 
 build() {
   local tool=$1 bin want start
@@ -39,7 +43,16 @@ build() {
       go build $flags -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3 >"$log" 2>&1 || fail "$log"
       ;;
     helm)
-      go build $flags -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$bin/helm" helm.sh/helm/v3/cmd/helm >"$log" 2>&1 || fail "$log"
+      # As helm's own Makefile does: the Kubernetes version that `helm template` and `helm lint`
+      # assume without a cluster (--kube-version); unset, it is v1.20 and the chart's kubeVersion
+      # constraint refuses it. Here: the pinned kube-apiserver's.
+      local kmajor kminor ld
+      kmajor=$(echo "${KUBERNETES_VERSION#v}" | cut -d. -f1); kminor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+      ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+      for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+        ld+=" -X $pkg.k8sVersionMajor=$kmajor -X $pkg.k8sVersionMinor=$kminor"
+      done
+      go build $flags -ldflags "$ld" -o "$bin/helm" helm.sh/helm/v3/cmd/helm >"$log" 2>&1 || fail "$log"
       ;;
     dlv)
       go build $flags -o "$bin/dlv" github.com/go-delve/delve/cmd/dlv >"$log" 2>&1 || fail "$log"

@@ -101,7 +101,8 @@ certManager:
   issuerRef: {name: company-ca, kind: ClusterIssuer, group: cert-manager.io}
 YAML
 # long: the longest fullnameOverride the schema allows; the API server checks every name's length.
-VARIANTS=(default all-on issuer no-crds pause long)
+# url: the webhook outside the cluster (no webhook Deployment or Services).
+VARIANTS=(default all-on issuer no-crds pause long url)
 variant_args() {
   case "$1" in
     default) ;;
@@ -110,6 +111,7 @@ variant_args() {
     no-crds) echo "--set crds.enabled=false" ;;
     pause) echo "--set controller.pauseRollout=true" ;;
     long) echo "--set fullnameOverride=$(printf 'g%.0s' $(seq 44))" ;;
+    url) echo "--set webhook.url=https://127.0.0.1:8443" ;;
   esac
 }
 
@@ -310,22 +312,56 @@ wait_until() { # SECONDS COMMAND...
   local end=$((SECONDS + $1)); shift
   until "$@" >/dev/null 2>&1; do [ $SECONDS -lt "$end" ] || return 1; sleep 0.2; done
 }
-if [ -x "$BIN/graydebug-webhook" ] && [ -x "$BIN/graydebug-controller" ]; then
+# The real binaries with the chart's flags, config files, certificate and ServiceAccount tokens; the
+# webhook runs here, so the release is switched to the out-of-cluster mode (webhook.url) first, and
+# a gray pod made from the example Deployment is injected through the chart's own webhook
+# configuration and attached with kubectl graydebug.
+NEEDED=(graydebug-webhook graydebug-controller graydebug-agent kubectl-graydebug leaky-app)
+DLV="$(tool_bindir dlv)/dlv"
+missing=""
+for b in "${NEEDED[@]}"; do [ -x "$BIN/$b" ] || missing+=" $b"; done
+[ -x "$DLV" ] || missing+=" dlv"
+if [ -z "$missing" ]; then
   mkdir -p "$WORK/bin" "$WORK/run"
-  cp "$BIN/graydebug-webhook" "$BIN/graydebug-controller" "$WORK/bin/"
-  helm_manifest=$WORK/installed.yaml
-  "$HELM" get manifest "$RELEASE" -n "$NS" > "$helm_manifest"
+  for b in "${NEEDED[@]}"; do cp "$BIN/$b" "$WORK/bin/"; done
+  cp "$DLV" "$WORK/bin/dlv"
+  # The Deployments' args, from the install above (webhook.url removes the webhook's Deployment).
+  "$HELM" get manifest "$RELEASE" -n "$NS" > "$WORK/installed.yaml"
   WH_PORT=$(free_port); WH_METRICS=$(free_port); CTL_METRICS=$(free_port); CTL_HEALTH=$(free_port)
-  k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.tls\.crt}' | base64 -d > "$WORK/run/tls.crt"
-  k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.tls\.key}' | base64 -d > "$WORK/run/tls.key"
-  k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.ca\.crt}' | base64 -d > "$WORK/run/ca.crt"
-  python3 "$CHECKS" config "$helm_manifest" webhook "$WORK/run/webhook.yaml"
-  python3 "$CHECKS" config "$helm_manifest" controller "$WORK/run/controller.yaml"
+  DLV_PORT=$(free_port); AGENT_PORT=$(free_port); APP_PORT=$(free_port)
+  URL="https://127.0.0.1:$WH_PORT"
+
+  url_mode() {
+    # The injected sidecars get this machine's free ports: the "node" here is shared.
+    "$HELM" upgrade "$RELEASE" "$CHART" -n "$NS" --reuse-values --timeout 2m --set "webhook.url=$URL" \
+      --set "injection.dlv.port=$DLV_PORT" --set "injection.agent.port=$AGENT_PORT" > /dev/null || return 1
+    "$HELM" get manifest "$RELEASE" -n "$NS" > "$WORK/url.yaml"
+    local left
+    left=$(k get deployments,services,poddisruptionbudgets -n "$NS" -l app.kubernetes.io/component=webhook -o name)
+    [ -z "$left" ] || { echo "still installed with webhook.url: $left"; return 1; }
+    k get deployment -n "$NS" graydebug-controller -o name >/dev/null || return 1
+    local urls
+    urls=$(k get mutatingwebhookconfiguration graydebug -o jsonpath='{.webhooks[*].clientConfig.url}')
+    [ "$urls" = "$URL/mutate/pods $URL/mutate/debugsessions" ] || { echo "webhook urls: $urls"; return 1; }
+    k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.tls\.crt}' | base64 -d > "$WORK/run/tls.crt"
+    k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.tls\.key}' | base64 -d > "$WORK/run/tls.key"
+    k get secret -n "$NS" graydebug-webhook-tls -o jsonpath='{.data.ca\.crt}' | base64 -d > "$WORK/run/ca.crt"
+    [ "$(secret_data)" != "$secret_before" ] || { echo "the certificate made for the Service names was kept"; return 1; }
+    [ "$(tr ' ' '\n' <<< "$(ca_bundles)" | sort -u)" = "$(base64 -w0 < "$WORK/run/ca.crt")" ] ||
+      { echo "the caBundles are not the new ca.crt"; return 1; }
+    openssl verify -CAfile "$WORK/run/ca.crt" "$WORK/run/tls.crt" >/dev/null &&
+      openssl x509 -in "$WORK/run/tls.crt" -noout -ext subjectAltName | grep -q 'IP Address:127.0.0.1' ||
+      { openssl x509 -in "$WORK/run/tls.crt" -noout -ext subjectAltName; return 1; }
+  }
+  check "helm upgrade --set webhook.url=$URL: no webhook Deployment/Services/PDB; both webhooks call the URL; a new certificate with IP SAN 127.0.0.1 signed by the caBundle" url_mode
+  secret_before=$(secret_data); bundles_before=$(ca_bundles)
+  python3 "$CHECKS" config "$WORK/url.yaml" webhook "$WORK/run/webhook.yaml"
+  python3 "$CHECKS" config "$WORK/url.yaml" controller "$WORK/run/controller.yaml"
   sa_kubeconfig webhook "$WORK/run/webhook.kubeconfig"
   sa_kubeconfig controller "$WORK/run/controller.kubeconfig"
   # The Deployments' args, with the in-pod paths and ports mapped to local ones.
   local_args() { # COMPONENT
-    python3 "$CHECKS" args "$helm_manifest" "$1" | sed \
+    python3 "$CHECKS" args "$WORK/installed.yaml" "$1" | sed \
       -e "s|^--listen=:8443$|--listen=127.0.0.1:$WH_PORT|" \
       -e "s|^--metrics-addr=:9090$|--metrics-addr=127.0.0.1:$([ "$1" = webhook ] && echo "$WH_METRICS" || echo "$CTL_METRICS")|" \
       -e "s|^--health-addr=:8081$|--health-addr=127.0.0.1:$CTL_HEALTH|" \
@@ -340,24 +376,8 @@ if [ -x "$BIN/graydebug-webhook" ] && [ -x "$BIN/graydebug-controller" ]; then
   POD_NAMESPACE=$NS HOSTNAME=chart-test "$WORK/bin/graydebug-controller" "${ctl_args[@]}" \
     --kubeconfig="$WORK/run/controller.kubeconfig" 2> "$WORK/run/controller.log" &
   pids+=($!)
-  HOST="graydebug-webhook.$NS.svc"
-  # The helm test pod's own curl command, run here against the webhook (no kubelet runs pods).
-  helm_test_curl() {
-    local args
-    mapfile -t args < <(python3 - "$WORK/default.yaml" <<'PY'
-import sys, yaml
-pod = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Pod"][0]
-c = pod["spec"]["containers"][0]
-print("\n".join(c["command"][1:] + c["args"]))
-PY
-)
-    args=("${args[@]/\/etc\/graydebug\/ca\/ca.crt/$WORK/run/ca.crt}")
-    args=("${args[@]/https:\/\/$HOST\//https://$HOST:$WH_PORT/}")
-    curl --resolve "$HOST:$WH_PORT:127.0.0.1" "${args[@]}"
-  }
   webhook_ready() {
-    wait_until 30 curl -sf --cacert "$WORK/run/ca.crt" --resolve "$HOST:$WH_PORT:127.0.0.1" "https://$HOST:$WH_PORT/readyz" ||
-      { tail -5 "$WORK/run/webhook.log"; return 1; }
+    wait_until 30 curl -sf --cacert "$WORK/run/ca.crt" "$URL/readyz" || { tail -5 "$WORK/run/webhook.log"; return 1; }
     # Both informers listed through the chart's RBAC: namespaces (ClusterRole) and the one
     # ConfigMap by field selector (Role with resourceNames).
     wait_until 10 grep -q '"informer synced","informer":"circuits"' "$WORK/run/webhook.log" &&
@@ -366,7 +386,21 @@ PY
     if grep -Eiq 'forbidden|"level":"error"' "$WORK/run/webhook.log"; then grep -Ei 'forbidden|error' "$WORK/run/webhook.log"; return 1; fi
   }
   check "graydebug-webhook runs with the chart's args, config, certificate and ServiceAccount (/readyz over TLS, no RBAC error)" webhook_ready
-  check "helm test's curl command passes against it (CA from the Secret, name <svc>.<ns>.svc)" helm_test_curl
+  # The helm test pod of the release, its curl command run here (no kubelet runs pods).
+  helm_test_curl() {
+    "$HELM" get hooks "$RELEASE" -n "$NS" > "$WORK/hooks.yaml"
+    local args
+    mapfile -t args < <(python3 - "$WORK/hooks.yaml" <<'PY'
+import sys, yaml
+pod = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Pod"][0]
+c = pod["spec"]["containers"][0]
+print("\n".join(c["command"][1:] + c["args"]))
+PY
+)
+    [ "${args[-1]}" = "$URL/readyz" ] || { echo "the test pod calls ${args[-1]}, not $URL/readyz"; return 1; }
+    curl "${args[@]/\/etc\/graydebug\/ca\/ca.crt/$WORK/run/ca.crt}"
+  }
+  check "helm test's curl command (CA from the Secret, webhook.url) passes against it" helm_test_curl
   controller_ready() {
     wait_until 30 curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz" || { tail -5 "$WORK/run/controller.log"; return 1; }
     wait_until 30 k get lease -n "$NS" graydebug-controller || { tail -5 "$WORK/run/controller.log"; return 1; }
@@ -377,6 +411,79 @@ PY
     if grep -Eiq 'forbidden|"level":"error"' "$WORK/run/controller.log"; then grep -Ei 'forbidden|error' "$WORK/run/controller.log"; return 1; fi
   }
   check "graydebug-controller runs with the chart's args, config and ServiceAccount (ready, leads through its Lease, no RBAC error)" controller_ready
+
+  # A pod of manifests/examples/gray-deployment.yaml, as its ReplicaSet would create it.
+  k create namespace shop >/dev/null
+  POD=order-v2-alpha-chart
+  python3 - "$REPO/manifests/examples/gray-deployment.yaml" "$POD" > "$WORK/gray-pod.json" <<'PY'
+import json, sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+t = d["spec"]["template"]
+print(json.dumps({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": dict(t["metadata"], name=sys.argv[2], namespace=d["metadata"]["namespace"]),
+                  "spec": t["spec"]}))
+PY
+  injected_dry_run() { k create --dry-run=server -f "$WORK/gray-pod.json" -o jsonpath='{.spec.containers[*].name}' | grep -q dlv-server; }
+  gray_pod_injected() {
+    # The API server picks up a changed webhook configuration within a second or so.
+    wait_until 30 injected_dry_run || { echo "not injected:"; k create --dry-run=server -f "$WORK/gray-pod.json" -o yaml; return 1; }
+    k create -f "$WORK/gray-pod.json" -o json > "$WORK/gray-pod.created.json" || return 1
+    python3 - "$WORK/gray-pod.created.json" "$DLV_PORT" "$AGENT_PORT" <<'PY'
+import json, sys
+pod, dlv_port, agent_port = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+names = [c["name"] for c in pod["spec"]["containers"]]
+assert names == ["order", "dlv-server", "graydebug-agent"], names
+c = {c["name"]: c for c in pod["spec"]["containers"]}
+assert f"--listen=127.0.0.1:{dlv_port}" in c["dlv-server"]["args"], c["dlv-server"]["args"]
+assert any(p["containerPort"] == int(agent_port) for p in c["graydebug-agent"]["ports"])
+assert pod["spec"]["shareProcessNamespace"] is True
+assert pod["metadata"]["labels"]["graydebug.io/injected"] == "true"
+status = json.loads(pod["metadata"]["annotations"]["graydebug.io/status"])
+assert status["target"] == "order" and status["dlvPort"] == int(dlv_port), status
+PY
+  }
+  check "a pod of manifests/examples/gray-deployment.yaml, created through the chart's webhook configuration, gets dlv-server and graydebug-agent" gray_pod_injected
+
+  # The pod "runs" here: the demo app as its process, and its two sidecars' own commands (from the
+  # injected pod) with the target's pid, dlv's path and loopback in place of the pod's namespace.
+  "$WORK/bin/leaky-app" --listen "127.0.0.1:$APP_PORT" 2> "$WORK/run/leaky-app.log" &
+  APP=$!; pids+=($APP)
+  sidecar_args() { # CONTAINER: its args from the created pod, one per line
+    python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print("\n".join(next(c["args"] for c in p["spec"]["containers"] if c["name"] == sys.argv[2])))' \
+      "$WORK/gray-pod.created.json" "$1" | sed -e "s|^--listen=:|--listen=127.0.0.1:|"
+  }
+  mapfile -t dlv_args < <(sidecar_args dlv-server)
+  mapfile -t agent_args < <(sidecar_args graydebug-agent)
+  "$WORK/bin/graydebug-agent" "${dlv_args[@]}" --dlv-path="$WORK/bin/dlv" --target-pid="$APP" > "$WORK/run/dlv.log" 2>&1 &
+  pids+=($!)
+  "$WORK/bin/graydebug-agent" "${agent_args[@]}" --target-pid="$APP" --expvar-url="http://127.0.0.1:$APP_PORT/debug/vars" \
+    2> "$WORK/run/agent.log" &
+  pids+=($!)
+  attach() {
+    wait_until 60 curl -sf "http://127.0.0.1:$AGENT_PORT/probe/dlv" ||
+      { echo "the agent's dlv probe never answered:"; tail -5 "$WORK/run/dlv.log" "$WORK/run/agent.log"; return 1; }
+    k patch pod -n shop "$POD" --subresource=status --type=merge \
+      -p '{"status":{"phase":"Running","podIP":"127.0.0.1","podIPs":[{"ip":"127.0.0.1"}]}}' >/dev/null || return 1
+    KUBECTL="$KUBECTL" timeout 90 "$WORK/bin/kubectl-graydebug" attach "$POD" -n shop --ttl 10m --reason "chart test" \
+      --no-port-forward > "$WORK/run/attach.out" 2> "$WORK/run/attach.err" ||
+      { cat "$WORK/run/attach.out" "$WORK/run/attach.err"; tail -5 "$WORK/run/controller.log"; return 1; }
+    cat "$WORK/run/attach.out" "$WORK/run/attach.err"
+    grep -q "dlv connect 127.0.0.1:$DLV_PORT" "$WORK/run/attach.out" &&
+      grep -q "No port-forward (--no-port-forward)" "$WORK/run/attach.err" || return 1
+    local phase
+    phase=$(k get debugsessions -n shop -o jsonpath='{.items[0].status.phase}')
+    [ "$phase" = Active ] || { echo "phase $phase"; return 1; }
+  }
+  check "kubectl graydebug attach $POD --no-port-forward: Active against the real agent, dlv and demo app (no kubelet here, so no port-forward; dlv's port is this machine's)" attach
+  echo "       $(grep -m1 'dlv connect' "$WORK/run/attach.out" 2>/dev/null || true)"
+
+  # Every metric that a dashboard query or an alert names is one that the binaries export.
+  exported_metrics() {
+    for port in "$WH_METRICS" "$CTL_METRICS"; do curl -sf "http://127.0.0.1:$port/metrics" || return 1; done > "$WORK/run/metrics.txt"
+    python3 "$CHECKS" metrics "$WORK/run/metrics.txt" "$CHART/files/grafana-dashboard.json" "$WORK/all-on.yaml"
+  }
+  check "every metric in the dashboard's queries and the PrometheusRule's expressions is exported by the webhook or controller" exported_metrics
+
   # Not inside check: `wait` needs this shell, the processes' parent.
   stop_result=""
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -384,15 +491,14 @@ PY
     for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$p" 2>/dev/null && { kill -KILL "$p"; stop_result+="pid $p still ran 15 s after SIGTERM; "; }
     rc=0; wait "$p" || rc=$?
-    [ "$rc" -eq 0 ] || stop_result+="pid $p exited $rc; "
+    [ "$rc" -eq 0 ] || [ "$p" = "$APP" ] || stop_result+="pid $p exited $rc; "
   done
   pids=()
   stopped_cleanly() { [ -z "$stop_result" ] || { echo "$stop_result"; return 1; }; }
-  check "both stop cleanly on SIGTERM (exit 0)" stopped_cleanly
+  check "webhook, controller, launch-dlv and agent stop cleanly on SIGTERM (exit 0)" stopped_cleanly
 else
-  skip "graydebug-webhook/graydebug-controller with the chart's args, config, certificate and RBAC" \
-    "no binaries in $BIN (build first, or set GRAYDEBUG_BIN)"
-  skip "helm test's curl command against the webhook" "no binaries in $BIN"
+  skip "the binaries with the chart's args, config, certificate and RBAC; a gray pod injected and attached" \
+    "missing:$missing (build first, or set GRAYDEBUG_BIN; make deps builds dlv)"
 fi
 skip "helm test in the cluster" "the local control plane has no kubelet, so the test pod never runs (with the binaries, its curl command runs against the real webhook above)"
 

@@ -357,8 +357,62 @@ def comments(values_path):
         raise Check("; ".join(problems))
 
 
+def _promql_metrics(expr):
+    """The metric names a PromQL expression selects: identifiers that are not functions,
+    aggregations, keywords, label names or values, durations or Grafana variables."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)            # string literals
+    expr = re.sub(r"\{[^}]*\}", "", expr)                          # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)                         # range selectors
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    expr = re.sub(r"\$\{?\w+\}?", "", expr)                         # Grafana variables
+    keywords = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "inf", "nan"}
+    names = set()
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", expr):
+        rest = expr[m.end():].lstrip()
+        if rest.startswith("(") or m.group(0).lower() in keywords:
+            continue
+        if m.start() > 0 and (expr[m.start() - 1].isdigit() or expr[m.start() - 1] == "."):
+            continue  # 1e3, 0.05
+        names.add(m.group(0))
+    return names
+
+
+def metrics(exposition, dashboard_path, rendered):
+    """Every metric a dashboard query or a PrometheusRule expression names is in the exposition
+    text scraped from the running binaries (a histogram exports NAME_bucket, _sum and _count)."""
+    exported = set()
+    for line in open(exposition):
+        m = re.match(r"# TYPE (\S+) (\w+)", line)
+        if m:
+            exported.add(m.group(1))
+            if m.group(2) in ("histogram", "summary"):
+                exported.update(m.group(1) + s for s in ("_bucket", "_sum", "_count"))
+        elif line.strip() and not line.startswith("#"):
+            exported.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    with open(dashboard_path) as f:
+        dash = json.load(f)
+    exprs = [("dashboard panel " + repr(p.get("title")), t["expr"])
+             for p in dash["panels"] for t in p.get("targets", []) if t.get("expr")]
+    rules = find(load_docs(rendered), "PrometheusRule")
+    if not rules:
+        raise Check("no PrometheusRule rendered")
+    for r in rules:
+        for g in r["spec"]["groups"]:
+            exprs += [("alert " + x.get("alert", x.get("record", "?")), x["expr"]) for x in g["rules"]]
+    problems, seen = [], set()
+    for where, expr in exprs:
+        names = _promql_metrics(expr)
+        if not names:
+            problems.append(f"{where}: no metric in {expr!r}")
+        seen |= names
+        problems += [f"{where}: {n} is not exported" for n in sorted(names - exported)]
+    if problems:
+        raise Check("; ".join(problems))
+    print(f"{len(exprs)} expressions use {', '.join(sorted(seen))}; all exported")
+
+
 COMMANDS = {f.__name__: f for f in (split, crd, rbac, tls, certmanager, monitoring, dashboard, args, config,
-                                     documented, schema, comments)}
+                                     documented, schema, comments, metrics)}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -82,13 +82,54 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/*
-graydebug.webhook.dnsNames: the names the API server may use for the webhook's Service; the
-API server calls <service>.<namespace>.svc.
+graydebug.webhook.serviceNames: the names the API server may use for the webhook's Service; the
+API server calls <service>.<namespace>.svc. graydebug.webhook.dnsNames: those, and the host of
+webhook.url when it is a name.
 */}}
-{{- define "graydebug.webhook.dnsNames" -}}
+{{- define "graydebug.webhook.serviceNames" -}}
 {{- $svc := include "graydebug.webhook.name" . -}}
 {{- $ns := .Release.Namespace -}}
 {{- toYaml (list (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) (printf "%s.%s" $svc $ns) $svc) -}}
+{{- end -}}
+{{- define "graydebug.webhook.dnsNames" -}}
+{{- $names := include "graydebug.webhook.serviceNames" . | fromYamlArray -}}
+{{- $host := include "graydebug.webhook.urlHost" . -}}
+{{- if and $host (not (include "graydebug.webhook.urlHostIsIP" .)) -}}
+{{- $names = append $names $host -}}
+{{- end -}}
+{{- toYaml $names -}}
+{{- end -}}
+
+{{/*
+graydebug.webhook.urlHost: the host of webhook.url without port or IPv6 brackets ("" when the
+webhook is reached through its Service). graydebug.webhook.urlHostIsIP: "true" when that host is an
+IP address, which goes into the certificate as an IP SAN (the API server verifies the IP).
+*/}}
+{{- define "graydebug.webhook.urlHost" -}}
+{{- if .Values.webhook.url -}}
+{{- regexReplaceAll ":[0-9]+$" (urlParse .Values.webhook.url).host "" | trimPrefix "[" | trimSuffix "]" -}}
+{{- end -}}
+{{- end -}}
+{{- define "graydebug.webhook.urlHostIsIP" -}}
+{{- $host := include "graydebug.webhook.urlHost" . -}}
+{{- if or (regexMatch "^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$" $host) (contains ":" $host) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+graydebug.webhook.clientConfig: the clientConfig of a webhook, without caBundle: the Service, or
+webhook.url when the webhook runs outside the cluster. Usage: include ... (list $ "/mutate/pods")
+*/}}
+{{- define "graydebug.webhook.clientConfig" -}}
+{{- $ := index . 0 -}}
+{{- if $.Values.webhook.url -}}
+url: {{ printf "%s%s" (trimSuffix "/" $.Values.webhook.url) (index . 1) | quote }}
+{{- else -}}
+service:
+  name: {{ include "graydebug.webhook.name" $ }}
+  namespace: {{ $.Release.Namespace }}
+  path: {{ index . 1 }}
+  port: 443
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -106,15 +147,27 @@ MutatingWebhookConfiguration, rendered from different files, see the same CA.
 {{- if $existing -}}
 {{- $data = $existing.data | default dict -}}
 {{- end -}}
+{{- $dnsNames := include "graydebug.webhook.dnsNames" . | fromYamlArray -}}
+{{- $ips := list -}}
+{{- if include "graydebug.webhook.urlHostIsIP" . -}}
+{{- $ips = list (include "graydebug.webhook.urlHost" .) -}}
+{{- end -}}
+{{- $names := concat $dnsNames $ips | join "," -}}
+{{- /* A Secret made for other names (webhook.url changed) is not reused; one without the
+       annotation (made before it existed) was made for the Service names alone. */ -}}
+{{- $madeFor := "" -}}
+{{- if $existing -}}
+{{- $madeFor = index ($existing.metadata.annotations | default dict) "graydebug.io/tls-names" | default (include "graydebug.webhook.serviceNames" . | fromYamlArray | join ",") -}}
+{{- end -}}
 {{- $tls := dict -}}
-{{- if and (index $data "tls.crt") (index $data "tls.key") (index $data "ca.crt") -}}
+{{- if and (index $data "tls.crt") (index $data "tls.key") (index $data "ca.crt") (eq $madeFor $names) -}}
 {{- $tls = dict "caCert" (index $data "ca.crt") "cert" (index $data "tls.crt") "key" (index $data "tls.key") -}}
 {{- else -}}
-{{- $dnsNames := include "graydebug.webhook.dnsNames" . | fromYamlArray -}}
 {{- $ca := genCAWithKey (printf "%s-ca" (include "graydebug.fullname" .)) (int .Values.tls.caValidityDays) (genPrivateKey "ecdsa") -}}
-{{- $cert := genSignedCertWithKey (first $dnsNames) nil $dnsNames (int .Values.tls.certValidityDays) $ca (genPrivateKey "ecdsa") -}}
+{{- $cert := genSignedCertWithKey (first $dnsNames) $ips $dnsNames (int .Values.tls.certValidityDays) $ca (genPrivateKey "ecdsa") -}}
 {{- $tls = dict "caCert" ($ca.Cert | b64enc) "cert" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) -}}
 {{- end -}}
+{{- $_ := set $tls "names" $names -}}
 {{- $_ := set .Values $memo $tls -}}
 {{- end -}}
 {{- toYaml (index .Values $memo) -}}
