@@ -51,6 +51,9 @@ trap 'exit 130' INT TERM
 rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR/logs" "$DEMO_DIR/bin"
 KUBECTL="$("$REPO/hack/tools/bin-dir" kubernetes)/kubectl"
+HELM="$("$REPO/hack/tools/bin-dir" helm)/helm"
+# helm must not read or write the caller's configuration, repositories or plugins.
+export HELM_CONFIG_HOME="$DEMO_DIR/helm/config" HELM_CACHE_HOME="$DEMO_DIR/helm/cache" HELM_DATA_HOME="$DEMO_DIR/helm/data"
 DLV="$("$REPO/hack/tools/bin-dir" dlv)/dlv"
 # The demo's processes run from copies under $DEMO_DIR, so cleanup can prove none is left.
 for b in graydebug-webhook graydebug-controller graydebug-agent kubectl-graydebug leaky-app; do
@@ -70,65 +73,51 @@ export KUBECONFIG
 k() { "$KUBECTL" "$@"; }
 look "kubeconfig: $KUBECONFIG"
 look "logs:       $LOGS/ and $DEMO_DIR/cluster/logs/"
-echo "    \$ kubectl get --raw /readyz"; k get --raw /readyz | indent
+echo "    \$ kubectl get --raw /readyz"; { k get --raw /readyz; echo; } | indent
 
-step "Installing graydebug: CRD, namespaces, webhook certificate and configuration"
-k apply -f "$REPO/manifests/crds/" | indent
-k wait --for=condition=Established crd/debugsessions.graydebug.io --timeout=60s >/dev/null
-k create namespace graydebug-system | indent
-k create namespace shop | indent
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$DEMO_DIR/ca.key" \
-  -out "$DEMO_DIR/ca.crt" -days 1 -subj /CN=graydebug-demo-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$DEMO_DIR/tls.key" \
-  -out "$DEMO_DIR/tls.csr" -subj /CN=graydebug-webhook 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$DEMO_DIR/tls.ext"
-openssl x509 -req -in "$DEMO_DIR/tls.csr" -CA "$DEMO_DIR/ca.crt" -CAkey "$DEMO_DIR/ca.key" -CAcreateserial \
-  -out "$DEMO_DIR/tls.crt" -days 1 -extfile "$DEMO_DIR/tls.ext" 2>/dev/null
-ok "serving certificate for 127.0.0.1 signed by a demo CA (ECDSA P-256)"
 WEBHOOK_PORT=$(free_port); WEBHOOK_METRICS=$(free_port)
 CTL_METRICS=$(free_port); CTL_HEALTH=$(free_port)
 DLV_PORT=$(free_port); AGENT_PORT=$(free_port); APP_PORT=$(free_port)
-# The injected sidecars use this machine's free ports (several pods share one "node" here).
-cat > "$DEMO_DIR/webhook.yaml" <<YAML
-dlv: {port: $DLV_PORT}
-agent: {port: $AGENT_PORT}
-YAML
-cat > "$DEMO_DIR/controller.yaml" <<YAML
-reprobeInterval: 1s
-breaker: {coolDown: 60s}
-YAML
-CA_BUNDLE=$(base64 -w0 < "$DEMO_DIR/ca.crt")
-k apply -f - <<YAML | indent
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {name: graydebug}
-webhooks:
-- name: pods.graydebug.io
-  admissionReviewVersions: [v1]
-  sideEffects: None
-  failurePolicy: Ignore      # never block a rollout because debugging is down
-  timeoutSeconds: 5          # the injector answers in well under a millisecond
-  reinvocationPolicy: IfNeeded
-  clientConfig: {url: "https://127.0.0.1:$WEBHOOK_PORT/mutate/pods", caBundle: $CA_BUNDLE}
-  rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
-  objectSelector: {matchLabels: {graydebug.io/inject: "true"}}
-  namespaceSelector:
-    matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, graydebug-system]}]
-- name: debugsessions.graydebug.io
-  admissionReviewVersions: [v1]
-  sideEffects: None
-  failurePolicy: Fail        # requestedBy is an audit field
-  timeoutSeconds: 5
-  clientConfig: {url: "https://127.0.0.1:$WEBHOOK_PORT/mutate/debugsessions", caBundle: $CA_BUNDLE}
-  rules: [{operations: [CREATE, UPDATE], apiGroups: [graydebug.io], apiVersions: [v1alpha1], resources: [debugsessions]}]
-YAML
+step "Installing graydebug with its Helm chart (helm $("$HELM" version --template '{{.Version}}'))"
+k create namespace shop | indent
+# webhook.url: no kubelet runs pods here, so the webhook runs as a local process and the API server
+# calls it at 127.0.0.1 (docs/helm.md, "Out-of-cluster webhook"). The injected sidecars get this
+# machine's free ports, since several pods share one "node" here; the controller re-probes every
+# second and a tripped breaker cools down for a minute, so the story fits in a few seconds.
+echo "    \$ helm install graydebug charts/graydebug -n graydebug-system --create-namespace --set webhook.url=https://127.0.0.1:$WEBHOOK_PORT ..."
+"$HELM" install graydebug "$REPO/charts/graydebug" -n graydebug-system --create-namespace --wait=false \
+  --set "webhook.url=https://127.0.0.1:$WEBHOOK_PORT" \
+  --set "injection.dlv.port=$DLV_PORT" --set "injection.agent.port=$AGENT_PORT" \
+  --set controller.reprobeInterval=1s --set controller.breaker.coolDown=60s > "$LOGS/helm-install.txt" 2>&1 ||
+  { indent < "$LOGS/helm-install.txt"; fail "helm install failed"; }
+grep -E '^(NAME|STATUS|REVISION):' "$LOGS/helm-install.txt" | indent
+look "NOTES (how to label a Deployment and start a session): $LOGS/helm-install.txt"
+k wait --for=condition=Established crd/debugsessions.graydebug.io --timeout=60s >/dev/null
+k get mutatingwebhookconfiguration graydebug -o jsonpath='{range .webhooks[*]}{.name}{" -> "}{.clientConfig.url}{"  failurePolicy="}{.failurePolicy}{"\n"}{end}' | indent
+# What the chart's Deployments would mount, for the local processes: the certificate, the config
+# files and a token of each ServiceAccount (so they run with the chart's least-privilege RBAC).
+secret() { k get secret -n graydebug-system graydebug-webhook-tls -o jsonpath="{.data.$1}" | base64 -d; }
+secret 'tls\.crt' > "$DEMO_DIR/tls.crt"; secret 'tls\.key' > "$DEMO_DIR/tls.key"; secret 'ca\.crt' > "$DEMO_DIR/ca.crt"
+for c in webhook controller; do
+  k get configmap -n graydebug-system "graydebug-$c" -o jsonpath='{.data.config\.yaml}' > "$DEMO_DIR/$c.yaml"
+  cat > "$DEMO_DIR/$c.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: "$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')", certificate-authority: "$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')"}}]
+users: [{name: graydebug-$c, user: {token: "$(k create token "graydebug-$c" -n graydebug-system --duration=1h)"}}]
+contexts: [{name: graydebug-$c, context: {cluster: local, user: graydebug-$c, namespace: graydebug-system}}]
+current-context: graydebug-$c
+KC
+done
+ok "serving certificate from Secret graydebug-webhook-tls: $(openssl x509 -in "$DEMO_DIR/tls.crt" -noout -ext subjectAltName | grep -o 'IP Address:[0-9.]*')"
+ok "configs from ConfigMaps graydebug-webhook and graydebug-controller; tokens of their ServiceAccounts"
 
 step "Starting graydebug-webhook and graydebug-controller"
-"$D/graydebug-webhook" --listen="127.0.0.1:$WEBHOOK_PORT" --metrics-addr="127.0.0.1:$WEBHOOK_METRICS" \
+POD_NAMESPACE=graydebug-system "$D/graydebug-webhook" --listen="127.0.0.1:$WEBHOOK_PORT" --metrics-addr="127.0.0.1:$WEBHOOK_METRICS" \
   --tls-cert-file="$DEMO_DIR/tls.crt" --tls-key-file="$DEMO_DIR/tls.key" --config="$DEMO_DIR/webhook.yaml" \
-  --kubeconfig="$KUBECONFIG" --circuits-namespace=graydebug-system 2>"$LOGS/webhook.log" &
+  --kubeconfig="$DEMO_DIR/webhook.kubeconfig" --circuits-namespace=graydebug-system 2>"$LOGS/webhook.log" &
 pids+=($!); disown "$!"
-"$D/graydebug-controller" --kubeconfig="$KUBECONFIG" --metrics-addr="127.0.0.1:$CTL_METRICS" \
+POD_NAMESPACE=graydebug-system "$D/graydebug-controller" --kubeconfig="$DEMO_DIR/controller.kubeconfig" --metrics-addr="127.0.0.1:$CTL_METRICS" \
   --health-addr="127.0.0.1:$CTL_HEALTH" --config="$DEMO_DIR/controller.yaml" --lease-namespace=graydebug-system \
   2>"$LOGS/controller.log" &
 pids+=($!); disown "$!"
