@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -112,8 +113,22 @@ int main(int argc, char** argv) {
   // The breakers live in ConfigMap graydebug-circuits in the controller's own namespace.
   controller::BreakerStore breakers(client.value(), lease_namespace, cfg.breaker, *registry, &events);
   controller::SessionController sessions(client.value(), opts, prober, breakers, *registry, &events);
+  // Workers start once the breakers are loaded (they decide whether an attach may run). The wait
+  // ends early on shutdown: without it, a controller whose ConfigMap cannot be read (RBAC, a
+  // refused token) would never get to take SIGTERM. start_mu orders "started" against "stopping".
+  std::atomic<bool> stopping{false};
+  std::mutex start_mu;
   auto start_leading = [&] {
-    while (!breakers.Load()) std::this_thread::sleep_for(1s);
+    auto retry = 1s;
+    while (!breakers.Load()) {
+      for (auto waited = 0ms; waited < retry; waited += 100ms) {
+        if (stopping) return;
+        std::this_thread::sleep_for(100ms);
+      }
+      retry = std::min<std::chrono::seconds>(retry * 2, 30s);
+    }
+    std::lock_guard lock(start_mu);
+    if (stopping) return;
     breakers.Start();
     sessions.StartWorkers();
   };
@@ -143,9 +158,8 @@ int main(int argc, char** argv) {
                                    {"health_port", std::to_string(health->port())},
                                    {"version", Version()}});
 
-  std::atomic<bool> stopping{false};
   std::unique_ptr<kube::LeaderElector> elector;
-  std::thread election;
+  std::thread election, starter;
   if (leader_elect) {
     kube::LeaderElectionConfig lc;
     lc.lease_namespace = lease_namespace;
@@ -154,7 +168,9 @@ int main(int argc, char** argv) {
     lc.on_started_leading = [&] {
       log::Info("leading: starting workers", {{"identity", identity}});
       leading = true;
-      start_leading();
+      // On a thread of its own: the elector must go on renewing the lease while this waits.
+      std::lock_guard lock(start_mu);
+      if (!stopping) starter = std::thread(start_leading);
     };
     lc.on_stopped_leading = [&] {
       leading = false;
@@ -167,12 +183,16 @@ int main(int argc, char** argv) {
     elector = std::make_unique<kube::LeaderElector>(client.value(), lc);
     election = std::thread([&] { elector->Run(); });
   } else {
-    start_leading();
+    starter = std::thread(start_leading);
   }
 
   const char* sig = WaitForStopSignal();
-  stopping = true;
+  {
+    std::lock_guard lock(start_mu);
+    stopping = true;
+  }
   log::Info("shutting down", {{"signal", sig}});
+  if (starter.joinable()) starter.join();
   sessions.Stop();
   breakers.Stop();
   if (elector) {

@@ -12,6 +12,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/hack/tools/common.sh"
+. "$REPO/tests/support/checks.sh"
 CHART=$REPO/charts/graydebug
 CHECKS=$REPO/tests/chart/checks.py
 BIN=${GRAYDEBUG_BIN:-$REPO/build/bin}
@@ -26,41 +27,9 @@ CLUSTER_DIR=$WORK/cluster
 export HELM_CONFIG_HOME="$WORK/helm/config" HELM_CACHE_HOME="$WORK/helm/cache" HELM_DATA_HOME="$WORK/helm/data"
 unset KUBECONFIG
 
-passed=0 failed=0 skipped=0
-pids=()
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  if [ -d "$CLUSTER_DIR" ]; then "$REPO/hack/cluster" down --dir "$CLUSTER_DIR" >/dev/null 2>&1 || true; fi
-  local left
-  left=$(pgrep -af -- "$WORK" || true)
-  if [ -n "$left" ]; then
-    echo "FAIL - processes left behind:"; echo "$left" | sed 's/^/       /'; rc=1
-  fi
-  if [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else echo "chart: files and logs kept in $WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+CHECKS_NAME=chart
+trap checks_cleanup EXIT
 trap 'exit 130' INT TERM
-
-# check NAME COMMAND...: runs COMMAND; "ok - NAME", or "FAIL - NAME" and the last lines it printed.
-check() {
-  local name=$1 out
-  shift
-  if out=$("$@" 2>&1); then
-    passed=$((passed + 1)); echo "ok   - $name"
-  else
-    failed=$((failed + 1)); echo "FAIL - $name"; printf '%s\n' "$out" | tail -n 25 | sed 's/^/       /'
-  fi
-}
-skip() { skipped=$((skipped + 1)); echo "skip - $1: $2"; }
-# fails COMMAND...: succeeds when COMMAND fails (the "rejects" checks).
-fails() { if "$@" >/dev/null 2>&1; then echo "unexpectedly succeeded: $*"; return 1; fi; }
 
 for tool in "$HELM" "$KUBECTL"; do
   [ -x "$tool" ] || { echo "FAIL - $tool is not built; run: make deps"; exit 1; }
@@ -292,26 +261,7 @@ rbac_live() {
 }
 check "installed RBAC: webhook reads namespaces and only ConfigMap graydebug-circuits (by field selector); controller as listed, no deployments" rbac_live
 
-# The real binaries with the chart's flags, config files, certificate and ServiceAccount tokens.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-sa_kubeconfig() { # SA FILE: a kubeconfig authenticating as the ServiceAccount (TokenRequest)
-  local token server ca
-  token=$(k create token "graydebug-$1" -n "$NS" --duration=10m)
-  server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-  ca=$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')
-  cat > "$2" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: local, cluster: {server: "$server", certificate-authority: "$ca"}}]
-users: [{name: sa, user: {token: "$token"}}]
-contexts: [{name: sa, context: {cluster: local, user: sa, namespace: $NS}}]
-current-context: sa
-KC
-}
-wait_until() { # SECONDS COMMAND...
-  local end=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt "$end" ] || return 1; sleep 0.2; done
-}
+sa_kc() { sa_kubeconfig "$KUBECTL" "$NS" "graydebug-$1" "$2"; } # SA FILE: a token kubeconfig of graydebug-SA
 # The real binaries with the chart's flags, config files, certificate and ServiceAccount tokens; the
 # webhook runs here, so the release is switched to the out-of-cluster mode (webhook.url) first, and
 # a gray pod made from the example Deployment is injected through the chart's own webhook
@@ -357,8 +307,8 @@ if [ -z "$missing" ]; then
   secret_before=$(secret_data); bundles_before=$(ca_bundles)
   python3 "$CHECKS" config "$WORK/url.yaml" webhook "$WORK/run/webhook.yaml"
   python3 "$CHECKS" config "$WORK/url.yaml" controller "$WORK/run/controller.yaml"
-  sa_kubeconfig webhook "$WORK/run/webhook.kubeconfig"
-  sa_kubeconfig controller "$WORK/run/controller.kubeconfig"
+  sa_kc webhook "$WORK/run/webhook.kubeconfig"
+  sa_kc controller "$WORK/run/controller.kubeconfig"
   # The Deployments' args, with the in-pod paths and ports mapped to local ones.
   local_args() { # COMPONENT
     python3 "$CHECKS" args "$WORK/installed.yaml" "$1" | sed \
