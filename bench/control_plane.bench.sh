@@ -4,10 +4,12 @@
 # beside a ConfigMap create (a built-in type, the peer) through the real kubectl.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-1} CREATES=${CREATES:-5}; fi
 RUNS=${RUNS:-5}
 CREATES=${CREATES:-20}
 dir=$(mktemp -d /tmp/graydebug-bench-XXXXXX)
 trap '"$REPO/hack/cluster" down --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+trap 'exit 130' INT TERM
 kubectl="$("$REPO/hack/tools/bin-dir" kubernetes)/kubectl"
 
 starts=()
@@ -48,4 +50,4 @@ between the two rows is what the CRD's validation costs; the rest is kubectl.
 MD
 write_section control-plane "$out"
 rm -f "$out"
-cat "$REPO/docs/benchmarks.md" | sed -n '/bench:control-plane -->/,/\/bench:control-plane/p'
+sed -n '/bench:control-plane -->/,/\/bench:control-plane/p' "$(bench_doc)"

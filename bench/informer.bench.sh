@@ -3,15 +3,15 @@
 # client-go shared informer (bench/peers/informer), measured in the same run, alternating.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-COUNT=${COUNT:-10000}
-UPDATES=${UPDATES:-2000}
-RUNS=${RUNS:-3}
+if [ "$QUICK" = 1 ]; then COUNT=${COUNT:-500} UPDATES=${UPDATES:-100} RUNS=${RUNS:-1}; fi
+COUNT=${COUNT:-5000}
+UPDATES=${UPDATES:-500}
+RUNS=${RUNS:-5}
 BIN=${GRAYDEBUG_BIN:-$REPO/build/bin}
-. "$REPO/hack/tools/common.sh"
-peer="$GRAYDEBUG_CACHE/bench/informer-peer"
-( cd "$REPO/bench/peers/informer" && CGO_ENABLED=0 go build -trimpath -o "$peer" . )
+peer=$(build_go_peer informer)
 dir=$(mktemp -d /tmp/graydebug-bench-XXXXXX)
 trap '"$REPO/hack/cluster" down --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+trap 'exit 130' INT TERM
 kc=$("$REPO/hack/cluster" up --dir "$dir" --owner-pid $$ 2>/dev/null)
 t0=$(now_ms)
 "$BIN/informer_bench" --kubeconfig "$kc" --count "$COUNT" --create 1
@@ -26,12 +26,15 @@ python3 - "$dir/results" "$COUNT" "$UPDATES" "$RUNS" "$(machine)" > "$out" <<'PY
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 count, updates, runs, machine = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-def med(impl, key):
-    return statistics.median(r[key] for r in rows if r["impl"] == impl)
+def vals(impl, key): return [r[key] for r in rows if r["impl"] == impl]
+def med(impl, key): return statistics.median(vals(impl, key))
+def cell(impl, key, fmt, scale=1):
+    v = [x * scale for x in vals(impl, key)]
+    return "%s (%s–%s)" % (fmt % statistics.median(v), fmt % min(v), fmt % max(v))
 g, p = "graydebug", "client-go"
 print("## Informer over %s injected pods (bench/informer.bench.sh)\n" % count)
 print("Machine: %s. Command: `make bench` (`COUNT=%s UPDATES=%s RUNS=%s bench/informer.bench.sh`); "
-      "medians of %s runs per side, alternating, against one local kube-apiserver v1.37.2 in the same run. "
+      "medians of %s runs per side with min–max, alternating, against one local kube-apiserver v1.37.2 in the same run. "
       "Peer: a client-go v0.37.2 shared informer (`bench/peers/informer`). Each pod is ~1.3 KB of JSON "
       "(3 containers, labels, the injection annotation).\n" % (machine, count, updates, runs, runs))
 print("| metric | graydebug (C++) | client-go (Go) | graydebug ÷ client-go |")
@@ -42,9 +45,9 @@ for key, label, fmt in [("sync_seconds", "list + sync (s)", "%.2f"),
                         ("update_events_per_second", "updates seen through the watch (/s)", "%.0f")]:
     a, b = med(g, key), med(p, key)
     if fmt is None:
-        print("| %s | %.1f | %.1f | %.2f |" % (label, a / 1024, b / 1024, a / b))
+        print("| %s | %s | %s | %.2f |" % (label, cell(g, key, "%.1f", 1 / 1024), cell(p, key, "%.1f", 1 / 1024), a / b))
     else:
-        print("| %s | %s | %s | %.2f |" % (label, fmt % a, fmt % b, a / b))
+        print("| %s | %s | %s | %.2f |" % (label, cell(g, key, fmt), cell(p, key, fmt), a / b))
 print("\nMemory: graydebug caches each object as MessagePack bytes without metadata.managedFields "
       "(decoded on read), client-go as typed Go structs with everything. Time: graydebug parses every object "
       "into an nlohmann_json tree and then packs it, where client-go decodes straight into structs; the update "
