@@ -11,8 +11,10 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "graydebug/cli_app.h"
+#include "graydebug/config_file.h"
 #include "graydebug/http_server.h"
 #include "graydebug/kube/config.h"
 #include "graydebug/log.h"
@@ -21,9 +23,11 @@
 #include "graydebug/version.h"
 #include "webhook/admission.h"
 #include "webhook/cluster_state.h"
+#include "webhook/config_reload.h"
 
 using namespace graydebug;
 using namespace graydebug::webhook;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -102,11 +106,15 @@ int main(int argc, char** argv) {
     return UsageError(flags, "--tls-cert-file and --tls-key-file are required (admission webhooks must serve TLS)");
   }
   ConfigLoadResult cfg;
+  std::string config_text;
   if (config.empty()) {
     cfg.ok = true;
   } else {
-    cfg = LoadInjectionConfig(config);
-    if (!cfg.ok) return UsageError(flags, cfg.error);
+    FileReadResult file = ReadFileLimited(config);
+    if (!file.ok) return UsageError(flags, file.error);
+    config_text = std::move(file.contents);
+    cfg = ParseInjectionConfig(config_text);
+    if (!cfg.ok) return UsageError(flags, "config " + config + ": " + cfg.error);
   }
 
   // The stop signals are taken below; block them before any thread starts.
@@ -139,16 +147,21 @@ int main(int argc, char** argv) {
     return UsageError(flags, kc.error);
   }
 
-  SidecarInjector injector(cfg.config, Version());
   ClusterView view;
   view.breakers = breakers.get();
   if (namespaces) {
     view.pod_security_enforce = [ns = namespaces.get()](const std::string& n) { return ns->EnforceLevel(n); };
   }
-  AdmissionHandler admission(injector, view);
+  ReloadingAdmission admission(config, config_text, cfg.config, view, Version());
 
   auto registry = std::make_shared<prometheus::Registry>();
   AdmissionMetrics metrics(*registry);
+  auto& reloads = prometheus::BuildCounter()
+                      .Name("graydebug_webhook_config_reloads_total")
+                      .Help("Changes of the --config file: applied, or refused (the previous config stays)")
+                      .Register(*registry);
+  auto& reloads_applied = reloads.Add({{"result", "applied"}});
+  auto& reloads_refused = reloads.Add({{"result", "refused"}});
 
   http::ServerOptions so;
   so.listen = listen;
@@ -161,10 +174,10 @@ int main(int argc, char** argv) {
   auto server = http::Server::Create(so, &error);
   if (!server) return UsageError(flags, error);
   server->Handle("POST", "/mutate/pods", [&](const http::Request& r) {
-    return Serve(r, metrics, [&](auto ct, auto body) { return admission.MutatePods(ct, body); });
+    return Serve(r, metrics, [&](auto ct, auto body) { return admission.Current()->MutatePods(ct, body); });
   });
   server->Handle("POST", "/mutate/debugsessions", [&](const http::Request& r) {
-    return Serve(r, metrics, [&](auto ct, auto body) { return admission.MutateDebugSessions(ct, body); });
+    return Serve(r, metrics, [&](auto ct, auto body) { return admission.Current()->MutateDebugSessions(ct, body); });
   });
   server->Handle("GET", "/healthz", [](const http::Request&) { return http::Response{200, "text/plain", "ok\n"}; });
   server->Handle("GET", "/readyz", [&](const http::Request&) {
@@ -196,7 +209,31 @@ int main(int argc, char** argv) {
                         {"config", config.empty() ? "built-in defaults" : config},
                         {"version", Version()}});
 
+  // The config file is re-read every second, like the certificate (a mounted ConfigMap changes in
+  // place); an invalid change is refused and the config in force stays.
+  std::atomic<bool> stopping{false};
+  std::thread config_watch([&] {
+    while (!stopping) {
+      for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(100ms);
+      if (stopping) break;
+      std::string error;
+      switch (admission.Check(&error)) {
+        case ReloadingAdmission::Outcome::kApplied:
+          reloads_applied.Increment();
+          log::Info("injection config reloaded", {{"config", config}});
+          break;
+        case ReloadingAdmission::Outcome::kRefused:
+          reloads_refused.Increment();
+          log::Error("injection config change refused; the previous config stays in force", {{"error", error}});
+          break;
+        case ReloadingAdmission::Outcome::kUnchanged: break;
+      }
+    }
+  });
+
   const char* sig = WaitForStopSignal();
+  stopping = true;
+  config_watch.join();
   log::Info("shutting down: finishing in-flight requests", {{"signal", sig}});
   server->Stop();
   metrics_server->Stop();
