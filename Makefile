@@ -8,7 +8,7 @@ CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
 
 
-.PHONY: all deps build test test-unit test-integration demo bench lint format cluster-up cluster-down clean golden fuzz manifests
+.PHONY: all deps build test test-unit test-integration test-asan test-tsan demo bench bench-quick lint format reliability cluster-up cluster-down clean golden fuzz manifests
 
 all: build
 
@@ -33,6 +33,21 @@ test-unit: build
 test-integration: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration $(CTEST_ARGS)
 
+## reliability: fault tests, the controller leader SIGKILLed 10x under session churn, and the soaks of
+## the webhook and the controller (SOAK_MINUTES each, default 10; about 30 min in all). docs/reliability.md
+reliability: deps build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -R '^faults$$' $(CTEST_ARGS)
+	@cd $(BUILD_DIR) && SOAK_MINUTES=$${SOAK_MINUTES:-10} bin/reliability_tests
+
+## test-asan / test-tsan: every test of `make test` on an ASan+UBSan / TSan build (build-asan/,
+## build-tsan/); any sanitizer report, also from a spawned graydebug binary, fails the run
+SAN_CTEST_ARGS ?=
+test-asan: deps
+	@hack/sanitize.sh address build-asan $(SAN_CTEST_ARGS)
+
+test-tsan: deps
+	@hack/sanitize.sh thread build-tsan $(SAN_CTEST_ARGS)
+
 ## manifests: re-render manifests/install from the Helm chart (a test checks it is current)
 manifests: deps
 	@hack/render-manifests.sh
@@ -50,9 +65,13 @@ fuzz:
 demo: deps build
 	@hack/demo.sh
 
-## bench: benchmarks; numbers go to docs/benchmarks.md
+## bench: benchmarks beside their peers (median of 5 runs, < 15 min); numbers go to docs/benchmarks.md
 bench: deps build
 	@bench/run.sh
+
+## bench-quick: every benchmark once with small counts (< 2 min); to build/bench-quick/benchmarks.md
+bench-quick: deps build
+	@bench/run.sh --quick
 
 ## lint: clang-format check and clang-tidy over every C++ file
 lint: $(BUILD_DIR)/build.ninja

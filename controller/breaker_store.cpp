@@ -106,7 +106,10 @@ void BreakerStore::Start() {
           dirty_ = true;
         }
       }
-      if (!dirty_) continue;
+      if (!dirty_) {
+        urgent_ = false;  // nothing new to write (a waiter's attempt is in the write in flight)
+        continue;
+      }
       l.unlock();
       bool ok = Flush();
       l.lock();
@@ -122,6 +125,7 @@ void BreakerStore::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  persisted_cv_.notify_all();
   writer_.join();
   if (dirty_) Flush();
 }
@@ -129,11 +133,13 @@ void BreakerStore::Stop() {
 bool BreakerStore::Flush() {
   json data = json::object();
   std::string rv;
+  uint64_t recorded = 0;
   {
     std::lock_guard l(mu_);
     for (const auto& [key, b] : breakers_) data[CircuitDataKey(key)] = b.ToJson().dump();
     dirty_ = urgent_ = false;
     rv = rv_;
+    recorded = recorded_;
   }
   json cm = {{"apiVersion", "v1"},
              {"kind", "ConfigMap"},
@@ -162,7 +168,22 @@ bool BreakerStore::Flush() {
     return false;
   }
   rv_ = r.value()["metadata"].value("resourceVersion", "");
+  persisted_ = std::max(persisted_, recorded);
+  persisted_cv_.notify_all();
   return true;
+}
+
+bool BreakerStore::WaitPersisted(std::chrono::milliseconds timeout) {
+  std::unique_lock l(mu_);
+  if (!writer_.joinable()) return persisted_ >= recorded_;
+  const uint64_t want = recorded_;
+  if (persisted_ >= want) return true;
+  // Not dirty: the write in flight already carries `want` (a failed one marks the store dirty).
+  if (dirty_) {
+    urgent_ = true;
+    cv_.notify_all();
+  }
+  return persisted_cv_.wait_for(l, timeout, [&] { return persisted_ >= want || stop_; }) && persisted_ >= want;
 }
 
 CircuitView BreakerStore::View(const std::string& release_key, Clock::Wall now) {
@@ -195,6 +216,7 @@ void BreakerStore::Record(const std::string& release_key, bool success, Clock::W
     auto [it, inserted] = breakers_.try_emplace(release_key, config_);
     CircuitBreaker::Change change = it->second.Record(success, now);
     dirty_ = true;
+    ++recorded_;
     if (change != CircuitBreaker::Change::kNone || inserted) {
       urgent_ = true;
       PublishLocked(release_key, it->second, now);

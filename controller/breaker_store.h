@@ -15,9 +15,9 @@ namespace graydebug::controller {
 // The leader's circuit breakers, one per release, kept in ConfigMap graydebug-circuits (data key
 // "<namespace>.<release>", value: CircuitBreaker JSON) so webhook replicas and the next leader see
 // them. Writes are resourceVersion-checked; a state change is written at once, window updates at
-// most once a second. Exports graydebug_circuit_state and graydebug_circuit_trips_total, raises a
-// Warning Event on the owning workload when a breaker opens and, with pauseRollout, pauses the
-// owning Deployment.
+// most once a second, or at once when a caller waits for its attempt to be stored. Exports graydebug_circuit_state and
+// graydebug_circuit_trips_total, raises a Warning Event on the owning workload when a breaker opens and, with
+// pauseRollout, pauses the owning Deployment.
 class BreakerStore final : public BreakerSource {
  public:
   BreakerStore(std::shared_ptr<kube::Client> client, std::string ns, BreakerConfig config,
@@ -32,6 +32,7 @@ class BreakerStore final : public BreakerSource {
 
   CircuitView View(const std::string& release_key, Clock::Wall now) override;
   void Record(const std::string& release_key, bool success, Clock::Wall now, const nlohmann::json* pod) override;
+  bool WaitPersisted(std::chrono::milliseconds timeout) override;
 
   BreakerState StateOf(const std::string& release_key, Clock::Wall now);
 
@@ -50,8 +51,10 @@ class BreakerStore final : public BreakerSource {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, CircuitBreaker> breakers_;  // release key -> breaker
+  std::condition_variable persisted_cv_;
   bool dirty_ = false, urgent_ = false, stop_ = false;
-  std::string rv_;  // of the ConfigMap as last read or written
+  uint64_t recorded_ = 0, persisted_ = 0;  // attempts recorded / of those, written to the ConfigMap
+  std::string rv_;                         // of the ConfigMap as last read or written
   std::thread writer_;
 };
 

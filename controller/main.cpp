@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   std::string lease_namespace, lease_name = "graydebug-controller";
   bool leader_elect = false;
   std::chrono::milliseconds probe_interval = 30s, max_ttl = 4h;
+  std::chrono::milliseconds watch_idle_timeout = 330s, kube_api_timeout = 30s;
   int64_t workers = 4, kube_api_qps = 50, kube_api_burst = 100;
   CommonFlags common;
   FlagSet flags("graydebug-controller", "graydebug-controller [flags]",
@@ -55,6 +56,11 @@ int main(int argc, char** argv) {
   flags.Int("workers", &workers, 1, 64, "reconcile workers");
   flags.Int("kube-api-qps", &kube_api_qps, 1, 10000, "client-side limit of requests per second to the API server");
   flags.Int("kube-api-burst", &kube_api_burst, 1, 10000, "burst above --kube-api-qps");
+  flags.Duration("kube-api-timeout", &kube_api_timeout, 1s, 10min,
+                 "how long one API request may wait for an answer before it is retried on a new connection");
+  flags.Duration("watch-idle-timeout", &watch_idle_timeout, 1s, 1h,
+                 "a watch that receives nothing (not even a bookmark) for this long is reopened: bounds how\n"
+                 "long a silently dead connection (stalled network, lost NAT entry) blinds the controller");
   flags.String("config", &config, "controller configuration (YAML); built-in defaults when empty");
   common.Register(flags);
 
@@ -81,6 +87,8 @@ int main(int argc, char** argv) {
   client_options.qps = static_cast<double>(kube_api_qps);
   client_options.burst = static_cast<int>(kube_api_burst);
   client_options.user_agent = "graydebug-controller/" + std::string(Version());
+  client_options.request_timeout = kube_api_timeout;
+  client_options.watch_idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(watch_idle_timeout);
   auto client = kube::Client::Create(kc.config, client_options);
   if (!client.ok()) return UsageError(flags, client.error().ToString());
   if (lease_namespace.empty()) {

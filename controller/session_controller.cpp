@@ -5,6 +5,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <thread>
 
@@ -90,18 +91,27 @@ ProbeResult HttpAttachProber::Probe(const std::string& address) {
     start = std::chrono::steady_clock::now();
     r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10, connect_timeout_);
   }
-  ProbeResult p;
-  p.latency_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!r.error.empty()) {
+    ProbeResult p;
+    p.latency_seconds = seconds;
     p.error = "agent at " + address + ": " + r.error;
     return p;
   }
-  json body = json::parse(r.body, nullptr, false);
+  return ParseProbeReply(address, r.status, r.body, seconds);
+}
+
+ProbeResult ParseProbeReply(const std::string& address, int status, const std::string& raw, double seconds) {
+  ProbeResult p;
+  p.latency_seconds = seconds;
+  // The agent runs inside the user's pod: its answer is untrusted, so every member is read by
+  // type (json::value() would throw on a member of another type).
+  json body = json::parse(raw, nullptr, false);
   if (!body.is_object() || !body.contains("ok") || !body["ok"].is_boolean()) {
-    p.error = "agent at " + address + " answered HTTP " + std::to_string(r.status) + " without a probe result";
+    p.error = "agent at " + address + " answered HTTP " + std::to_string(status) + " without a probe result";
     return p;
   }
-  if (r.status == 503 && body.value("errorKind", "") == "busy") {
+  if (status == 503 && Str(body, "errorKind") == "busy") {
     p.own_fault = true;  // graydebug's own capacity, not the pod's dlv
     p.error = "agent at " + address + " is busy with other probes";
     return p;
@@ -109,15 +119,16 @@ ProbeResult HttpAttachProber::Probe(const std::string& address) {
   // The agent may answer from a dlv call that finished under 100 ms ago ("cached"): then this round
   // trip never reached dlv, so the reused call's own dlv time is added to keep the attach latency a
   // controller -> agent -> dlv figure.
-  if (body.value("cached", false)) {
+  if (auto cached = body.find("cached"); cached != body.end() && cached->is_boolean() && cached->get<bool>()) {
     if (auto it = body.find("latencySeconds"); it != body.end() && it->is_number()) {
-      p.latency_seconds += it->get<double>();
+      double reused = it->get<double>();
+      if (std::isfinite(reused) && reused >= 0) p.latency_seconds += reused;
     }
   }
-  p.ok = body["ok"].get<bool>() && r.status == 200;
+  p.ok = body["ok"].get<bool>() && status == 200;
   if (!p.ok) {
     p.error = Str(body, "error");
-    if (p.error.empty()) p.error = "dlv probe failed (HTTP " + std::to_string(r.status) + ")";
+    if (p.error.empty()) p.error = "dlv probe failed (HTTP " + std::to_string(status) + ")";
   }
   return p;
 }
@@ -355,7 +366,15 @@ bool SessionController::ReconcileKey(const std::string& key) {
   std::string release_name = a.release.empty() ? "" : a.release.substr(a.release.find('/') + 1);
   if (a.attempt) {
     RecordAttempt(ns, release_name, *a.attempt);
-    if (!a.release.empty()) breakers_.Record(a.release, a.attempt->ok, in.now, pod);
+    if (!a.release.empty()) {
+      breakers_.Record(a.release, a.attempt->ok, in.now, pod);
+      // The attempt is stored for the next leader before the status says it happened: a leader that
+      // dies between the two must not leave the breaker short of attempts the sessions report.
+      if (!breakers_.WaitPersisted(std::chrono::seconds(10))) {
+        log::Warn("circuit breaker not stored yet; writing the session status anyway",
+                  {{"session", key}, {"release", a.release}});
+      }
+    }
   }
 
   std::string rv = Str(md, "resourceVersion");

@@ -48,6 +48,11 @@ class HttpAttachProber final : public AttachProber {
   std::chrono::milliseconds timeout_, connect_timeout_;
 };
 
+// Reads the agent's answer to GET /probe/dlv (HTTP `status` and `body`) after a round trip of
+// `seconds`. Not JSON, no boolean "ok", {"ok": false} or a status other than 200 are failures; a 503
+// "busy" is graydebug's own fault. Never throws, whatever the (untrusted) agent sent.
+ProbeResult ParseProbeReply(const std::string& address, int status, const std::string& body, double seconds);
+
 // The breakers' side of the controller (SPEC §6): BreakerStore in the cluster.
 class BreakerSource {
  public:
@@ -55,6 +60,9 @@ class BreakerSource {
   virtual CircuitView View(const std::string& release_key, Clock::Wall now) = 0;
   // `pod` is the pod the attempt went to (its owner is where a trip is reported); may be null.
   virtual void Record(const std::string& release_key, bool success, Clock::Wall now, const nlohmann::json* pod) = 0;
+  // Waits up to `timeout` until every attempt recorded so far is stored where the next leader reads
+  // it. True when it is (or when nothing needs storing); false on timeout or stop.
+  virtual bool WaitPersisted(std::chrono::milliseconds /*timeout*/) { return true; }
 };
 
 struct ControllerOptions {

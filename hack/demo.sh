@@ -30,6 +30,8 @@ pids=()
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  # Output piped into `head` that has gone away must not cut the cleanup short (SIGPIPE).
+  trap '' PIPE
   step "Cleaning up"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do

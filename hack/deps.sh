@@ -7,7 +7,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl openssl python3 python3-yaml
   libcpprest-dev libssl-dev libboost-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
-  clang clang-format clang-tidy libclang-rt-14-dev wrk sslscan
+  clang clang-format clang-tidy libclang-rt-14-dev wrk nginx-light sslscan
 )
 
 missing=()

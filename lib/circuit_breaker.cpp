@@ -10,8 +10,11 @@ using json = nlohmann::json;
 int64_t Ms(Clock::Wall t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
+// Times read back from the shared state are clamped to [epoch, year 2096]: a Wall counts
+// nanoseconds in an int64_t, so a larger millisecond count would overflow in the conversion.
 Clock::Wall FromMs(int64_t ms) {
-  return Clock::Wall(std::chrono::milliseconds(ms));
+  constexpr int64_t kMaxMs = 4'000'000'000'000;
+  return Clock::Wall(std::chrono::milliseconds(std::clamp<int64_t>(ms, 0, kMaxMs)));
 }
 
 }  // namespace
@@ -111,7 +114,10 @@ json CircuitBreaker::ToJson() const {
 std::optional<CircuitBreaker> CircuitBreaker::FromJson(const json& j, BreakerConfig config) {
   if (!j.is_object()) return std::nullopt;
   CircuitBreaker b(config);
-  std::string state = j.value("state", "");
+  // Any writer of the ConfigMap may have left anything here: read by type (json::value() throws
+  // on a member of another type).
+  auto st = j.find("state");
+  const std::string state = st != j.end() && st->is_string() ? st->get<std::string>() : "";
   if (state == "closed") {
     b.state_ = BreakerState::kClosed;
   } else if (state == "open") {

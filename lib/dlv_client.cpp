@@ -73,6 +73,23 @@ const char* ErrorKindName(ErrorKind kind) {
   return "connection";
 }
 
+Reply DecodeReply(const std::string& method, const std::string& line, uint64_t id) {
+  json reply = json::parse(line, nullptr, false);
+  if (reply.is_discarded() || !reply.is_object()) {
+    return Fail(ErrorKind::kBadReply, method + ": dlv's reply is not a JSON object: " + line.substr(0, 80));
+  }
+  auto rid = reply.find("id");
+  if (rid == reply.end() || !rid->is_number_unsigned() || rid->get<uint64_t>() != id) {
+    return Fail(ErrorKind::kBadReply, method + ": dlv's reply has the wrong id");
+  }
+  if (auto err = reply.find("error"); err != reply.end() && !err->is_null()) {
+    return Fail(ErrorKind::kDlvError, method + ": dlv: " + (err->is_string() ? err->get<std::string>() : err->dump()));
+  }
+  Reply r;
+  if (auto result = reply.find("result"); result != reply.end()) r.result = std::move(*result);
+  return r;
+}
+
 Client::Client(std::string address, Options options) : address_(std::move(address)), options_(options) {}
 
 Reply Client::GetVersion() const {
@@ -185,19 +202,8 @@ Reply Client::Call(const std::string& method, const json& params) const {
     }
     buf.append(chunk, static_cast<std::size_t>(n));
   }
-  json reply = json::parse(buf, nullptr, false);
-  if (reply.is_discarded() || !reply.is_object()) {
-    return Fail(ErrorKind::kBadReply, method + ": dlv's reply is not a JSON object: " + buf.substr(0, 80));
-  }
-  auto rid = reply.find("id");
-  if (rid == reply.end() || !rid->is_number_unsigned() || rid->get<uint64_t>() != id) {
-    return Fail(ErrorKind::kBadReply, method + ": dlv's reply has the wrong id");
-  }
-  if (auto err = reply.find("error"); err != reply.end() && !err->is_null()) {
-    return Fail(ErrorKind::kDlvError, method + ": dlv: " + (err->is_string() ? err->get<std::string>() : err->dump()));
-  }
-  Reply r;
-  if (auto result = reply.find("result"); result != reply.end()) r.result = std::move(*result);
+  Reply r = DecodeReply(method, buf, id);
+  if (!r.ok()) return r;
   r.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
   return r;
 }

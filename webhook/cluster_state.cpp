@@ -50,7 +50,9 @@ void ClusterBreakers::Replace(const nlohmann::json& cm) {
     for (const auto& [key, value] : data->items()) {
       nlohmann::json j =
           value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
-      std::string state = j.is_object() ? j.value("state", "") : "";
+      // Read by type: json::value() would throw on a non-string state, in the informer's thread.
+      auto st = j.is_object() ? j.find("state") : j.end();
+      std::string state = st != j.end() && st->is_string() ? st->get<std::string>() : "";
       std::string release_key = ReleaseKeyOfCircuitDataKey(key);
       if (state == "open" || state == "half-open") fresh[release_key] = true;
     }

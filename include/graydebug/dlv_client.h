@@ -32,6 +32,11 @@ struct Reply {
   bool ok() const { return error_kind == ErrorKind::kNone; }
 };
 
+// Decodes one JSON-RPC reply of dlv (the bytes before the first newline) to the call numbered
+// `id`: the "result" member on success; kBadReply when it is not a JSON object or carries another
+// id; kDlvError when its "error" member is set. Never throws. Client::Call uses it; so do the tests.
+Reply DecodeReply(const std::string& method, const std::string& line, uint64_t id);
+
 // A client of delve's JSON-RPC 1.0 API over TCP (headless `dlv --api-version=2`). Each call opens
 // a connection, sends one request, reads one newline-terminated reply and closes: dlv runs with
 // --accept-multiclient, so short connections never disturb the people debugging. Only read-only

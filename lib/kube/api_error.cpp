@@ -1,5 +1,6 @@
 #include "graydebug/kube/api_error.h"
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -51,12 +52,22 @@ ApiError ErrorFromResponse(int http_status, std::string_view body, std::string_v
   e.http_status = http_status;
   int retry_seconds = 0;
   auto status = nlohmann::json::parse(body, nullptr, false);
-  if (status.is_object() && status.value("kind", "") == "Status") {
-    if (status["reason"].is_string()) e.reason = status["reason"].get<std::string>();
-    if (status["message"].is_string()) e.message = status["message"].get<std::string>();
-    const auto& details = status["details"];
-    if (details.is_object() && details["retryAfterSeconds"].is_number_integer()) {
-      retry_seconds = details["retryAfterSeconds"].get<int>();
+  // Members are found, never indexed: operator[] on a const object with a missing key reads the
+  // map's end() (undefined behaviour; an assertion in a Debug build), and value() throws on a
+  // member of another type.
+  auto member = [](const nlohmann::json& obj, const char* key) -> const nlohmann::json* {
+    if (!obj.is_object()) return nullptr;
+    auto it = obj.find(key);
+    return it == obj.end() ? nullptr : &*it;
+  };
+  const nlohmann::json* kind = member(status, "kind");
+  if (kind != nullptr && kind->is_string() && kind->get_ref<const std::string&>() == "Status") {
+    if (auto* r = member(status, "reason"); r != nullptr && r->is_string()) e.reason = r->get<std::string>();
+    if (auto* m = member(status, "message"); m != nullptr && m->is_string()) e.message = m->get<std::string>();
+    const nlohmann::json* details = member(status, "details");
+    const nlohmann::json* retry = details != nullptr ? member(*details, "retryAfterSeconds") : nullptr;
+    if (retry != nullptr && retry->is_number_integer()) {
+      retry_seconds = static_cast<int>(std::clamp<int64_t>(retry->get<int64_t>(), 0, 600));
     }
   } else {
     // Not a Status: keep the start of the body as the message, on one line.

@@ -249,10 +249,14 @@ bool Informer::WatchUntilRelist() {
       if (ev.type == WatchEvent::Type::kBookmark) {
         SetRv(RvOf(ev.object));
       } else if (ev.type == WatchEvent::Type::kError) {
-        int code = ev.object.value("code", 0);
-        log::Info(
-            "watch ended with an error event",
-            {{"informer", options_.name}, {"code", std::to_string(code)}, {"message", ev.object.value("message", "")}});
+        // A Status object; read by type, since json::value() throws on a member of another type
+        // and this thread has nobody to catch it.
+        auto c = ev.object.find("code");
+        int64_t code = c != ev.object.end() && c->is_number_integer() ? c->get<int64_t>() : 0;
+        auto m = ev.object.find("message");
+        std::string message = m != ev.object.end() && m->is_string() ? m->get<std::string>() : "";
+        log::Info("watch ended with an error event",
+                  {{"informer", options_.name}, {"code", std::to_string(code)}, {"message", message}});
         relist = code == 410;
         break;
       } else {

@@ -53,6 +53,7 @@ stop_all() {
 checks_cleanup() {
   local rc=$? name=${CHECKS_NAME:-test}
   trap - EXIT INT TERM
+  trap '' PIPE  # a reader that went away must not cut the cleanup short
   stop_all
   if [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR" ]; then
     "$REPO/hack/cluster" down --dir "$CLUSTER_DIR" >/dev/null 2>&1 || true

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -110,6 +111,18 @@ struct GrayPod {
                  {"ports", {{{"name", "gd-agent"}, {"containerPort", agent_port}}}}}}}}}};
   }
 };
+
+// /probe/dlv requests the pod's agent answered, from its metrics (each is one attach attempt of
+// the controller, whether the agent called dlv, shared a call in flight or reused a recent one).
+inline int AgentProbeRequests(const GrayPod& pod) {
+  std::string m = Run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(pod.agent_port) + "/metrics"}).out;
+  std::regex series("graydebug_agent_probe_requests_total\\{answer=\"(probed|shared|cached)\"\\} ([0-9.e+]+)");
+  int n = 0;
+  for (auto it = std::sregex_iterator(m.begin(), m.end(), series); it != std::sregex_iterator(); ++it) {
+    n += static_cast<int>(std::stod((*it)[2]));
+  }
+  return n;
+}
 
 inline bool CreateRunningPod(const LocalCluster& c, const GrayPod& p, const std::string& ns) {
   if (c.Kubectl({"create", "-f", "-"}, p.Object(ns).dump()).exit_code != 0) return false;

@@ -81,6 +81,15 @@ bool LocalCluster::StartApiServer() const {
              .exit_code == 0;
 }
 
+bool LocalCluster::StopEtcd() const {
+  return Run({SourceDir() + "/hack/cluster", "stop-etcd", "--dir", dir_}).exit_code == 0;
+}
+
+bool LocalCluster::StartEtcd() const {
+  return Run({SourceDir() + "/hack/cluster", "start-etcd", "--dir", dir_}, "", std::chrono::seconds(180)).exit_code ==
+         0;
+}
+
 kube::RestConfig LocalCluster::AddApiServer() const {
   auto r = Run({SourceDir() + "/hack/cluster", "add-apiserver", "--dir", dir_}, "", std::chrono::seconds(180));
   if (r.exit_code != 0) return {};

@@ -33,6 +33,10 @@ class LocalCluster {
   // Stops / starts kube-apiserver alone (same port, same etcd): an API server outage.
   bool StopApiServer() const;
   bool StartApiServer() const;
+  // Stops / starts etcd alone (same ports, same data): a storage outage under a running API server.
+  // StartEtcd returns once the API server answers again.
+  bool StopEtcd() const;
+  bool StartEtcd() const;
   // Starts a second kube-apiserver on the same etcd and returns its admin configuration
   // (server empty on failure): changes made through it happen while the first one is down.
   kube::RestConfig AddApiServer() const;

@@ -479,7 +479,13 @@ TEST_CASE("graydebug-agent binary: serves a scraped target, stays small, stops o
   }
   MESSAGE("graydebug-agent VmRSS while scraped: ", max_rss / 1024, " KiB (peak over 200 scrapes)");
   CHECK(max_rss > 0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // A sanitizer build (make test-asan/test-tsan) adds shadow memory and quarantine to the agent:
+  // the container's 64 MiB limit says nothing there, only that it stays bounded.
+  CHECK(max_rss < 512u * 1024 * 1024);
+#else
   CHECK(max_rss < 64u * 1024 * 1024);
+#endif
 
   agent->Signal(SIGTERM);
   CHECK(agent->Wait(30s) == 0);

@@ -115,3 +115,22 @@ TEST_CASE("breaker: the shared JSON form round-trips and refuses garbage") {
   REQUIRE(odd);
   CHECK(odd->attempts() == 0);
 }
+
+TEST_CASE("breaker: shared state of the wrong shape reads as malformed or clamped, never throws or overflows") {
+  // Found with the config fuzz target's edge seeds: json::value("state", "") threw type_error on
+  // {"state":5}, and a millisecond time beyond year 2262 overflowed the nanosecond Wall in the
+  // conversion (signed overflow, reported by UBSan).
+  for (const char* bad : {R"({"state":5})", R"({"state":null,"window":"x"})", R"({"state":["open"]})"}) {
+    CAPTURE(bad);
+    std::optional<CircuitBreaker> b;
+    CHECK_NOTHROW(b = CircuitBreaker::FromJson(nlohmann::json::parse(bad), BreakerConfig{}));
+    CHECK_FALSE(b.has_value());
+  }
+  auto b = CircuitBreaker::FromJson(
+      nlohmann::json::parse(R"({"state":"open","openedAt":9223372036854775807,"retryAt":-9223372036854775808,)"
+                            R"("window":[[9223372036854775807,0]]})"),
+      BreakerConfig{});
+  REQUIRE(b.has_value());
+  CHECK(b->RetryAt() == Clock::Wall{});  // clamped to the epoch: the cool-down is long over
+  CHECK(b->State(kT0) == BreakerState::kHalfOpen);
+}

@@ -57,3 +57,20 @@ TEST_CASE("a body that is not a Status becomes a one-line message") {
   CHECK(ErrorFromResponse(418, "").message == "HTTP 418");
   CHECK(ErrorFromResponse(404, "").ToString() == "NotFound (404): HTTP 404");
 }
+
+TEST_CASE("status without details.retryAfterSeconds, or with odd member types, is read safely") {
+  // Found by `make test-asan` (a Debug build, so nlohmann's assertions are on): an AlreadyExists
+  // Status whose details lack retryAfterSeconds made operator[] on a const object read the map's
+  // end() -- undefined behaviour in every Release build.
+  auto e = ErrorFromResponse(409, R"({"kind":"Status","reason":"AlreadyExists","details":{"name":"crud-1"}})");
+  CHECK(e.kind == graydebug::kube::ErrorKind::kAlreadyExists);
+  CHECK(e.retry_after == std::chrono::seconds(0));
+  for (const char* odd : {R"({"kind":5})", R"({"kind":"Status","reason":7,"details":[1]})",
+                          R"({"kind":"Status","details":{"retryAfterSeconds":"3"}})",
+                          R"({"kind":"Status","details":{"retryAfterSeconds":99999999999}})"}) {
+    CAPTURE(odd);
+    CHECK_NOTHROW((void)ErrorFromResponse(500, odd));
+  }
+  CHECK(ErrorFromResponse(429, R"({"kind":"Status","details":{"retryAfterSeconds":99999999999}})").retry_after ==
+        std::chrono::seconds(600));
+}
