@@ -19,7 +19,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # nginx-light is the benchmarks' ceiling, started by bench/webhook.bench.sh on loopback with its
+  # own config; its package would also start a system nginx on port 80. A policy-rc.d that says
+  # "no" keeps every package's service from starting during this install (where none exists yet).
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy"
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ -z "$policy" ] || $sudo rm -f "$policy"
+  [ "$rc" -eq 0 ] || exit "$rc"
 else
   echo "deps: Debian packages up to date"
 fi
