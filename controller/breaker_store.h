@@ -15,9 +15,9 @@ namespace graydebug::controller {
 // The leader's circuit breakers, one per release, kept in ConfigMap graydebug-circuits (data key
 // "<namespace>.<release>", value: CircuitBreaker JSON) so webhook replicas and the next leader see
 // them. Writes are resourceVersion-checked; a state change is written at once, window updates at
-// most once a second, or at once when a caller waits for its attempt to be stored. Exports graydebug_circuit_state and
-// graydebug_circuit_trips_total, raises a Warning Event on the owning workload when a breaker opens and, with
-// pauseRollout, pauses the owning Deployment.
+// most once a second, or at once when a caller waits for its attempt to be stored. Exports
+// graydebug_circuit_state and graydebug_circuit_trips_total, raises a Warning Event on the owning
+// workload when a breaker opens and, with pauseRollout, pauses the owning Deployment.
 class BreakerStore final : public BreakerSource {
  public:
   BreakerStore(std::shared_ptr<kube::Client> client, std::string ns, BreakerConfig config,

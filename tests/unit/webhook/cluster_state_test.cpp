@@ -34,10 +34,9 @@ class ListOnly final : public HttpTransport {
 }  // namespace
 
 TEST_CASE("cluster breakers: an entry of the wrong shape is ignored, the others still count") {
-  // Found with the config fuzz target (breaker state, seed breaker-mistyped): json::value("state", "") threw type_error
-  // on
-  // {"state":5} in the informer's thread, so one bad entry in the ConfigMap aborted every webhook
-  // replica, again on each restart.
+  // Found with the config fuzz target (breaker state, seed breaker-mistyped): json::value("state",
+  // "") threw type_error on {"state":5} in the informer's thread, so one bad entry in the ConfigMap
+  // aborted every webhook replica, again on each restart.
   const char* list = R"({"metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"graydebug-circuits",
     "namespace":"graydebug-system","resourceVersion":"7"},"data":{"shop.v1":"{\"state\":5}",
     "shop.v2":"{\"state\":\"open\"}","shop.v3":"not json","shop.v4":"{\"state\":[\"open\"]}"}}]})";
