@@ -64,7 +64,7 @@ done
 cp "$DLV" "$DEMO_DIR/bin/dlv"
 D="$DEMO_DIR/bin"
 LOGS="$DEMO_DIR/logs"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. "$REPO/hack/lib/local-install.sh"
 metric() { curl -sf "$1" | awk -v m="$2" 'index($0, m) == 1 {print $NF; exit}'; }
 
 step "A local control plane (etcd + kube-apiserver $("$KUBECTL" version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])'))"
@@ -98,19 +98,7 @@ k wait --for=condition=Established crd/debugsessions.graydebug.io --timeout=60s 
 k get mutatingwebhookconfiguration graydebug -o jsonpath='{range .webhooks[*]}{.name}{" -> "}{.clientConfig.url}{"  failurePolicy="}{.failurePolicy}{"\n"}{end}' | indent
 # What the chart's Deployments would mount, for the local processes: the certificate, the config
 # files and a token of each ServiceAccount (so they run with the chart's least-privilege RBAC).
-secret() { k get secret -n graydebug-system graydebug-webhook-tls -o jsonpath="{.data.$1}" | base64 -d; }
-secret 'tls\.crt' > "$DEMO_DIR/tls.crt"; secret 'tls\.key' > "$DEMO_DIR/tls.key"; secret 'ca\.crt' > "$DEMO_DIR/ca.crt"
-for c in webhook controller; do
-  k get configmap -n graydebug-system "graydebug-$c" -o jsonpath='{.data.config\.yaml}' > "$DEMO_DIR/$c.yaml"
-  cat > "$DEMO_DIR/$c.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: local, cluster: {server: "$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')", certificate-authority: "$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')"}}]
-users: [{name: graydebug-$c, user: {token: "$(k create token "graydebug-$c" -n graydebug-system --duration=1h)"}}]
-contexts: [{name: graydebug-$c, context: {cluster: local, user: graydebug-$c, namespace: graydebug-system}}]
-current-context: graydebug-$c
-KC
-done
+chart_files "$KUBECTL" graydebug-system "$DEMO_DIR" 1h
 ok "serving certificate from Secret graydebug-webhook-tls: $(openssl x509 -in "$DEMO_DIR/tls.crt" -noout -ext subjectAltName | grep -o 'IP Address:[0-9.]*')"
 ok "configs from ConfigMaps graydebug-webhook and graydebug-controller; tokens of their ServiceAccounts"
 

@@ -54,12 +54,7 @@ k create namespace shop >/dev/null
 "$HELM" install graydebug "$REPO/charts/graydebug" -n "$NS" --create-namespace --set "webhook.url=$URL" \
   --set "injection.dlv.port=$DLV_PORT" --set "injection.agent.port=$AGENT_PORT" > "$WORK/helm-install.txt"
 k wait --for=condition=Established crd/debugsessions.graydebug.io --timeout=60s >/dev/null
-secret() { k get secret -n "$NS" graydebug-webhook-tls -o jsonpath="{.data.$1}" | base64 -d; }
-secret 'tls\.crt' > "$R/tls.crt"; secret 'tls\.key' > "$R/tls.key"; secret 'ca\.crt' > "$R/ca.crt"
-for c in webhook controller; do
-  k get configmap -n "$NS" "graydebug-$c" -o jsonpath='{.data.config\.yaml}' > "$R/$c.yaml"
-  sa_kubeconfig "$KUBECTL" "$NS" "graydebug-$c" "$R/$c.kubeconfig"
-done
+chart_files "$KUBECTL" "$NS" "$R"
 
 # Everything at debug level: the most a log can say.
 POD_NAMESPACE=$NS "$WORK/bin/graydebug-webhook" --listen="127.0.0.1:$WH_PORT" --metrics-addr="127.0.0.1:$WH_METRICS" \

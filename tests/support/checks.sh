@@ -1,6 +1,7 @@
 # Sourced by the shell tests (tests/chart, tests/security): one line per check, leftover-process
 # detection and the helpers they share. The sourcing script sets WORK (its scratch directory, the
 # path every process it starts runs from) and may set CLUSTER_DIR (a hack/cluster directory).
+. "$REPO/hack/lib/local-install.sh"
 passed=0 failed=0 skipped=0
 pids=()
 # check NAME COMMAND...: runs COMMAND; "ok - NAME", or "FAIL - NAME" and the last lines it printed.
@@ -20,23 +21,6 @@ fails() { if "$@" >/dev/null 2>&1; then echo "unexpectedly succeeded: $*"; retur
 wait_until() {
   local end=$((SECONDS + $1)); shift
   until "$@" >/dev/null 2>&1; do [ $SECONDS -lt "$end" ] || return 1; sleep 0.2; done
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# sa_kubeconfig KUBECTL NAMESPACE SERVICEACCOUNT FILE: a kubeconfig authenticating as the
-# ServiceAccount with a TokenRequest token, against the current context's server.
-sa_kubeconfig() {
-  local kubectl=$1 ns=$2 sa=$3 file=$4 token server ca
-  token=$("$kubectl" create token "$sa" -n "$ns" --duration=10m)
-  server=$("$kubectl" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-  ca=$("$kubectl" config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority}')
-  cat > "$file" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: local, cluster: {server: "$server", certificate-authority: "$ca"}}]
-users: [{name: sa, user: {token: "$token"}}]
-contexts: [{name: sa, context: {cluster: local, user: sa, namespace: $ns}}]
-current-context: sa
-KC
 }
 # stop_all: SIGTERM to every pid in pids, SIGKILL after 5 s.
 stop_all() {
