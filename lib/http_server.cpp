@@ -1,42 +1,38 @@
-// The one HTTP(S) server of graydebug, over cpprest's asio listener. The only file that includes
-// the listener's headers (they cost ~7 s of compile time per file).
+// The one HTTP(S) server of graydebug, over Boost.Beast and Boost.Asio (header-only, the same
+// Boost 1.74 that Debian's cpprestsdk is built with).
 //
-// What cpprest (2.10.18) does and does not do for us:
-// - It reads the body on its own I/O threads into a stream, dispatches the request as soon as the
-//   headers are in, and writes no response before the body has been read to its end. So a body
-//   we refuse is either read on and discarded (up to twice the limit, so the client sees the
-//   413) or cut off by closing that stream with an error: cpprest stops reading at its next
-//   write into it, then sends our answer with "Connection: close".
-// - It builds a fresh TLS context for every connection and calls our callback on it, which is
-//   how a reloaded certificate reaches new connections.
-// - Handlers run on our own threads so that a slow handler never stalls cpprest's I/O pool.
-// - It has no read, idle or handshake timeouts, no header size limit and no connection limit;
-//   its asio design keeps idle and slow clients from blocking others, but each costs a socket.
-// - Its close() is not safe while connections are open: see Server::Stop (Linux-specific).
+// Threads: one I/O thread per server runs every socket, TLS handshake, parse and write; the
+// handlers run on the server's own handler threads, so a slow handler never stalls the I/O. A
+// connection's state is touched only on the I/O thread; handler threads hand their answer back
+// with a post. Stop therefore knows every connection it has to drain or close (no scanning of
+// descriptors, no race with the I/O thread).
+//
+// Limits and timeouts (docs/http-server.md): header 64 KiB (431), body max_body_bytes (413),
+// TLS handshake 10 s, a request's header idle_timeout after the connection is ready or the last
+// answer (keep-alive), body and answer request_timeout each, max_connections open at once.
 #include "graydebug/http_server.h"
 
 #include <utility>  // must precede boost/asio with C++20 (Boost 1.74)
 
-#include <cpprest/http_listener.h>
-#include <dirent.h>
-#include <linux/filter.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -44,9 +40,9 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
-#include "cpprest_pool.h"
 #include "graydebug/config_file.h"
 #include "graydebug/flags.h"
 #include "graydebug/log.h"
@@ -54,12 +50,18 @@
 namespace graydebug::http {
 namespace {
 
-namespace rest = web::http;
-using web::http::experimental::listener::http_listener;
-using web::http::experimental::listener::http_listener_config;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
 
 constexpr std::size_t kMaxPemBytes = 1u << 20;
-constexpr std::size_t kBodyReadBytes = 64u << 10;
+constexpr std::uint32_t kHeaderLimit = 64u << 10;
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+// After a final answer with "Connection: close": how long the rest of what the client sends is
+// read and dropped, so that closing does not reset the connection before it read the answer.
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
 
 // Mozilla's "intermediate" list for TLS 1.2: ECDHE key exchange with AEAD ciphers only. TLS 1.3
 // keeps OpenSSL's default suites, which are all AEAD.
@@ -90,6 +92,9 @@ struct TlsPair {
   EVP_PKEY* key = nullptr;
   std::string subject;
   std::string not_after;
+  // The server context every new connection is made from (configured from the fields above).
+  // Shared by the connections that use it; a rotation builds a new one.
+  std::shared_ptr<ssl::context> context;
 
   TlsPair() = default;
   TlsPair(const TlsPair&) = delete;
@@ -112,8 +117,8 @@ std::string ConfigureContext(SSL_CTX* ctx, const TlsPair& pair) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(
       ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
-  // cpprest makes one context per connection, so a session could never be resumed: issuing
-  // tickets or caching sessions would be wasted work.
+  // No resumption: a client reconnecting after a rotation must see the new certificate, and
+  // webhook clients keep their connections open anyway.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(ctx, 0);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 || SSL_CTX_use_certificate(ctx, pair.leaf) != 1 ||
@@ -192,14 +197,15 @@ std::shared_ptr<const TlsPair> LoadTlsPair(const std::string& cert_file, const s
     *error = key_file + ": the private key does not match the certificate in " + cert_file;
     return nullptr;
   }
-  // Exactly what every connection will do, once, on a scratch context: catches keys or
-  // signatures that OpenSSL's security level refuses (RSA < 2048 bits, say).
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> scratch(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
-  if (!scratch) {
-    *error = "cannot create a TLS context: " + OpenSslError();
+  // The context the connections will use: also catches keys or signatures that OpenSSL's
+  // security level refuses (RSA < 2048 bits, say).
+  try {
+    pair->context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  } catch (const std::exception& e) {
+    *error = std::string("cannot create a TLS context: ") + e.what();
     return nullptr;
   }
-  if (std::string why = ConfigureContext(scratch.get(), *pair); !why.empty()) {
+  if (std::string why = ConfigureContext(pair->context->native_handle(), *pair); !why.empty()) {
     *error = cert_file + ": unusable for TLS: " + why;
     return nullptr;
   }
@@ -287,62 +293,62 @@ class TlsSource {
   std::pair<FileStamp, FileStamp> seen_;  // the stamps last looked at, loaded or refused
   std::atomic<std::uint64_t> reloads_{0};
 };
-
 // ---- Addresses ------------------------------------------------------------------------------
 
 struct ListenAddress {
-  std::string host;
+  std::string host;  // without brackets for IPv6
   int port = 0;
+  std::string Text() const {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
 };
 
-// "host:port" or ":port" into parts; nullopt and *error for anything else.
+// "host:port", ":port" (= 0.0.0.0) or "[ipv6]:port" into parts; nullopt and *error otherwise.
 std::optional<ListenAddress> ParseListen(const std::string& listen, std::string* error) {
   if (std::string why = ValidateListenAddress(listen); !why.empty()) {
     *error = "listen address \"" + listen + "\": " + why;
     return std::nullopt;
   }
-  if (listen[0] == '[') {
-    // cpprest's listener splits "host:port" at the first colon, so an IPv6 literal can't work.
-    *error = "listen address \"" + listen +
-             "\": IPv6 addresses are not supported (cpprest's listener cannot "
-             "bind them); use an IPv4 address or a host name";
-    return std::nullopt;
-  }
-  auto colon = listen.rfind(':');
   ListenAddress out;
-  out.host = colon == 0 ? "0.0.0.0" : listen.substr(0, colon);
-  std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), out.port);
+  std::size_t port_at = 0;
+  if (listen[0] == '[') {
+    auto close = listen.find(']');
+    out.host = listen.substr(1, close - 1);
+    port_at = close + 2;
+  } else {
+    auto colon = listen.rfind(':');
+    out.host = colon == 0 ? "0.0.0.0" : listen.substr(0, colon);
+    port_at = colon + 1;
+  }
+  std::from_chars(listen.data() + port_at, listen.data() + listen.size(), out.port);
   return out;
 }
 
-// Binds (without listening) a socket with SO_REUSEADDR to host:0 and returns it, holding the
-// port the kernel picked in *port, so cpprest (which cannot report the port it bound) can be
-// given a concrete one. Linux lets a listener bind beside a reusable non-listening socket.
-int ReservePort(const std::string& host, int* port, std::string* error) {
+// The address to bind: the first one getaddrinfo gives for the host (a literal or a name).
+std::optional<tcp::endpoint> Resolve(const ListenAddress& address, std::string* error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* res = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), "0", &hints, &res); rc != 0 || res == nullptr) {
-    *error = "cannot resolve \"" + host + "\": " + ::gai_strerror(rc);
-    return -1;
+  if (int rc = ::getaddrinfo(address.host.c_str(), nullptr, &hints, &res); rc != 0 || res == nullptr) {
+    *error = "cannot resolve \"" + address.host + "\": " + (rc != 0 ? ::gai_strerror(rc) : "no address");
+    return std::nullopt;
   }
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
-  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  sockaddr_storage bound{};
-  socklen_t len = sizeof bound;
-  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
-    *error = "cannot bind " + host + ":0: " + std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    return -1;
+  const auto port = static_cast<unsigned short>(address.port);
+  if (res->ai_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(res->ai_addr);
+    return tcp::endpoint(net::ip::address_v4(ntohl(in->sin_addr.s_addr)), port);
   }
-  *port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  return fd;
+  if (res->ai_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(res->ai_addr);
+    net::ip::address_v6::bytes_type bytes;
+    std::memcpy(bytes.data(), &in6->sin6_addr, bytes.size());
+    return tcp::endpoint(net::ip::address_v6(bytes, in6->sin6_scope_id), port);
+  }
+  *error = "cannot resolve \"" + address.host + "\": not an IP address";
+  return std::nullopt;
 }
 
 std::string ErrorBody(const std::string& message) {
@@ -360,19 +366,12 @@ std::string Clip(const std::string& text) {
   return text.size() <= kMax ? text : text.substr(0, kMax) + "...";
 }
 
-// Strict: digits only, no sign, no overflow.
-bool ParseContentLength(const std::string& text, std::uint64_t* out) {
-  if (text.empty() || text.size() > 19) return false;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-  }
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size();
+std::string Str(beast::string_view s) {
+  return std::string(s.data(), s.size());
 }
 
-// cpprest keys its listeners by "host:port" process-wide, and a second listener on a key in use
-// fails by tearing down the first one. Stop also finds a server's sockets by port. So one port
-// serves at most one server per process; the ports in use are tracked here.
+// Two servers of one process on one port would be a wiring mistake; it gets a clearer error
+// than the kernel's "address in use". The ports in use are tracked here.
 class PortRegistry {
  public:
   static PortRegistry& Get() {
@@ -393,66 +392,43 @@ class PortRegistry {
   std::set<int> ports_;
 };
 
-// The TCP sockets of this process bound to local `port`: the listener and its connections.
-struct PortSockets {
-  int listener = -1;
-  std::vector<int> connections;
-};
-
-int LocalPort(int fd) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
-  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return -1;
-}
-
-// Scans /proc/self/fd; empty when /proc is not mounted.
-PortSockets FindSockets(int port) {
-  PortSockets out;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return out;
-  while (dirent* entry = ::readdir(dir)) {
-    int fd = -1;
-    auto [end, ec] = std::from_chars(entry->d_name, entry->d_name + std::strlen(entry->d_name), fd);
-    if (ec != std::errc() || *end != '\0' || fd == ::dirfd(dir)) continue;
-    struct stat st {};
-    int type = 0, accepting = 0;
-    socklen_t len = sizeof type;
-    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || LocalPort(fd) != port ||
-        ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
-      continue;
+// Runs a handler; its failures become a 500.
+Response RunHandler(const Handler& handler, const Request& request, const std::string& server) noexcept {
+  auto failed = [&](const std::string& what) {
+    try {
+      log::Error("handler failed; answered 500",
+                 {{"server", server}, {"method", request.method}, {"path", request.path}, {"error", what}});
+    } catch (...) {
     }
-    len = sizeof accepting;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0) {
-      out.listener = fd;
-    } else {
-      out.connections.push_back(fd);
+    return ErrorResponse(500, "internal error");
+  };
+  try {
+    Response response = handler(request);
+    if (response.status < 200 || response.status > 599) {  // 1xx is never a final answer
+      return failed("handler returned HTTP status " + std::to_string(response.status));
     }
+    return response;
+  } catch (const std::exception& e) {
+    return failed(e.what());
+  } catch (...) {
+    return failed("unknown exception");
   }
-  ::closedir(dir);
-  return out;
-}
-
-// Makes the kernel drop every packet for `fd` (a classic BPF program "return 0"): on a listening
-// socket, new connections can no longer complete their handshake.
-bool DropAllPackets(int fd) {
-  sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, 0}};
-  sock_fprog program{1, code};
-  return ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0;
 }
 
 // ---- The server's shared state ----------------------------------------------------------------
 
-struct Exchange {
-  rest::http_request req;
-  Request request;
-  std::vector<std::uint8_t> chunk;  // the buffer of the body read in progress
+// What Stop needs of a connection. Both run on the I/O thread.
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  // Closes the connection when it is between requests; otherwise its answer will say "close".
+  virtual void Drain() = 0;
+  // Closes it now; pending operations end with an error and start nothing new.
+  virtual void Close() = 0;
 };
 
-// Everything cpprest's callbacks and the handler threads touch. Held by shared_ptr from every
-// callback, so a late continuation after Stop finds it alive.
+// Everything the I/O thread, the handler threads and Stop share. Held by shared_ptr from every
+// connection and pending operation, so a late completion after Stop finds it alive.
 class Core : public std::enable_shared_from_this<Core> {
  public:
   explicit Core(ServerOptions options) : options_(std::move(options)) {}
@@ -461,57 +437,69 @@ class Core : public std::enable_shared_from_this<Core> {
   std::map<std::string, std::map<std::string, Handler>>& routes() { return routes_; }
   TlsSource* tls() const { return tls_.get(); }
   void set_tls(std::unique_ptr<TlsSource> tls) { tls_ = std::move(tls); }
+  net::io_context& io() { return io_; }
+  bool draining() const { return draining_; }
   void StartDraining() { draining_ = true; }
 
-  // cpprest's per-connection TLS callback; runs on an I/O thread and must not throw.
-  void ConfigureTls(boost::asio::ssl::context& ctx) noexcept {
-    try {
-      auto pair = tls_->Current();
-      if (!pair) return;
-      if (std::string why = ConfigureContext(ctx.native_handle(), *pair); !why.empty()) {
-        log::Error("tls context setup failed; the handshake will fail", {{"server", options_.name}, {"error", why}});
+  // Binds and listens (the calling thread, before the I/O thread runs). "" or why not.
+  std::string Listen(const tcp::endpoint& endpoint, int* port) {
+    beast::error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec && endpoint.address().is_v6()) acceptor_.set_option(net::ip::v6_only(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+      return ec.message();
+    }
+    *port = acceptor_.local_endpoint(ec).port();
+    return "";
+  }
+
+  // The I/O thread's body: accept, serve, until Stop closed everything.
+  void Run() {
+    work_.emplace(io_.get_executor());
+    Accept();
+    while (true) {
+      try {
+        io_.run();
+        break;
+      } catch (const std::exception& e) {
+        log::Error("http server I/O thread caught an exception; continuing",
+                   {{"server", options_.name}, {"error", e.what()}});
       }
-    } catch (...) {
-      ERR_clear_error();
     }
   }
 
-  // cpprest's request callback, on an I/O thread right after the headers: never blocks, never throws.
-  void OnRequest(rest::http_request req) noexcept {
-    Begin();
-    std::shared_ptr<Exchange> ex;
-    try {
-      ex = std::make_shared<Exchange>();
-      ex->req = req;
-      ex->request.method = req.method();
-      ex->request.path = req.request_uri().path();
-      ex->request.query = req.request_uri().query();
-      ex->request.remote_address = req.remote_address();
-      const auto& headers = req.headers();
-      if (auto it = headers.find(rest::header_names::content_type); it != headers.end()) {
-        ex->request.content_type = it->second;
-      }
-      if (auto it = headers.find(rest::header_names::content_length); it != headers.end()) {
-        std::uint64_t declared = 0;
-        if (!ParseContentLength(it->second, &declared)) {
-          Refuse(ex, 400, "invalid Content-Length");
-          return;
-        }
-        if (declared > options_.max_body_bytes) {
-          RefuseTooLarge(ex, declared, true);
-          return;
-        }
-        ex->request.body.reserve(static_cast<std::size_t>(declared));
-      }
-      ReadBody(ex);
-    } catch (const std::exception& e) {
-      Fail(ex, req, e.what());
-    } catch (...) {
-      Fail(ex, req, "unknown exception");
-    }
+  // ---- I/O thread only ----
+  void Register(ConnectionBase* raw, std::weak_ptr<ConnectionBase> conn) { connections_[raw] = std::move(conn); }
+  void Unregister(ConnectionBase* raw) { connections_.erase(raw); }
+  // Stop, first step: no new connections (the kernel refuses them), idle ones closed.
+  void StopAccepting() {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    retry_.cancel();
+    for (auto& c : Live()) c->Drain();
+  }
+  // Stop, last step: every connection closed; the I/O thread then runs out of work.
+  void CloseAll() {
+    for (auto& c : Live()) c->Close();
+    connections_.clear();
+    work_.reset();
   }
 
-  // Handler threads: run queued handlers until Stop and the queue is empty.
+  // ---- handler threads and Stop ----
+  // Queues a handler run; false when the server is stopping.
+  bool Dispatch(std::function<void()> job) {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    jobs_.push_back(std::move(job));
+    work_cv_.notify_one();
+    return true;
+  }
+  // Handler threads: run queued jobs until Stop and the queue is empty.
   void WorkerLoop() {
     while (true) {
       std::function<void()> job;
@@ -537,7 +525,14 @@ class Core : public std::enable_shared_from_this<Core> {
     stopping_ = true;
     work_cv_.notify_all();
   }
-
+  void Begin() {
+    std::lock_guard lock(mu_);
+    ++in_flight_;
+  }
+  void End() {
+    std::lock_guard lock(mu_);
+    if (--in_flight_ == 0) idle_cv_.notify_all();
+  }
   // Waits until no request is in flight; false when `deadline` came first.
   bool WaitIdle(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mu_);
@@ -554,235 +549,45 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
  private:
-  std::string TooLarge() const {
-    return "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes";
+  std::vector<std::shared_ptr<ConnectionBase>> Live() {
+    std::vector<std::shared_ptr<ConnectionBase>> out;
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (auto c = it->second.lock()) {
+        out.push_back(std::move(c));
+        ++it;
+      } else {
+        it = connections_.erase(it);
+      }
+    }
+    return out;
   }
 
-  void Begin() {
-    std::lock_guard lock(mu_);
-    ++in_flight_;
-  }
-  void End() {
-    std::lock_guard lock(mu_);
-    if (--in_flight_ == 0) idle_cv_.notify_all();
-  }
-
-  void ReadBody(const std::shared_ptr<Exchange>& ex) {
-    ex->chunk.resize(kBodyReadBytes);
-    auto self = shared_from_this();
-    ex->req.body().streambuf().getn(ex->chunk.data(), ex->chunk.size()).then([self, ex](pplx::task<size_t> t) {
-      self->OnBodyChunk(ex, std::move(t));
+  void Accept() {
+    acceptor_.async_accept(io_, [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+      self->OnAccept(ec, std::move(socket));
     });
   }
+  void OnAccept(beast::error_code ec, tcp::socket socket);
 
-  void OnBodyChunk(const std::shared_ptr<Exchange>& ex, pplx::task<size_t> read) noexcept {
-    try {
-      std::size_t n = 0;
-      try {
-        n = read.get();
-      } catch (const std::exception& e) {
-        // The client went away or broke the chunked framing mid-body (cpprest's message is a
-        // misread errno: not worth showing).
-        log::Debug("request body unreadable", {{"server", options_.name}, {"error", e.what()}});
-        Refuse(ex, 400, "incomplete or malformed request body");
-        return;
-      }
-      if (n == 0) {
-        Route(ex);
-        return;
-      }
-      if (ex->request.body.size() + n > options_.max_body_bytes) {
-        RefuseTooLarge(ex, ex->request.body.size() + n, false);
-        return;
-      }
-      ex->request.body.append(reinterpret_cast<const char*>(ex->chunk.data()), n);
-      ReadBody(ex);
-    } catch (const std::exception& e) {
-      Fail(ex, ex->req, e.what());
-    } catch (...) {
-      Fail(ex, ex->req, "unknown exception");
-    }
-  }
-
-  void Route(const std::shared_ptr<Exchange>& ex) {
-    ex->chunk = {};
-    auto path = routes_.find(ex->request.path);
-    if (path == routes_.end()) {
-      Send(ex, ErrorResponse(404, "no handler for path " + Clip(ex->request.path)), false, true);
-      return;
-    }
-    auto method = path->second.find(ex->request.method);
-    if (method == path->second.end()) {
-      std::string allow;
-      for (const auto& [m, h] : path->second) allow += (allow.empty() ? "" : ", ") + m;
-      Send(ex, ErrorResponse(405, "method " + Clip(ex->request.method) + " not allowed on " + Clip(ex->request.path)),
-           false, true, allow);
-      return;
-    }
-    const Handler* handler = &method->second;  // routes_ is frozen once the server started
-    auto self = shared_from_this();
-    {
-      std::lock_guard lock(mu_);
-      if (!stopping_) {
-        jobs_.push_back([self, ex, handler] { self->RunHandler(ex, *handler); });
-        work_cv_.notify_one();
-        return;
-      }
-    }
-    Send(ex, ErrorResponse(503, "server is shutting down"), true, false);
-  }
-
-  void RunHandler(const std::shared_ptr<Exchange>& ex, const Handler& handler) noexcept {
-    Response response;
-    try {
-      response = handler(ex->request);
-      if (response.status < 200 || response.status > 599) {  // 1xx is never a final answer
-        throw std::runtime_error("handler returned HTTP status " + std::to_string(response.status));
-      }
-    } catch (const std::exception& e) {
-      LogHandlerFailure(ex->request, e.what());
-      response = ErrorResponse(500, "internal error");
-    } catch (...) {
-      LogHandlerFailure(ex->request, "unknown exception");
-      response = ErrorResponse(500, "internal error");
-    }
-    Send(ex, std::move(response), false, true);
-  }
-
-  void LogHandlerFailure(const Request& r, const std::string& what) {
-    try {
-      log::Error("handler failed; answered 500",
-                 {{"server", options_.name}, {"method", r.method}, {"path", r.path}, {"error", what}});
-    } catch (...) {
-    }
-  }
-
-  // Answers and cuts the body off; the connection closes after the answer.
-  void Refuse(const std::shared_ptr<Exchange>& ex, int status, const std::string& message) {
-    Send(ex, ErrorResponse(status, message), true, false);
-    CutBody(ex);
-  }
-
-  // Makes cpprest stop reading the body: its next write into the body stream fails, so it stops
-  // reading the socket, completes the request and sends our answer (never while one of its reads
-  // is still running, which matters for TLS streams).
-  void CutBody(const std::shared_ptr<Exchange>& ex) noexcept {
-    try {
-      ex->req._get_impl()
-          ->outstream()
-          .close(std::make_exception_ptr(std::runtime_error("body refused")))
-          .then([](pplx::task<void> t) {
-            try {
-              t.get();
-            } catch (...) {
-            }
-          });
-    } catch (...) {
-    }
-  }
-
-  // 413. A client still sending when the server hangs up gets a connection reset, and usually
-  // never reads the 413 (curl reports "send failure"). So a body up to twice the limit is read
-  // on and thrown away, and the answer goes out after it; a larger one is cut off at once.
-  // `size` is the declared Content-Length, or for a chunked body the bytes read so far.
-  void RefuseTooLarge(const std::shared_ptr<Exchange>& ex, std::uint64_t size, bool declared) {
-    Send(ex, ErrorResponse(413, TooLarge()), true, false);
-    ex->request.body = {};
-    if (declared && size > DiscardLimit()) {
-      CutBody(ex);
-    } else {
-      Discard(ex, declared ? 0 : size);
-    }
-  }
-
-  std::uint64_t DiscardLimit() const { return 2 * static_cast<std::uint64_t>(options_.max_body_bytes); }
-
-  // Reads the body on and drops it; cuts it off past DiscardLimit (`received` bytes so far).
-  void Discard(const std::shared_ptr<Exchange>& ex, std::uint64_t received) noexcept {
-    try {
-      if (received > DiscardLimit()) {
-        CutBody(ex);
-        return;
-      }
-      ex->chunk.resize(kBodyReadBytes);
-      auto self = shared_from_this();
-      ex->req.body()
-          .streambuf()
-          .getn(ex->chunk.data(), ex->chunk.size())
-          .then([self, ex, received](pplx::task<size_t> t) {
-            try {
-              if (std::size_t n = t.get(); n > 0) self->Discard(ex, received + n);
-            } catch (...) {
-              // The body ended badly: nothing left to discard.
-            }
-          });
-    } catch (...) {
-      CutBody(ex);
-    }
-  }
-
-  // Last resort when our own code threw before an answer was sent.
-  void Fail(const std::shared_ptr<Exchange>& ex, const rest::http_request& req, const std::string& what) noexcept {
-    try {
-      log::Error("request failed; answered 500", {{"server", options_.name}, {"error", what}});
-      std::shared_ptr<Exchange> target = ex;
-      if (!target) {
-        target = std::make_shared<Exchange>();
-        target->req = req;
-      }
-      Refuse(target, 500, "internal error");
-    } catch (...) {
-      End();
-    }
-  }
-
-  // Replies; the request stops counting as in flight when the answer is written (or at once
-  // when `wait` is false: a refused body may never finish arriving).
-  void Send(const std::shared_ptr<Exchange>& ex, Response response, bool close, bool wait,
-            const std::string& allow = "") noexcept {
-    try {
-      const int status = response.status;
-      rest::http_response r(static_cast<rest::status_code>(status));
-      const bool typed = !response.content_type.empty();
-      r.set_body(std::move(response.body), typed ? response.content_type : "application/octet-stream");
-      if (!typed) r.headers().remove(rest::header_names::content_type);
-      if (!allow.empty()) r.headers().add(U("Allow"), allow);
-      if (close || draining_) r.headers().add(rest::header_names::connection, U("close"));
-      log::Debug("http request", {{"server", options_.name},
-                                  {"method", Clip(ex->request.method)},
-                                  {"path", Clip(ex->request.path)},
-                                  {"status", std::to_string(status)},
-                                  {"remote", ex->request.remote_address}});
-      pplx::task<void> sent = ex->req.reply(r);
-      if (!wait) {
-        End();
-        sent.then([](pplx::task<void> t) {
-          try {
-            t.get();
-          } catch (...) {
-          }
-        });
-        return;
-      }
-      auto self = shared_from_this();
-      sent.then([self](pplx::task<void> t) {
-        try {
-          t.get();
-        } catch (...) {
-          // The client went away, or Stop closed the connection: nothing to answer to.
-        }
-        self->End();
-      });
-    } catch (...) {
-      // reply() throws when cpprest already answered (a connection closed by Stop).
-      End();
-    }
+  // Logs a refusal at most every 10 s (a flood must not flood the log too).
+  bool ShouldLog(std::chrono::steady_clock::time_point* last) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - *last < std::chrono::seconds(10)) return false;
+    *last = now;
+    return true;
   }
 
   const ServerOptions options_;
   std::map<std::string, std::map<std::string, Handler>> routes_;
   std::unique_ptr<TlsSource> tls_;
   std::atomic<bool> draining_{false};
+
+  net::io_context io_{1};
+  tcp::acceptor acceptor_{io_};
+  net::steady_timer retry_{io_};  // after a failed accept (out of descriptors, say)
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::unordered_map<ConnectionBase*, std::weak_ptr<ConnectionBase>> connections_;
+  std::chrono::steady_clock::time_point last_full_log_{}, last_accept_log_{};
 
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;  // in_flight_ or live_workers_ reached 0
@@ -793,12 +598,322 @@ class Core : public std::enable_shared_from_this<Core> {
   std::deque<std::function<void()>> jobs_;
 };
 
+// ---- One connection ---------------------------------------------------------------------------
+
+template <class Stream>
+Stream MakeStream(tcp::socket socket, ssl::context* context) {
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    return Stream(std::move(socket));
+  } else {
+    return Stream(std::move(socket), *context);
+  }
+}
+
+// One client connection, plain (beast::tcp_stream) or TLS (beast::ssl_stream over it): reads a
+// request, has a handler thread answer it, writes the answer, and again while keep-alive holds.
+// Lives on the I/O thread; owned by its pending operations (and a handler run in progress).
+template <class Stream>
+class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+ public:
+  Connection(std::shared_ptr<Core> core, tcp::socket socket, std::string remote, std::shared_ptr<ssl::context> context)
+      : core_(std::move(core)),
+        context_(std::move(context)),
+        stream_(MakeStream<Stream>(std::move(socket), context_.get())),
+        remote_(std::move(remote)) {}
+  ~Connection() override { EndRequest(); }
+
+  void Start() {
+    beast::error_code ignored;
+    // Without TCP_NODELAY a TLS handshake's server flight meets Nagle + delayed ACK (~40 ms).
+    Lowest().socket().set_option(tcp::no_delay(true), ignored);
+    if constexpr (kTls) {
+      phase_ = Phase::kHandshake;
+      Lowest().expires_after(kHandshakeTimeout);
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (self->closed_) return;
+        if (ec) {
+          log::Debug("tls handshake failed",
+                     {{"server", self->core_->options().name}, {"remote", self->remote_}, {"error", ec.message()}});
+          self->Close();
+          return;
+        }
+        self->WaitForRequest();
+      });
+    } else {
+      WaitForRequest();
+    }
+  }
+
+  void Drain() override {
+    if (phase_ == Phase::kHandshake || (phase_ == Phase::kIdle && buffer_.size() == 0)) Close();
+  }
+
+  void Close() override {
+    if (closed_) return;
+    closed_ = true;
+    EndRequest();
+    Lowest().close();  // cancels the pending operation and the timer
+    core_->Unregister(this);
+  }
+
+ private:
+  enum class Phase { kHandshake, kIdle, kRequest, kHandler, kAnswer, kLinger };
+
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  const ServerOptions& options() const { return core_->options(); }
+
+  // Keep-alive: waits (up to idle_timeout) for the first bytes of the next request; the header
+  // then has request_timeout to arrive in full.
+  void WaitForRequest() {
+    if (core_->draining() && buffer_.size() == 0) {
+      Close();
+      return;
+    }
+    phase_ = Phase::kIdle;
+    keep_alive_ = false;
+    if (buffer_.size() > 0) {  // the next request is already here (pipelined)
+      ReadHeader();
+      return;
+    }
+    Lowest().expires_after(options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (self->closed_) return;
+                              self->buffer_.commit(n);
+                              if (ec) {
+                                self->Close();  // gone, or idle too long
+                                return;
+                              }
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    phase_ = Phase::kRequest;
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(static_cast<std::uint64_t>(options().max_body_bytes));
+    Lowest().expires_after(options().request_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (self->closed_) return;
+                               if (ec) return self->ReadFailed(ec);
+                               self->BeginRequest();
+                               if (beast::iequals(self->parser_->get()[bhttp::field::expect], "100-continue")) {
+                                 self->Continue();
+                               } else {
+                                 self->ReadBody();
+                               }
+                             });
+  }
+
+  // "Expect: 100-continue" and the body is within the limit (else the header read failed).
+  void Continue() {
+    continue_.emplace(bhttp::status::continue_, 11);
+    bhttp::async_write(stream_, *continue_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (self->closed_) return;
+      if (ec) return self->Close();
+      self->ReadBody();
+    });
+  }
+
+  void ReadBody() {
+    bhttp::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (self->closed_) return;
+      if (ec) return self->ReadFailed(ec);
+      self->Route();
+    });
+  }
+
+  void ReadFailed(beast::error_code ec) {
+    if (ec == bhttp::error::body_limit) {
+      Reply(ErrorResponse(413, "request body larger than " + std::to_string(options().max_body_bytes) + " bytes"), true,
+            "", 2 * static_cast<std::uint64_t>(options().max_body_bytes));
+      return;
+    }
+    if (ec == bhttp::error::header_limit) {
+      Reply(ErrorResponse(431, "request header larger than " + std::to_string(kHeaderLimit) + " bytes"), true);
+      return;
+    }
+    const bool parse_error = ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+                             ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
+    if (parse_error) {
+      Reply(ErrorResponse(400, "malformed request: " + ec.message()), true);
+      return;
+    }
+    // Gone mid-request, too slow (request_timeout), or the connection was closed.
+    log::Debug("request not read", {{"server", options().name}, {"remote", remote_}, {"error", ec.message()}});
+    Close();
+  }
+
+  void Route() {
+    phase_ = Phase::kHandler;
+    bhttp::request<bhttp::string_body> message = parser_->release();
+    parser_.reset();
+    keep_alive_ = message.keep_alive();
+    auto request = std::make_shared<Request>();
+    request->method = Str(message.method_string());
+    const std::string target = Str(message.target());
+    const auto question = target.find('?');
+    request->path = target.substr(0, question);
+    if (question != std::string::npos) request->query = target.substr(question + 1);
+    request->content_type = Str(message[bhttp::field::content_type]);
+    request->remote_address = remote_;
+    request->body = std::move(message.body());
+    method_ = Clip(request->method);
+    path_ = Clip(request->path);
+
+    auto path = core_->routes().find(request->path);  // frozen since Start
+    if (path == core_->routes().end()) {
+      Reply(ErrorResponse(404, "no handler for path " + path_), false);
+      return;
+    }
+    auto method = path->second.find(request->method);
+    if (method == path->second.end()) {
+      std::string allow;
+      for (const auto& [m, h] : path->second) allow += (allow.empty() ? "" : ", ") + m;
+      Reply(ErrorResponse(405, "method " + method_ + " not allowed on " + path_), false, allow);
+      return;
+    }
+    const Handler* handler = &method->second;
+    const bool queued = core_->Dispatch([self = this->shared_from_this(), request, handler] {
+      Response response = RunHandler(*handler, *request, self->options().name);
+      net::post(self->core_->io(), [self, response = std::move(response)]() mutable {
+        if (!self->closed_) self->Reply(std::move(response), false);
+      });
+    });
+    if (!queued) Reply(ErrorResponse(503, "server is shutting down"), true);
+  }
+
+  // Writes the answer. The connection then ends when `close`, when the client asked for it, or
+  // when the server is draining; after a refused body up to `linger` more bytes are read and
+  // dropped first, so that the client gets to read the answer.
+  void Reply(Response response, bool close, const std::string& allow = "", std::uint64_t linger = 64u << 10) {
+    phase_ = Phase::kAnswer;
+    response_.emplace();
+    auto& r = *response_;
+    r.version(11);
+    r.result(static_cast<unsigned>(response.status));
+    if (!response.content_type.empty()) r.set(bhttp::field::content_type, response.content_type);
+    if (!allow.empty()) r.set(bhttp::field::allow, allow);
+    keep_alive_ = keep_alive_ && !close && !core_->draining();
+    r.keep_alive(keep_alive_);
+    r.body() = std::move(response.body);
+    r.prepare_payload();
+    log::Debug("http request", {{"server", options().name},
+                                {"method", method_},
+                                {"path", path_},
+                                {"status", std::to_string(response.status)},
+                                {"remote", remote_}});
+    Lowest().expires_after(options().request_timeout);
+    bhttp::async_write(stream_, r, [self = this->shared_from_this(), linger](beast::error_code ec, std::size_t) {
+      self->EndRequest();
+      if (self->closed_) return;
+      if (ec) return self->Close();
+      self->method_.clear();
+      self->path_.clear();
+      if (self->keep_alive_) return self->WaitForRequest();
+      self->Linger(linger);
+    });
+  }
+
+  // Ends the connection without resetting it under an answer the client has not read yet: no
+  // more sending, then what still arrives is dropped until the client closes, `budget` bytes
+  // or kLingerTimeout, then closed. Reads the TCP stream below any TLS: nothing is decrypted.
+  void Linger(std::uint64_t budget) {
+    phase_ = Phase::kLinger;
+    beast::error_code ignored;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    linger_left_ = budget;
+    Lowest().expires_after(kLingerTimeout);
+    LingerRead();
+  }
+  void LingerRead() {
+    Lowest().async_read_some(net::buffer(scratch_),
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                               if (self->closed_) return;
+                               if (ec || n >= self->linger_left_) return self->Close();
+                               self->linger_left_ -= n;
+                               self->LingerRead();
+                             });
+  }
+
+  // A request counts as in flight (for Stop's drain) from its header to its answer.
+  void BeginRequest() {
+    if (counted_) return;
+    counted_ = true;
+    core_->Begin();
+  }
+  void EndRequest() {
+    if (!counted_) return;
+    counted_ = false;
+    core_->End();
+  }
+
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<ssl::context> context_;  // before stream_, which refers to it
+  Stream stream_;
+  const std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::empty_body>> continue_;
+  std::optional<bhttp::response<bhttp::string_body>> response_;
+  std::array<char, 16384> scratch_{};
+  std::uint64_t linger_left_ = 0;
+  std::string method_, path_;  // of the request being answered, for the log
+  Phase phase_ = Phase::kIdle;
+  bool keep_alive_ = false;
+  bool counted_ = false;
+  bool closed_ = false;
+};
+
+void Core::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+  if (ec) {
+    // Out of descriptors, say: try again shortly instead of spinning.
+    if (ShouldLog(&last_accept_log_)) {
+      log::Warn("accepting a connection failed; retrying", {{"server", options_.name}, {"error", ec.message()}});
+    }
+    retry_.expires_after(std::chrono::milliseconds(100));
+    retry_.async_wait([self = shared_from_this()](beast::error_code wait) {
+      if (!wait) self->Accept();
+    });
+    return;
+  }
+  Accept();
+  if (connections_.size() >= static_cast<std::size_t>(options_.max_connections)) {
+    if (ShouldLog(&last_full_log_)) {
+      log::Warn("connection limit reached; closing new connections",
+                {{"server", options_.name}, {"max_connections", std::to_string(options_.max_connections)}});
+    }
+    return;  // `socket` closes as it goes out of scope
+  }
+  beast::error_code ignored;
+  auto remote = socket.remote_endpoint(ignored).address().to_string(ignored);
+  if (tls_ != nullptr) {
+    auto pair = tls_->Current();
+    if (!pair) return;
+    auto c = std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(shared_from_this(), std::move(socket),
+                                                                                std::move(remote), pair->context);
+    Register(c.get(), c);
+    c->Start();
+  } else {
+    auto c = std::make_shared<Connection<beast::tcp_stream>>(shared_from_this(), std::move(socket), std::move(remote),
+                                                             nullptr);
+    Register(c.get(), c);
+    c->Start();
+  }
+}
+
 }  // namespace
 
 struct Server::Impl {
   std::shared_ptr<Core> core;
   ListenAddress address;
-  std::unique_ptr<http_listener> listener;
+  std::thread io_thread;
+  std::future<void> io_done;
   std::vector<std::thread> workers;
   std::thread poller;
   std::mutex poll_mu;
@@ -827,13 +942,14 @@ std::unique_ptr<Server> Server::Create(ServerOptions options, std::string* error
   options.threads = std::max(options.threads, 2);
   options.reload_interval = std::max(options.reload_interval, std::chrono::milliseconds(10));
   options.drain_timeout = std::max(options.drain_timeout, std::chrono::milliseconds(0));
-  EnsureCpprestThreadPool(options.threads);
+  options.idle_timeout = std::max(options.idle_timeout, std::chrono::milliseconds(100));
+  options.request_timeout = std::max(options.request_timeout, std::chrono::milliseconds(100));
+  options.max_connections = std::max(options.max_connections, 1);
 
   auto impl = std::make_unique<Impl>();
   impl->address = *address;
-  const bool tls = !options.tls_cert_file.empty();
   std::unique_ptr<TlsSource> source;
-  if (tls) {
+  if (!options.tls_cert_file.empty()) {
     source = std::make_unique<TlsSource>(options.tls_cert_file, options.tls_key_file, options.name);
     if (std::string why = source->Load(); !why.empty()) {
       *error = why;
@@ -858,44 +974,30 @@ std::string Server::Start() {
   std::lock_guard lock(impl_->lifecycle_mu);
   if (impl_->started) return "the server was already started";
   const ServerOptions& options = impl_->core->options();
-  const std::string& host = impl_->address.host;
-  int port = impl_->address.port;
-  int reserved = -1;
-  if (port == 0) {
-    std::string error;
-    reserved = ReservePort(host, &port, &error);
-    if (reserved < 0) return error;
+  ListenAddress address = impl_->address;
+  std::string error;
+  auto endpoint = Resolve(address, &error);
+  if (!endpoint) return error;
+  if (address.port != 0 && !PortRegistry::Get().Claim(address.port)) {
+    return "cannot listen on " + address.Text() + ": port already in use by another server of this process";
   }
-  const std::string where = host + ":" + std::to_string(port);
-  if (!PortRegistry::Get().Claim(port)) {
-    if (reserved >= 0) ::close(reserved);
-    return "cannot listen on " + where + ": port already in use by another server of this process";
+  int port = 0;
+  if (std::string why = impl_->core->Listen(*endpoint, &port); !why.empty()) {
+    if (address.port != 0) PortRegistry::Get().Release(address.port);
+    return "cannot listen on " + address.Text() + ": " + why;
   }
+  if (address.port == 0) PortRegistry::Get().Claim(port);  // the kernel's pick: free by definition
   impl_->claimed = port;
+  address.port = port;
+  impl_->port = port;
+  impl_->started = true;
   for (int i = 0; i < options.threads; ++i) {
     impl_->core->AddWorker();
     impl_->workers.emplace_back([core = impl_->core] { core->WorkerLoop(); });
   }
-  impl_->started = true;  // from here on Stop cleans up, even when opening fails
-  try {
-    http_listener_config config;
-    std::shared_ptr<Core> core = impl_->core;
-    if (core->tls() != nullptr) {
-      config.set_ssl_context_callback([core](boost::asio::ssl::context& ctx) { core->ConfigureTls(ctx); });
-    }
-    std::string scheme = core->tls() != nullptr ? "https://" : "http://";
-    impl_->listener = std::make_unique<http_listener>(web::uri(scheme + where + "/"), config);
-    impl_->listener->support([core](rest::http_request req) { core->OnRequest(std::move(req)); });
-    impl_->listener->open().wait();
-  } catch (const std::exception& e) {
-    if (reserved >= 0) ::close(reserved);
-    impl_->listener.reset();
-    PortRegistry::Get().Release(impl_->claimed);
-    impl_->claimed = 0;
-    return "cannot listen on " + where + ": " + e.what();
-  }
-  if (reserved >= 0) ::close(reserved);
-  impl_->port = port;
+  std::packaged_task<void()> io([core = impl_->core] { core->Run(); });
+  impl_->io_done = io.get_future();
+  impl_->io_thread = std::thread(std::move(io));
   if (impl_->core->tls() != nullptr) {
     impl_->poller = std::thread([impl = impl_.get(), core = impl_->core] {
       std::unique_lock lock(impl->poll_mu);
@@ -907,7 +1009,7 @@ std::string Server::Start() {
     });
   }
   log::Info("http server listening",
-            {{"server", options.name}, {"address", where}, {"tls", impl_->core->tls() ? "true" : "false"}});
+            {{"server", options.name}, {"address", address.Text()}, {"tls", impl_->core->tls() ? "true" : "false"}});
   return "";
 }
 
@@ -927,42 +1029,24 @@ void Server::Stop() {
   std::lock_guard lock(impl_->lifecycle_mu);
   if (!impl_->started || impl_->stopped) return;
   impl_->stopped = true;
-  const ServerOptions& options = impl_->core->options();
+  const std::shared_ptr<Core>& core = impl_->core;
+  const ServerOptions& options = core->options();
   const auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
-  impl_->core->StartDraining();
-  // cpprest cannot stop accepting without closing every connection at once, and its close()
-  // races with the I/O threads on connections that are still open (it crashes now and then).
-  // So: no new connections (the kernel drops their handshakes), let in-flight requests finish,
-  // shut the remaining connections down so that cpprest ends them on its own threads, and only
-  // then close the listener, which is left with nothing but the acceptor.
-  const int port = impl_->listener ? impl_->port.load() : 0;  // 0: Start failed, nothing is open
-  if (port != 0) {
-    if (int listening = FindSockets(port).listener; listening < 0 || !DropAllPackets(listening)) {
-      log::Warn("could not stop accepting before closing", {{"server", options.name}});
-    }
-  }
-  if (!impl_->core->WaitIdle(deadline)) {
+  // Drain: no new connections, idle ones closed, answers from now on say "Connection: close";
+  // the requests in flight get until drain_timeout to be answered.
+  core->StartDraining();
+  net::post(core->io(), [core] { core->StopAccepting(); });
+  if (!core->WaitIdle(deadline)) {
     log::Warn("requests still in flight at the drain deadline; closing their connections",
-              {{"server", options.name}, {"in_flight", std::to_string(impl_->core->in_flight())}});
+              {{"server", options.name}, {"in_flight", std::to_string(core->in_flight())}});
   }
-  const auto close_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (port != 0) {
-    std::vector<int> open = FindSockets(port).connections;
-    if (open.empty() || std::chrono::steady_clock::now() > close_deadline) break;
-    for (int fd : open) {
-      // Checked again right before: the descriptor may have been closed and reused meanwhile.
-      if (LocalPort(fd) == port) ::shutdown(fd, SHUT_RDWR);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  net::post(core->io(), [core] { core->CloseAll(); });
+  // With every connection closed the I/O thread runs out of work and returns; a bound anyway.
+  if (impl_->io_done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    log::Warn("http server I/O did not wind down; stopping it", {{"server", options.name}});
+    core->io().stop();
   }
-  if (impl_->listener) {
-    try {
-      impl_->listener->close().wait();
-    } catch (const std::exception& e) {
-      log::Warn("closing the listener failed", {{"server", options.name}, {"error", e.what()}});
-    }
-    impl_->listener.reset();
-  }
+  impl_->io_thread.join();
   if (impl_->claimed != 0) PortRegistry::Get().Release(impl_->claimed);
   if (impl_->poller.joinable()) {
     {
@@ -972,11 +1056,11 @@ void Server::Stop() {
     impl_->poll_cv.notify_all();
     impl_->poller.join();
   }
-  impl_->core->StopWorkers();
+  core->StopWorkers();
   // A handler that never returns must not hang shutdown: its thread is left behind, holding
   // only the shared state.
   const bool gone =
-      impl_->core->WaitWorkersGone(std::max(deadline, std::chrono::steady_clock::now()) + std::chrono::seconds(1));
+      core->WaitWorkersGone(std::max(deadline, std::chrono::steady_clock::now()) + std::chrono::seconds(1));
   for (auto& t : impl_->workers) {
     if (gone) {
       t.join();

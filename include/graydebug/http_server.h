@@ -25,13 +25,12 @@ struct Response {
   std::string body;
 };
 
-// Runs on one of the server's handler threads, never on cpprest's I/O threads, so it may block
+// Runs on one of the server's handler threads, never on its I/O thread, so it may block
 // briefly. May throw: the server answers 500 with a one-line JSON error and logs the exception.
 using Handler = std::function<Response(const Request&)>;
 
 struct ServerOptions {
-  // "host:port" or ":port" (= 0.0.0.0:port); port 0 picks a free one. IPv6 literals ("[::1]:80")
-  // are refused: cpprest's listener cannot bind them.
+  // "host:port", ":port" (= 0.0.0.0:port) or "[ipv6]:port"; port 0 picks a free one.
   std::string listen = ":8443";
   // Both empty: plain HTTP (metrics, health). Both set: TLS, reloaded when the files change.
   std::string tls_cert_file;  // PEM: the certificate, then any intermediates
@@ -39,22 +38,31 @@ struct ServerOptions {
   // Larger bodies get 413. Up to twice this much is still read (and dropped) so that the client
   // sees the 413; beyond that the connection is cut and the client may see a reset instead.
   std::size_t max_body_bytes = 6u << 20;
-  // Sizes cpprest's process-wide I/O pool (the first server or client in the process wins) and
-  // this server's handler threads. Clamped to at least 2.
+  // This server's handler threads, clamped to at least 2. Sockets, TLS and parsing run on one
+  // I/O thread of the server's own.
   int threads = 2;
   std::chrono::milliseconds reload_interval{1000};  // how often the TLS files are checked
   std::chrono::milliseconds drain_timeout{10000};   // how long Stop waits for in-flight requests
-  std::string name = "https";                       // the "server" field of its log lines
+  // A keep-alive connection with no request for this long is closed. Longer than the idle timeout
+  // of Kubernetes' clients (90 s), so the server is never the one closing under a request.
+  std::chrono::milliseconds idle_timeout{120000};
+  // Once a request's first bytes arrived: how long its header, then its body, then the answer
+  // may each take. A slower client (a slow-loris) is disconnected.
+  std::chrono::milliseconds request_timeout{30000};
+  // Connections open at once; more are closed as soon as they are accepted (and logged).
+  int max_connections = 1024;
+  std::string name = "https";  // the "server" field of its log lines
 };
 
-// An HTTP/1.1 server (TLS 1.2+ when given a certificate) over cpprest's listener, shared by every
+// An HTTP/1.1 server (TLS 1.2+ when given a certificate) over Boost.Beast, shared by every
 // graydebug binary that serves. Routes are exact paths; errors are answered in JSON
-// ({"error": "..."}): 404 unknown path, 405 wrong method, 413 body too large, 400 bad framing,
-// 500 handler threw, 503 shutting down. No exception ever leaves it.
+// ({"error": "..."}): 404 unknown path, 405 wrong method, 413 body too large, 431 header too
+// large (64 KiB), 400 bad framing, 500 handler threw, 503 shutting down. "Expect: 100-continue"
+// is answered. No exception ever leaves it.
 class Server {
  public:
   // Checks the options and, for TLS, loads the certificate and key. Returns nullptr and one line
-  // in *error when the listen address is malformed or IPv6, only one of the TLS files is given, a
+  // in *error when the listen address is malformed, only one of the TLS files is given, a
   // file is unreadable or not PEM, or the key does not match the certificate.
   static std::unique_ptr<Server> Create(ServerOptions options, std::string* error);
   ~Server();  // Stop()s
@@ -75,7 +83,7 @@ class Server {
   // How many times changed TLS files were loaded (the initial load is not counted).
   std::uint64_t cert_reloads() const;
 
-  // Graceful and idempotent: stops accepting connections, answers further requests on open ones
+  // Graceful and idempotent: stops accepting connections, closes idle ones, answers further requests
   // with "Connection: close", waits up to drain_timeout for in-flight requests to finish, then
   // closes every connection and returns.
   void Stop();
