@@ -4,6 +4,7 @@
 
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -118,6 +119,18 @@ int main(int argc, char** argv) {
   auto events_client = kube::Client::Create(kc.config, client_options);
   if (!events_client.ok()) return UsageError(flags, events_client.error().ToString());
   kube::EventRecorder events(events_client.value(), eo);
+  // The Lease gets a client of its own too: the workers' requests never hold a renewal back in the
+  // rate limiter, and a renewal stuck on a dead connection is retried on a new one well within the
+  // renew deadline (the elector gives up leadership at that deadline whatever the request does).
+  std::shared_ptr<kube::Client> lease_client;
+  if (leader_elect) {
+    kube::ClientOptions lease_options = client_options;
+    lease_options.request_timeout = std::min(kube_api_timeout, kube::LeaderElectionConfig{}.renew_deadline / 2);
+    lease_options.user_agent += " leader-election";
+    auto created = kube::Client::Create(kc.config, lease_options);
+    if (!created.ok()) return UsageError(flags, created.error().ToString());
+    lease_client = created.value();
+  }
   // The breakers live in ConfigMap graydebug-circuits in the controller's own namespace.
   controller::BreakerStore breakers(client.value(), lease_namespace, cfg.breaker, *registry, &events);
   controller::SessionController sessions(client.value(), opts, prober, breakers, *registry, &events);
@@ -169,7 +182,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<kube::LeaderElector> elector;
   std::thread election, starter;
   if (leader_elect) {
-    kube::LeaderElectionConfig lc;
+    kube::LeaderElectionConfig lc;  // SPEC §4: lease 15 s, renew deadline 10 s, retry 2 s (the defaults)
     lc.lease_namespace = lease_namespace;
     lc.lease_name = lease_name;
     lc.identity = identity;
@@ -188,7 +201,7 @@ int main(int argc, char** argv) {
         std::_Exit(1);
       }
     };
-    elector = std::make_unique<kube::LeaderElector>(client.value(), lc);
+    elector = std::make_unique<kube::LeaderElector>(lease_client, lc);
     election = std::thread([&] { elector->Run(); });
   } else {
     starter = std::thread(start_leading);

@@ -1,6 +1,7 @@
 #include "graydebug/kube/leader_election.h"
 
 #include <ctime>
+#include <thread>
 
 #include "graydebug/log.h"
 
@@ -32,9 +33,25 @@ std::string LeaderElector::ObservedLeader() const {
   return observed_holder_;
 }
 
-bool LeaderElector::WaitOrStop(std::chrono::milliseconds d) {
+std::string ValidateLeaderElectionConfig(const LeaderElectionConfig& config) {
+  auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; };
+  if (config.lease_name.empty()) return "no lease name";
+  if (config.identity.empty()) return "no identity";
+  if (config.retry_period.count() <= 0) return "the retry period must be positive";
+  if (config.lease_duration <= config.renew_deadline) {
+    return "the lease duration (" + ms(config.lease_duration) + ") must be longer than the renew deadline (" +
+           ms(config.renew_deadline) + ")";
+  }
+  if (config.renew_deadline <= config.retry_period) {
+    return "the renew deadline (" + ms(config.renew_deadline) + ") must be longer than the retry period (" +
+           ms(config.retry_period) + ")";
+  }
+  return "";
+}
+
+bool LeaderElector::WaitOrStop(std::chrono::milliseconds d, bool or_not_leading) {
   std::unique_lock lock(mu_);
-  return clock_.SleepFor(d, lock, cv_, [this] { return stopping_.load(); });
+  return clock_.SleepFor(d, lock, cv_, [&] { return stopping_.load() || (or_not_leading && !leading_.load()); });
 }
 
 void LeaderElector::Stop() {
@@ -135,32 +152,80 @@ bool LeaderElector::Release() {
   return client_->Update(Resource::Leases(), config_.lease_namespace, lease).ok();
 }
 
+void LeaderElector::WatchRenewDeadline() {
+  std::unique_lock lock(mu_);
+  while (leading_) {
+    Clock::Steady deadline = renewed_at_ + config_.renew_deadline;
+    if (clock_.Now() >= deadline) break;
+    // Wakes at the deadline (renewals move it later: look again then) or when leadership ends.
+    clock_.WaitUntil(deadline, lock, cv_, [this] { return !leading_.load(); });
+  }
+  if (!leading_) return;  // ended by Run (Stop(), or the lease taken)
+  leading_ = false;
+  lock.unlock();
+  cv_.notify_all();
+  // A standby takes over once it has seen no renewal for lease_duration (> renew_deadline): stop now,
+  // whatever the request in flight does later.
+  log::Warn("lost the leader lease: not renewed within the renew deadline",
+            {{"lease", config_.lease_namespace + "/" + config_.lease_name},
+             {"identity", config_.identity},
+             {"renew_deadline_ms", std::to_string(config_.renew_deadline.count())}});
+  if (config_.on_stopped_leading) config_.on_stopped_leading();
+}
+
 bool LeaderElector::Run() {
-  // Acquire.
+  if (std::string why = ValidateLeaderElectionConfig(config_); !why.empty()) {
+    log::Error("invalid leader election configuration", {{"error", why}});
+    return false;
+  }
+  // Acquire. Leadership counts from the start of the winning attempt: the write happened at some
+  // point during it. An attempt that took longer than the renew deadline may be stale already, so
+  // it does not count (the next one renews at once if the lease is still ours).
+  Clock::Steady acquired_at{};
   while (!stopping_) {
-    if (TryAcquireOrRenew()) break;
+    acquired_at = clock_.Now();
+    if (TryAcquireOrRenew()) {
+      if (clock_.Now() - acquired_at < config_.renew_deadline) break;
+      log::Warn("the leader lease was acquired only after the renew deadline; renewing it before leading",
+                {{"lease", config_.lease_namespace + "/" + config_.lease_name}, {"identity", config_.identity}});
+    }
     if (WaitOrStop(config_.retry_period)) return false;
   }
   if (stopping_) return false;
-  leading_ = true;
+  {
+    std::lock_guard lock(mu_);
+    renewed_at_ = acquired_at;
+    leading_ = true;
+  }
   log::Info("became the leader",
             {{"lease", config_.lease_namespace + "/" + config_.lease_name}, {"identity", config_.identity}});
   if (config_.on_started_leading) config_.on_started_leading();
-  // Renew every retry_period; give up when renewals keep failing for renew_deadline.
-  auto last_renew = clock_.Now();
-  bool lost = false;
-  while (!stopping_) {
-    if (WaitOrStop(config_.retry_period)) break;
-    if (TryAcquireOrRenew()) {
-      last_renew = clock_.Now();
-    } else if (clock_.Now() - last_renew >= config_.renew_deadline || (ObservedLeader() != config_.identity)) {
-      lost = true;
+  std::thread watchdog([this] { WatchRenewDeadline(); });
+  // Renew every retry_period until Stop(), the lease is seen taken, or the watchdog ends leadership.
+  bool taken = false;
+  while (!stopping_ && leading_) {
+    if (WaitOrStop(config_.retry_period, true)) break;
+    Clock::Steady started = clock_.Now();
+    bool renewed = TryAcquireOrRenew();
+    std::lock_guard lock(mu_);
+    if (!leading_) break;  // the deadline passed during the attempt: a late success does not count
+    if (renewed) {
+      renewed_at_ = started;
+    } else if (observed_holder_ != config_.identity) {
+      taken = true;
       break;
     }
   }
-  leading_ = false;
-  bool released = !lost && Release();
-  log::Info(lost ? "lost the leader lease" : "released the leader lease",
+  bool was_leading = false;
+  {
+    std::lock_guard lock(mu_);
+    was_leading = leading_.exchange(false);
+  }
+  cv_.notify_all();
+  watchdog.join();
+  if (!was_leading) return false;  // the watchdog ended leadership and ran on_stopped_leading
+  bool released = !taken && Release();
+  log::Info(taken ? "lost the leader lease" : "released the leader lease",
             {{"lease", config_.lease_namespace + "/" + config_.lease_name}, {"identity", config_.identity}});
   if (config_.on_stopped_leading) config_.on_stopped_leading();
   return released;

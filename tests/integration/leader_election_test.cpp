@@ -2,12 +2,16 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <regex>
 #include <thread>
 
 #include "graydebug/kube/leader_election.h"
 #include "support/local_cluster.h"
+#include "support/stall_proxy.h"
 
 using graydebug::kube::Client;
 using graydebug::kube::LeaderElectionConfig;
@@ -15,6 +19,7 @@ using graydebug::kube::LeaderElector;
 using graydebug::kube::Resource;
 using graydebug::testing::Child;
 using graydebug::testing::LocalCluster;
+using graydebug::testing::StallProxy;
 
 namespace {
 
@@ -29,11 +34,12 @@ bool Eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(60)
 }
 
 std::unique_ptr<Child> Candidate(LocalCluster& c, const std::string& id, const std::string& lease,
-                                 const std::string& lease_duration) {
-  auto child = Child::Spawn(
-      {GRAYDEBUG_LEADER_MAIN, "--kubeconfig=" + c.kubeconfig(), "--identity=" + id, "--lease-name=" + lease,
-       "--lease-duration=" + lease_duration, "--renew-deadline=2s", "--retry-period=200ms", "--log-level=warn"},
-      c.dir() + "/" + id + ".out");
+                                 const std::string& lease_duration, const std::string& kubeconfig = "") {
+  auto child =
+      Child::Spawn({GRAYDEBUG_LEADER_MAIN, "--kubeconfig=" + (kubeconfig.empty() ? c.kubeconfig() : kubeconfig),
+                    "--identity=" + id, "--lease-name=" + lease, "--lease-duration=" + lease_duration,
+                    "--renew-deadline=2s", "--retry-period=200ms", "--log-level=warn"},
+                   c.dir() + "/" + id + ".out");
   REQUIRE(child != nullptr);
   return child;
 }
@@ -101,6 +107,51 @@ TEST_CASE("leader election: a clean shutdown releases the lease and the successo
   double acquired = Seconds(lease["spec"]["acquireTime"]);
   CHECK(acquired - renewed < 15.0);
   MESSAGE("successor took over " << (acquired - renewed) << " s after the leader's last renewal");
+  b->Signal(SIGTERM);
+  CHECK(b->Wait(std::chrono::seconds(30)) == 0);
+}
+
+TEST_CASE("leader election: a leader behind a stalled network stops leading before a standby takes over") {
+  LocalCluster& c = LocalCluster::Shared();
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  // zeta reaches the API server only through the proxy, eta directly.
+  std::string kubeconfig;
+  {
+    std::ifstream in(c.kubeconfig());
+    kubeconfig.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::smatch m;
+  REQUIRE(std::regex_search(kubeconfig, m, std::regex("server: https://127\\.0\\.0\\.1:([0-9]+)")));
+  StallProxy proxy(std::stoi(m[1]));
+  REQUIRE(proxy.port() != 0);
+  std::string proxied = c.dir() + "/kubeconfig-stalled-leader";
+  std::ofstream(proxied) << std::regex_replace(kubeconfig, std::regex("127\\.0\\.0\\.1:[0-9]+"),
+                                               "127.0.0.1:" + std::to_string(proxy.port()));
+  // leader_main keeps the default client (request timeout 30 s, retries): only the elector's renew
+  // deadline (2 s) can end zeta's leadership before eta's 4 s lease wait is over.
+  auto a = Candidate(c, "zeta", "stall-lease", "4s", proxied);
+  REQUIRE(Eventually([&] { return a->Output().find("LEADING zeta") != std::string::npos; }));
+  auto b = Candidate(c, "eta", "stall-lease", "4s");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(b->Output().find("LEADING") == std::string::npos);
+
+  auto stalled = std::chrono::steady_clock::now();
+  proxy.Stall();  // zeta's connections stay open and silent, new ones too
+  REQUIRE_MESSAGE(
+      Eventually([&] { return b->Output().find("LEADING eta") != std::string::npos; }, std::chrono::seconds(30)),
+      a->Output());
+  // When the standby leads, the cut-off leader has already said it stopped: never two leaders.
+  CHECK_MESSAGE(a->Output().find("STOPPED zeta") != std::string::npos, a->Output());
+  MESSAGE("standby led " << std::chrono::duration<double>(std::chrono::steady_clock::now() - stalled).count()
+                         << " s after the stall began");
+  CHECK(Lease(*Client::Create(c.Rest()).value(), "stall-lease")["spec"]["holderIdentity"] == "eta");
+
+  // Forwarding resumes: zeta's hung request finishes, and it does not lead again.
+  proxy.Resume();
+  CHECK(a->Wait(std::chrono::seconds(60)) == 0);
+  std::string out = a->Output();
+  CHECK_MESSAGE(out.find("EXIT zeta not-released") != std::string::npos, out);
+  CHECK(out.find("LEADING zeta") == out.rfind("LEADING zeta"));
   b->Signal(SIGTERM);
   CHECK(b->Wait(std::chrono::seconds(30)) == 0);
 }

@@ -27,6 +27,14 @@ int main(int argc, char** argv) {
   common.Register(flags);
   if (auto code = ParseCommandLine(flags, common, "leader", ArgsOf(argc, argv), nullptr)) return *code;
 
+  kube::LeaderElectionConfig lc;
+  lc.lease_namespace = lease_namespace;
+  lc.lease_name = lease_name;
+  lc.identity = identity;
+  lc.lease_duration = lease;
+  lc.renew_deadline = renew;
+  lc.retry_period = retry;
+  if (std::string why = kube::ValidateLeaderElectionConfig(lc); !why.empty()) return UsageError(flags, why);
   BlockStopSignals();
 
   kube::ConfigOptions co;
@@ -36,18 +44,13 @@ int main(int argc, char** argv) {
     std::cerr << cfg.error << "\n";
     return 2;
   }
+  // The default client (30 s request timeout, retries), unlike the controller's lease client: the
+  // stall test checks that the elector's renew deadline alone ends leadership.
   auto client = kube::Client::Create(cfg.config);
   if (!client.ok()) {
     std::cerr << client.error().ToString() << "\n";
     return 2;
   }
-  kube::LeaderElectionConfig lc;
-  lc.lease_namespace = lease_namespace;
-  lc.lease_name = lease_name;
-  lc.identity = identity;
-  lc.lease_duration = lease;
-  lc.renew_deadline = renew;
-  lc.retry_period = retry;
   lc.on_started_leading = [&] { std::cout << "LEADING " << identity << std::endl; };
   lc.on_stopped_leading = [&] { std::cout << "STOPPED " << identity << std::endl; };
   kube::LeaderElector elector(client.value(), lc);

@@ -19,22 +19,33 @@ struct LeaderElectionConfig {
   std::chrono::milliseconds renew_deadline{10000};  // the leader gives up if it cannot renew this long
   std::chrono::milliseconds retry_period{2000};     // how often to try to acquire or renew
   std::function<void()> on_started_leading;         // called on the elector's thread
-  std::function<void()> on_stopped_leading;         // called when leadership is lost or released
+  // Called once when leadership is lost or released: on the elector's thread, or on its watchdog
+  // thread when the renew deadline passes while a renewal is still waiting for the API server (Run
+  // returns only after it, so it must not wait for Run).
+  std::function<void()> on_stopped_leading;
   std::function<void(const std::string&)> on_new_leader;  // the observed holder changed
 };
+
+// client-go's rules: lease_duration > renew_deadline > retry_period > 0 (a leader gives up before a
+// standby may take over, and tries to renew at least once before it gives up), a lease name and an
+// identity. Returns "" when `config` is valid, else what is wrong.
+std::string ValidateLeaderElectionConfig(const LeaderElectionConfig& config);
 
 // Leader election on a coordination.k8s.io/v1 Lease, with client-go's rules: a lease is taken
 // over only when its holder has not renewed it for lease_duration as observed on this replica's
 // own clock (no cross-node clock comparison); every write carries the resourceVersion read, so
-// two candidates never both win; a leader that cannot renew within renew_deadline stops leading.
+// two candidates never both win; a leader that has not renewed within renew_deadline of the start
+// of its last successful renewal stops leading, even while a request hangs on a silent connection
+// (a watchdog thread enforces the deadline; a renewal that succeeds after it does not count).
 // Stop() releases a held lease (holder cleared) so a successor takes over at its next retry.
 class LeaderElector {
  public:
   LeaderElector(std::shared_ptr<Client> client, LeaderElectionConfig config);
   ~LeaderElector();
 
-  // Blocks: acquires, leads (renewing) and returns when leadership ends (lost or Stop()).
-  // Returns true when it led and released cleanly, false when leadership was lost or never won.
+  // Blocks: acquires, leads (renewing) and returns when leadership ends (lost or Stop()) and the
+  // request in flight, if any, has finished. Returns true when it led and released cleanly, false
+  // when leadership was lost or never won, or the configuration is invalid.
   bool Run();
   // From any thread: ends Run promptly, releasing the lease if held.
   void Stop();
@@ -46,7 +57,10 @@ class LeaderElector {
 
  private:
   bool Release();
-  bool WaitOrStop(std::chrono::milliseconds d);
+  // Waits `d`; true when Stop() was called or, with `or_not_leading`, leadership ended meanwhile.
+  bool WaitOrStop(std::chrono::milliseconds d, bool or_not_leading = false);
+  // The watchdog: ends leadership when renewed_at_ + renew_deadline passes while leading.
+  void WatchRenewDeadline();
 
   std::shared_ptr<Client> client_;
   LeaderElectionConfig config_;
@@ -54,7 +68,8 @@ class LeaderElector {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> leading_{false};
+  std::atomic<bool> leading_{false};  // written with mu_ held
+  Clock::Steady renewed_at_{};        // the start of the last successful acquire or renewal
   std::string observed_holder_;
   std::string observed_rv_;
   nlohmann::json observed_spec_;
