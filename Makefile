@@ -23,9 +23,14 @@ $(BUILD_DIR)/build.ninja: CMakeLists.txt
 build: $(BUILD_DIR)/build.ninja
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-## test: unit + integration tests (real etcd, kube-apiserver, kubectl); does deps and build first
+## test: unit + integration tests (real etcd, kube-apiserver, kubectl), then all of them again on an
+## ASan+UBSan build (build-asan/; ASAN=0 skips that part); does deps and build first
+ASAN ?= 1
 test: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+ifneq ($(ASAN),0)
+	@hack/sanitize.sh address build-asan $(CTEST_ARGS)
+endif
 
 test-unit: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit $(CTEST_ARGS)

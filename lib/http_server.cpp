@@ -7,9 +7,10 @@
 // with a post. Stop therefore knows every connection it has to drain or close (no scanning of
 // descriptors, no race with the I/O thread).
 //
-// Limits and timeouts (docs/http-server.md): header 64 KiB (431), body max_body_bytes (413),
-// TLS handshake 10 s, a request's header idle_timeout after the connection is ready or the last
-// answer (keep-alive), body and answer request_timeout each, max_connections open at once.
+// Limits and timeouts (ServerOptions; docs/decisions.md): header 64 KiB (431), body
+// max_body_bytes (413), bodies held at once max_buffered_bytes (503), TLS handshake 10 s, the next
+// request's first byte idle_timeout (keep-alive), then its header, body and answer
+// request_timeout each, max_connections open at once.
 #include "graydebug/http_server.h"
 
 #include <utility>  // must precede boost/asio with C++20 (Boost 1.74)
@@ -506,7 +507,7 @@ class Core : public std::enable_shared_from_this<Core> {
       {
         std::unique_lock lock(mu_);
         work_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) break;
+        if (stopping_) break;
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
@@ -520,11 +521,47 @@ class Core : public std::enable_shared_from_this<Core> {
     std::lock_guard lock(mu_);
     ++live_workers_;
   }
+  // After CloseAll: jobs still queued belong to closed connections and are dropped (outside the
+  // lock: dropping one may end its connection, which takes the lock).
   void StopWorkers() {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    work_cv_.notify_all();
+    std::deque<std::function<void()>> dropped;
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      dropped.swap(jobs_);
+      work_cv_.notify_all();
+    }
   }
+  // A handler's answer to the I/O thread; dropped once that thread is gone for good (its queue
+  // would never run and would keep the connection, and with it this Core, alive).
+  void PostToIo(std::function<void()> fn) {
+    std::lock_guard lock(post_mu_);
+    if (io_finished_) return;
+    net::post(io_, std::move(fn));
+  }
+  // Stop, after the I/O thread ended: completes what is left in its queue here (every connection
+  // is closed, so each completion only lets go of its connection).
+  void FinishIo() {
+    {
+      std::lock_guard lock(post_mu_);
+      io_finished_ = true;
+    }
+    io_.restart();
+    try {
+      io_.poll();
+    } catch (...) {
+    }
+  }
+  // Reserves room for a request body of `bytes`; false when the bodies held at once would exceed
+  // max_buffered_bytes. Release gives it back.
+  bool Reserve(std::uint64_t bytes) {
+    std::uint64_t held = buffered_.load();
+    do {
+      if (held + bytes > options_.max_buffered_bytes) return false;
+    } while (!buffered_.compare_exchange_weak(held, held + bytes));
+    return true;
+  }
+  void Release(std::uint64_t bytes) { buffered_ -= bytes; }
   void Begin() {
     std::lock_guard lock(mu_);
     ++in_flight_;
@@ -589,6 +626,10 @@ class Core : public std::enable_shared_from_this<Core> {
   std::unordered_map<ConnectionBase*, std::weak_ptr<ConnectionBase>> connections_;
   std::chrono::steady_clock::time_point last_full_log_{}, last_accept_log_{};
 
+  std::atomic<std::uint64_t> buffered_{0};
+  std::mutex post_mu_;
+  bool io_finished_ = false;
+
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;  // in_flight_ or live_workers_ reached 0
   std::condition_variable work_cv_;  // a job arrived, or stopping_
@@ -622,7 +663,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         context_(std::move(context)),
         stream_(MakeStream<Stream>(std::move(socket), context_.get())),
         remote_(std::move(remote)) {}
-  ~Connection() override { EndRequest(); }
+  ~Connection() override {
+    EndRequest();
+    ReleaseBody();
+  }
 
   void Start() {
     beast::error_code ignored;
@@ -654,6 +698,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (closed_) return;
     closed_ = true;
     EndRequest();
+    ReleaseBody();
     Lowest().close();  // cancels the pending operation and the timer
     core_->Unregister(this);
   }
@@ -673,6 +718,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
     phase_ = Phase::kIdle;
     keep_alive_ = false;
+    head_ = false;
+    version_ = 11;
     if (buffer_.size() > 0) {  // the next request is already here (pipelined)
       ReadHeader();
       return;
@@ -700,18 +747,36 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                              [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                if (self->closed_) return;
                                if (ec) return self->ReadFailed(ec);
-                               self->BeginRequest();
-                               if (beast::iequals(self->parser_->get()[bhttp::field::expect], "100-continue")) {
-                                 self->Continue();
-                               } else {
-                                 self->ReadBody();
-                               }
+                               self->OnHeader();
                              });
+  }
+
+  void OnHeader() {
+    BeginRequest();
+    const auto& header = parser_->get();
+    version_ = header.version() == 10 ? 10 : 11;
+    head_ = header.method() == bhttp::verb::head;
+    // Room for the body among all the bodies held at once: the declared length, or the limit when
+    // it is chunked (the length is unknown until the end).
+    auto declared = parser_->content_length();
+    reserved_ = declared ? *declared : (parser_->chunked() ? options().max_body_bytes : 0);
+    if (reserved_ > 0 && !core_->Reserve(reserved_)) {
+      reserved_ = 0;
+      Reply(ErrorResponse(503, "too many request bodies in progress; retry"), true, "",
+            2 * static_cast<std::uint64_t>(options().max_body_bytes));
+      return;
+    }
+    if (version_ == 11 && beast::iequals(header[bhttp::field::expect], "100-continue")) {
+      Continue();
+    } else {
+      ReadBody();
+    }
   }
 
   // "Expect: 100-continue" and the body is within the limit (else the header read failed).
   void Continue() {
     continue_.emplace(bhttp::status::continue_, 11);
+    Lowest().expires_after(options().request_timeout);
     bhttp::async_write(stream_, *continue_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (self->closed_) return;
       if (ec) return self->Close();
@@ -720,6 +785,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
   void ReadBody() {
+    Lowest().expires_after(options().request_timeout);
     bhttp::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (self->closed_) return;
       if (ec) return self->ReadFailed(ec);
@@ -780,7 +846,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     const Handler* handler = &method->second;
     const bool queued = core_->Dispatch([self = this->shared_from_this(), request, handler] {
       Response response = RunHandler(*handler, *request, self->options().name);
-      net::post(self->core_->io(), [self, response = std::move(response)]() mutable {
+      self->core_->PostToIo([self, response = std::move(response)]() mutable {
         if (!self->closed_) self->Reply(std::move(response), false);
       });
     });
@@ -792,16 +858,19 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   // dropped first, so that the client gets to read the answer.
   void Reply(Response response, bool close, const std::string& allow = "", std::uint64_t linger = 64u << 10) {
     phase_ = Phase::kAnswer;
+    ReleaseBody();
     response_.emplace();
     auto& r = *response_;
-    r.version(11);
+    r.version(version_);
     r.result(static_cast<unsigned>(response.status));
     if (!response.content_type.empty()) r.set(bhttp::field::content_type, response.content_type);
     if (!allow.empty()) r.set(bhttp::field::allow, allow);
     keep_alive_ = keep_alive_ && !close && !core_->draining();
     r.keep_alive(keep_alive_);
-    r.body() = std::move(response.body);
+    // 204 and 304 have no body by definition (Beast refuses to frame one).
+    if (response.status != 204 && response.status != 304) r.body() = std::move(response.body);
     r.prepare_payload();
+    if (head_) r.body().clear();  // the length of what GET would send, and no body
     log::Debug("http request", {{"server", options().name},
                                 {"method", method_},
                                 {"path", path_},
@@ -840,6 +909,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                              });
   }
 
+  void ReleaseBody() {
+    if (reserved_ == 0) return;
+    core_->Release(reserved_);
+    reserved_ = 0;
+  }
+
   // A request counts as in flight (for Stop's drain) from its header to its answer.
   void BeginRequest() {
     if (counted_) return;
@@ -862,7 +937,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   std::optional<bhttp::response<bhttp::string_body>> response_;
   std::array<char, 16384> scratch_{};
   std::uint64_t linger_left_ = 0;
-  std::string method_, path_;  // of the request being answered, for the log
+  std::string method_, path_;   // of the request being answered, for the log
+  std::uint64_t reserved_ = 0;  // room held in Core's body budget
+  unsigned version_ = 11;       // the request's: 10 or 11
+  bool head_ = false;           // a HEAD request: the answer has no body
   Phase phase_ = Phase::kIdle;
   bool keep_alive_ = false;
   bool counted_ = false;
@@ -883,7 +961,8 @@ void Core::OnAccept(beast::error_code ec, tcp::socket socket) {
     return;
   }
   Accept();
-  if (connections_.size() >= static_cast<std::size_t>(options_.max_connections)) {
+  const auto limit = static_cast<std::size_t>(options_.max_connections);
+  if (connections_.size() >= limit && Live().size() >= limit) {
     if (ShouldLog(&last_full_log_)) {
       log::Warn("connection limit reached; closing new connections",
                 {{"server", options_.name}, {"max_connections", std::to_string(options_.max_connections)}});
@@ -945,6 +1024,7 @@ std::unique_ptr<Server> Server::Create(ServerOptions options, std::string* error
   options.idle_timeout = std::max(options.idle_timeout, std::chrono::milliseconds(100));
   options.request_timeout = std::max(options.request_timeout, std::chrono::milliseconds(100));
   options.max_connections = std::max(options.max_connections, 1);
+  options.max_buffered_bytes = std::max(options.max_buffered_bytes, options.max_body_bytes);
 
   auto impl = std::make_unique<Impl>();
   impl->address = *address;
@@ -1047,6 +1127,7 @@ void Server::Stop() {
     core->io().stop();
   }
   impl_->io_thread.join();
+  core->FinishIo();
   if (impl_->claimed != 0) PortRegistry::Get().Release(impl_->claimed);
   if (impl_->poller.joinable()) {
     {

@@ -51,6 +51,10 @@ struct ServerOptions {
   std::chrono::milliseconds request_timeout{30000};
   // Connections open at once; more are closed as soon as they are accepted (and logged).
   int max_connections = 1024;
+  // Request bodies held in memory at once, by declared length (a chunked body counts as
+  // max_body_bytes): a request over it gets 503, so many large bodies cannot exhaust memory.
+  // At least max_body_bytes.
+  std::size_t max_buffered_bytes = 64u << 20;
   std::string name = "https";  // the "server" field of its log lines
 };
 

@@ -1,6 +1,7 @@
 // A tiny program that runs graydebug's LeaderElector, for the two-process leader election test.
 // Prints "LEADING <id>" / "STOPPED <id>" lines; SIGTERM stops it cleanly (releasing the lease).
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <iostream>
@@ -58,8 +59,11 @@ int main(int argc, char** argv) {
     WaitForStopSignal();
     elector.Stop();
   });
-  signals.detach();
   bool released = elector.Run();
   std::cout << "EXIT " << identity << (released ? " released" : " not-released") << std::endl;
+  // Run also ends on its own (a lost lease): wake the signal thread and join it before the elector
+  // goes away (a detached one could still be calling Stop on it).
+  ::kill(::getpid(), SIGTERM);
+  signals.join();
   return 0;
 }

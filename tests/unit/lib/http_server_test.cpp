@@ -757,3 +757,77 @@ TEST_CASE("Expect: 100-continue is answered before the body, or refused without 
   close(fd);
   CHECK(Curl(Url(*server, "/hello")).status == 200);
 }
+
+TEST_CASE("HEAD, 204, HTTP/1.0: the framing stays right on a reused connection") {
+  std::string error;
+  auto server = Server::Create(Options(), &error);
+  REQUIRE(server != nullptr);
+  server->Handle("GET", "/hello", [](const Request&) { return Response{200, "text/plain", "hello"}; });
+  server->Handle("GET", "/empty", [](const Request&) { return Response{204, "text/plain", "dropped"}; });
+  REQUIRE(server->Start().empty());
+  auto two_responses = [](const std::string& d) {
+    auto first = d.find("\r\n\r\n");
+    return first != std::string::npos && d.find("hello", first) != std::string::npos;
+  };
+
+  // A HEAD (not routed: 405) says how long the body would be and sends none; the GET after it on
+  // the same connection is read intact.
+  int fd = Connect(server->port());
+  SendAll(fd, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string both = ReadUntil(fd, two_responses);
+  CHECK(both.rfind("HTTP/1.1 405", 0) == 0);
+  auto second = both.find("HTTP/1.1 200");
+  REQUIRE(second != std::string::npos);
+  CHECK(both.substr(0, second).find("{\"error\"") == std::string::npos);  // no body after the HEAD answer
+  CHECK(both.substr(0, second).find("Content-Length: ") != std::string::npos);
+  close(fd);
+
+  // A 204 never carries a body, whatever the handler returned.
+  fd = Connect(server->port());
+  SendAll(fd, "GET /empty HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  both = ReadUntil(fd, two_responses);
+  CHECK(both.rfind("HTTP/1.1 204", 0) == 0);
+  CHECK(both.find("dropped") == std::string::npos);
+  CHECK(both.find("HTTP/1.1 200") != std::string::npos);
+  close(fd);
+
+  // HTTP/1.0: answered as 1.0, kept alive only when asked, and never sent a 100 Continue.
+  fd = Connect(server->port());
+  SendAll(fd, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  std::string resp = ReadResponse(fd);
+  CHECK(resp.rfind("HTTP/1.0 200", 0) == 0);
+  CHECK(resp.find("Connection: keep-alive") != std::string::npos);
+  SendAll(fd, "GET /hello HTTP/1.0\r\n\r\n");
+  resp = ReadResponse(fd);
+  CHECK(resp.rfind("HTTP/1.0 200", 0) == 0);
+  CHECK(PeerClosed(fd));
+  close(fd);
+}
+
+TEST_CASE("bodies held at once are bounded: over max_buffered_bytes a request gets 503") {
+  auto o = Options();
+  o.max_buffered_bytes = o.max_body_bytes;  // room for one 64 KiB body
+  auto server = StartServer(o);
+  // The first holds its 40 KiB place while its body is on the way.
+  int first = Connect(server->port());
+  SendAll(first, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n" + std::string(1000, 'a'));
+  // Wait until the server has read the first header (and reserved its place): the second, also
+  // 40 KiB, does not fit, so it is refused until the first is done.
+  std::string second;
+  CHECK(Eventually([&] {
+    int fd = Connect(server->port());
+    SendAll(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n");
+    second = ReadResponse(fd);
+    close(fd);
+    return second.rfind("HTTP/1.1 503", 0) == 0;
+  }));
+  CHECK(second.find("too many request bodies in progress") != std::string::npos);
+  SendAll(first, std::string(39000, 'a'));
+  std::string resp = ReadResponse(first);
+  CHECK(resp.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(resp.find("\"size\":40000") != std::string::npos);
+  close(first);
+  // Its place is free again.
+  auto again = Curl(Url(*server, "/echo"), {"--data-binary", std::string(40000, 'b')});
+  CHECK(again.status == 200);
+}
