@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   std::string listen = ":8443", metrics_addr = ":9090";
   std::string tls_cert_file, tls_key_file, config, kubeconfig, circuits_namespace;
   int64_t threads = 2;
+  std::chrono::milliseconds watch_idle_timeout = std::chrono::seconds(330), kube_api_timeout = std::chrono::seconds(30);
   CommonFlags common;
   FlagSet flags("graydebug-webhook", "graydebug-webhook --tls-cert-file FILE --tls-key-file FILE [flags]",
                 "Mutating admission webhook: injects the dlv-server and graydebug-agent sidecars into gray pods\n"
@@ -97,6 +98,11 @@ int main(int argc, char** argv) {
   flags.String("circuits-namespace", &circuits_namespace,
                "namespace of ConfigMap graydebug-circuits (the controller's); default: this pod's namespace");
   flags.Int("threads", &threads, 2, 64, "worker threads of the HTTPS server");
+  flags.Duration("kube-api-timeout", &kube_api_timeout, std::chrono::seconds(1), std::chrono::minutes(10),
+                 "how long one API request may wait for an answer before it is retried on a new connection");
+  flags.Duration("watch-idle-timeout", &watch_idle_timeout, std::chrono::seconds(1), std::chrono::hours(1),
+                 "a watch (namespaces, circuit breakers) that receives nothing, not even a bookmark, for this\n"
+                 "long is reopened: bounds how long a silently dead connection leaves the webhook's view stale");
   common.Register(flags);
 
   std::vector<std::string> positionals;
@@ -129,7 +135,11 @@ int main(int argc, char** argv) {
   co.use_default_locations = false;
   kube::ConfigResult kc = kube::LoadConfig(co);
   if (kc.ok) {
-    auto client = kube::Client::Create(kc.config);
+    kube::ClientOptions client_options;
+    client_options.user_agent = "graydebug-webhook/" + std::string(Version());
+    client_options.request_timeout = kube_api_timeout;
+    client_options.watch_idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(watch_idle_timeout);
+    auto client = kube::Client::Create(kc.config, client_options);
     if (!client.ok()) return UsageError(flags, client.error().ToString());
     namespaces = std::make_unique<NamespaceLevels>(client.value());
     log::Info("cluster access", {{"source", kc.config.source}});

@@ -33,7 +33,7 @@ bool Running(Child& child) {
 
 std::unique_ptr<Child> StartController(const std::string& kubeconfig, const std::string& ns, const std::string& log,
                                        std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {Bin("graydebug-controller"), "--kubeconfig=" + kubeconfig,
+  std::vector<std::string> argv = {Bin("graydebug-controller"),  "--kubeconfig=" + kubeconfig,
                                    "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0",
                                    "--namespace=" + ns,          "--lease-namespace=" + ns,
                                    "--probe-interval=2s"};
@@ -64,7 +64,8 @@ bool CreateSession(const LocalCluster& c, const std::string& ns, const std::stri
 json GrayPodSpec(const std::string& name) {
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"labels", {{"app", "order"}, {"version", "v2"}, {"graydebug.io/inject", "true"}}}}},
+          {"metadata",
+           {{"name", name}, {"labels", {{"app", "order"}, {"version", "v2"}, {"graydebug.io/inject", "true"}}}}},
           {"spec", {{"containers", {{{"name", "order"}, {"image", "registry.example.com/order:v2"}}}}}}};
 }
 
@@ -147,6 +148,26 @@ void OutageUnderSessions(const std::string& what, const std::function<bool()>& s
   c.Kubectl({"delete", "mutatingwebhookconfiguration", hook, "--ignore-not-found"});
   c.Kubectl({"delete", "namespace", ns, "--wait=false"});
   fs::remove_all(dir);
+}
+
+// A copy of the cluster's kubeconfig in `dir` that reaches the API server through a new
+// StallProxy (in *proxy); "" when it cannot be made.
+std::string ProxiedKubeconfig(const LocalCluster& c, const std::string& dir, std::unique_ptr<StallProxy>* proxy) {
+  std::string kubeconfig;
+  {
+    std::ifstream in(c.kubeconfig());
+    kubeconfig.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::smatch m;
+  if (!std::regex_search(kubeconfig, m, std::regex("server: https://127\\.0\\.0\\.1:([0-9]+)"))) return "";
+  auto p = std::make_unique<StallProxy>(std::stoi(m[1]));
+  if (p->port() == 0) return "";
+  kubeconfig =
+      std::regex_replace(kubeconfig, std::regex("127\\.0\\.0\\.1:[0-9]+"), "127.0.0.1:" + std::to_string(p->port()));
+  std::string path = dir + "/kubeconfig-proxied";
+  std::ofstream(path) << kubeconfig;
+  *proxy = std::move(p);
+  return path;
 }
 
 }  // namespace
@@ -281,10 +302,10 @@ TEST_CASE("faults: dlv or the agent killed while a session attaches") {
   REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "agent-dies")) == "Attaching"; }, 30s), s.dump());
   p2.agent->Signal(SIGKILL);
   p2.agent->Wait(10s);
-  p2.agent = Child::Spawn({Bin("graydebug-agent"), "--listen=127.0.0.1:" + std::to_string(p2.agent_port),
-                           "--dlv-addr=127.0.0.1:" + std::to_string(p2.dlv_port),
-                           "--target-pid=" + std::to_string(p2.app->pid())},
-                          dir + "/agent-2.log");
+  p2.agent = Child::Spawn(
+      {Bin("graydebug-agent"), "--listen=127.0.0.1:" + std::to_string(p2.agent_port),
+       "--dlv-addr=127.0.0.1:" + std::to_string(p2.dlv_port), "--target-pid=" + std::to_string(p2.app->pid())},
+      dir + "/agent-2.log");
   REQUIRE(p2.agent);
   CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "agent-dies")) == "Active"; }, 60s), s.dump(),
                 p2.agent->Output());
@@ -309,6 +330,51 @@ TEST_CASE("faults: dlv or the agent killed while a session attaches") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("faults: the webhook's watches behind a black-holed network path recover within the idle timeout") {
+  LocalCluster& c = LocalCluster::Shared();
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  std::string ns = "flt-wh-stall";
+  REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
+  std::string dir = TempDir("wh-stall");
+  std::unique_ptr<StallProxy> proxy;
+  const std::string proxied = ProxiedKubeconfig(c, dir, &proxy);
+  REQUIRE(proxy);
+  // The webhook reads namespaces and its circuit breakers through the proxy; the API server calls
+  // the webhook directly.
+  Webhook w;
+  REQUIRE(w.Start(proxied, "", {"--circuits-namespace=" + ns, "--watch-idle-timeout=4s", "--kube-api-timeout=4s"}));
+  REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
+  std::string hook = "graydebug-flt-wh-stall";
+  REQUIRE(c.Kubectl({"apply", "-f", "-"}, WebhookConfiguration(w, hook)).exit_code == 0);
+  REQUIRE(Eventually([&] { return InjectedContainers(c, ns) == 3; }, 30s));
+
+  // Its watch connections go silent (never closed, never answered); then the breaker of the
+  // release opens. Only a reopened watch can tell the webhook.
+  const int before = proxy->accepted();
+  proxy->BlackHoleExisting();
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  json breaker = {{"state", "open"}, {"retryAt", now_ms + 3600000}, {"trips", 1}, {"window", {{now_ms, 0}}}};
+  json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", "graydebug-circuits"}, {"namespace", ns}}},
+             {"data", {{ns + ".v2", breaker.dump()}}}};  // release <namespace>/<version label>
+  REQUIRE(c.Kubectl({"create", "-f", "-"}, cm.dump()).exit_code == 0);
+  // Bound: the idle timeout, a request timeout for the relist, slack for a loaded machine. With the
+  // default idle timeout (330 s) the webhook would keep injecting far beyond it.
+  const auto bound = 4s + 2 * 4s + 15s;
+  CHECK_MESSAGE(Eventually([&] { return InjectedContainers(c, ns) == 1; }, bound), w.child->Output());
+  CHECK(proxy->accepted() > before);  // it got there on new connections
+  CHECK(w.Curl("/readyz").out.ends_with("200"));
+
+  w.child->Signal(SIGTERM);
+  CHECK(w.child->Wait(20s) == 0);
+  c.Kubectl({"delete", "mutatingwebhookconfiguration", hook, "--ignore-not-found"});
+  c.Kubectl({"delete", "namespace", ns, "--wait=false"});
+  fs::remove_all(dir);
+}
+
 TEST_CASE("faults: a stalled network path between the controller and the API server") {
   LocalCluster& c = LocalCluster::Shared();
   REQUIRE_MESSAGE(c.ok(), c.error());
@@ -321,24 +387,15 @@ TEST_CASE("faults: a stalled network path between the controller and the API ser
   REQUIRE(CreateRunningPod(c, pod, ns));
 
   // The controller reaches the API server only through the proxy.
-  std::string kubeconfig;
-  {
-    std::ifstream in(c.kubeconfig());
-    kubeconfig.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  std::smatch m;
-  REQUIRE(std::regex_search(kubeconfig, m, std::regex("server: https://127\\.0\\.0\\.1:([0-9]+)")));
-  StallProxy proxy(std::stoi(m[1]));
-  REQUIRE(proxy.port() != 0);
-  kubeconfig = std::regex_replace(kubeconfig, std::regex("127\\.0\\.0\\.1:[0-9]+"),
-                                  "127.0.0.1:" + std::to_string(proxy.port()));
-  std::string proxied = dir + "/kubeconfig-proxied";
-  std::ofstream(proxied) << kubeconfig;
+  std::unique_ptr<StallProxy> stall;
+  const std::string proxied = ProxiedKubeconfig(c, dir, &stall);
+  REQUIRE(stall);
+  StallProxy& proxy = *stall;
   // The configured times under test: a watch silent for 4 s is reopened, a request unanswered for
   // 4 s is retried on a new connection.
   constexpr auto kIdle = 4s, kApi = 4s;
-  auto controller = StartController(proxied, ns, dir + "/controller.log",
-                                    {"--watch-idle-timeout=4s", "--kube-api-timeout=4s"});
+  auto controller =
+      StartController(proxied, ns, dir + "/controller.log", {"--watch-idle-timeout=4s", "--kube-api-timeout=4s"});
   REQUIRE(controller);
   REQUIRE(CreateSession(c, ns, "before", pod.name));
   json s;
@@ -359,8 +416,8 @@ TEST_CASE("faults: a stalled network path between the controller and the API ser
         controller->Output());
     CHECK(Phase(GetSession(c, ns, "during-stall")) == "");
     proxy.Resume();
-    CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "during-stall")) == "Active"; }, bound),
-                  s.dump(), controller->Output());
+    CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "during-stall")) == "Active"; }, bound), s.dump(),
+                  controller->Output());
   }
   {
     INFO("the open connections become a black hole (never closed, never answered); new ones work");
@@ -375,8 +432,8 @@ TEST_CASE("faults: a stalled network path between the controller and the API ser
     INFO("every connection is reset");
     proxy.DropAll();
     REQUIRE(CreateSession(c, ns, "after-reset", pod.name));
-    CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "after-reset")) == "Active"; }, bound),
-                  s.dump(), controller->Output());
+    CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "after-reset")) == "Active"; }, bound), s.dump(),
+                  controller->Output());
   }
   CHECK(Running(*controller));
   auto phases = Phases(c, ns);
