@@ -141,8 +141,8 @@ rss = statistics.median(col("graydebug", "rss_kib", 1 / 1024))
 anon = statistics.median(col("graydebug", "anon_kib", 1 / 1024))
 print(f"\nTarget (issue #10): agent resident memory ≤ 10 MiB: **{'met' if rss <= 10 else 'not met'}** in this run "
       f"(median VmRSS {rss:.1f} MiB, {ratio['rss_kib']:.2f}× the Go peer's; private memory {anon:.1f} MiB). For both, most "
-      "of VmRSS is file-backed: read-only program text (graydebug: its binary plus shared libraries, cpprest "
-      "~3 MiB of it, libstdc++, libcrypto, libc; the peer: its static Go binary). VmRSS counts those pages in every "
+      "of VmRSS is file-backed: read-only program text (graydebug: its binary plus shared libraries, "
+      "libstdc++, libcrypto, libssl, libc; the peer: its static Go binary). VmRSS counts those pages in every "
       "process, but a node holds them once in the page cache for all containers started from the same image "
       "layer; the private part is what each extra sidecar really adds.")
 PY

@@ -1,7 +1,8 @@
 // A minimal Boost.Beast HTTPS server over the same admission code as graydebug-webhook
 // (AdmissionHandler + SidecarInjector from graydebug_webhook_core), for bench/webhook.bench.sh
-// (issue #10): it measures what the cpprest listener costs, before anyone proposes replacing it.
-// Bench only, never shipped: no certificate reload, no metrics, no graceful drain.
+// (issue #10): it measured what the cpprest listener cost; since graydebug's own server moved to
+// Beast (issue #11) it shows what that server adds to a bare one. Bench only, never shipped: no
+// certificate reload, no metrics, no graceful drain, no limits.
 //
 //   beast_webhook_bench --listen 127.0.0.1:8443 --tls-cert-file F --tls-key-file F [--threads N]
 //

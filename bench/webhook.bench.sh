@@ -11,7 +11,8 @@
 #   - resident memory under load (VmRSS sampled mid-run at 16 connections) and peak (VmHWM);
 #   - the in-process cost (build/bin/admission_bench) beside its parse+dump floor.
 # When build/bin/beast_webhook_bench exists (bench/beast_webhook_bench.cpp: Boost.Beast over the same
-# Asio, the same AdmissionHandler), it is measured too, as the alternative to the cpprest listener.
+# Asio, the same AdmissionHandler, none of graydebug's limits, metrics or handler threads), it is
+# measured too: what graydebug's own server (Beast since issue #11) adds to a bare one.
 # Before measuring, it checks that the peer's patch applied to the 2 KB pod gives exactly the pod
 # graydebug's patch gives, and that nginx returns graydebug's reply byte for byte.
 #
@@ -329,9 +330,9 @@ print(f"Machine: {machine}. Command: `make bench` (`RUNS={runs} DURATION={durati
       "sidecars, patch by diffing (`admission.PatchResponseFromRaw`); checked before measuring to produce the "
       f"same pod as graydebug for the 2 KB body. **nginx** {nginx_v}: one process returning graydebug's reply as a fixed "
       "body (the ceiling: TLS + HTTP, no admission work). " +
-      ("**Beast**: `build/bin/beast_webhook_bench`, a minimal Boost.Beast HTTPS server (one thread, same Asio "
-       "and OpenSSL as cpprest) calling the same `AdmissionHandler` as graydebug-webhook, without metrics — the "
-       "alternative to the cpprest listener, measured before proposing it. " if beast else "") +
+      ("**Beast**: `build/bin/beast_webhook_bench`, a bare Boost.Beast HTTPS server (one thread) calling the "
+       "same `AdmissionHandler` as graydebug-webhook, without metrics, limits or handler threads — what "
+       "graydebug's own server (Beast too since issue #11) adds to a bare one. " if beast else "") +
       "Bodies: a gray pod padded with env vars to 2, 16 and 64 KB.\n")
 la = [float(x) for x in loadavg.split()]
 print(f"Load average (1 min) before / after the run: {la[0]:.1f} / {la[1]:.1f} (the run itself keeps both cores "
@@ -414,7 +415,7 @@ if beast:
     b_peer = {kb: best[kb]["beast"] / best[kb]["peer"] for kb in kbs}
     b_nginx = {kb: best[kb]["beast"] / best[kb]["nginx"] for kb in kbs}
     b_gd = {kb: best[kb]["beast"] / best[kb]["graydebug"] for kb in kbs}
-    print("- The same admission code behind Boost.Beast instead of the cpprest listener: Beast ÷ graydebug " +
+    print("- The same admission code behind a bare Beast server: Beast ÷ graydebug " +
           ", ".join(f"{kb} KB {b_gd[kb]:.2f}" for kb in kbs) + "; Beast ÷ peer " +
           ", ".join(f"{kb} KB {b_peer[kb]:.2f}" for kb in kbs) + "; Beast ÷ nginx " +
           ", ".join(f"{kb} KB {b_nginx[kb]:.2f}" for kb in kbs) +
@@ -440,8 +441,8 @@ floor = work0 + us0["nginx"]
 print(f"\nAt {kb0} KB the ≥ 2× target needs ≤ {us0['peer'] / 2:,.0f} µs per review; the admission work plus the "
       f"nginx floor is {floor:,.0f} µs, so even a listener as cheap as nginx would reach {us0['peer'] / floor:.2f}× the "
       f"peer. graydebug spends {us0['graydebug']:,.0f} µs." +
-      (f" The Beast server, with the same admission code, spends {us0['beast']:,.0f} µs: what cpprest's listener "
-       f"costs over it is {us0['graydebug'] - us0['beast']:,.0f} µs per review." if beast else "") +
+      (f" The bare Beast server, with the same admission code, spends {us0['beast']:,.0f} µs: what graydebug's "
+       f"server adds over it is {us0['graydebug'] - us0['beast']:,.0f} µs per review." if beast else "") +
       " nginx's own figure may be capped by wrk on its single core, which makes the floor an upper bound. The "
       "admission work is measured separately (in process, after the HTTP points), so on a noisy machine the last "
       "column can come out negative.")
