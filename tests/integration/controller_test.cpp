@@ -70,10 +70,16 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
                           "),5); s.sendall(b'{\"method\":\"RPCServer.GetVersion\",\"params\":[{}],\"id\":1}\\n'); "
                           "print(s.recv(65536).decode())"});
   CHECK(version.out.find("DelveVersion") != std::string::npos);
-  // Events on the session for the phase changes.
-  auto events =
-      c.Kubectl({"get", "events", "-n", ns, "--field-selector", "involvedObject.name=leak-hunt", "-o", "json"});
-  CHECK(events.out.find("\"reason\": \"Active\"") != std::string::npos);
+  // Events on the session for the phase changes (the recorder sends them in the background).
+  ProcessResult events;
+  CHECK_MESSAGE(Eventually(
+                    [&] {
+                      events = c.Kubectl({"get", "events", "-n", ns, "--field-selector",
+                                          "involvedObject.name=leak-hunt", "-o", "json"});
+                      return events.out.find("\"reason\": \"Active\"") != std::string::npos;
+                    },
+                    30s),
+                events.out);
 
   // Re-probes keep going (probe interval 2 s).
   CHECK(Eventually(
