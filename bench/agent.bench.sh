@@ -15,7 +15,7 @@ BIN=${GRAYDEBUG_BIN:-$REPO/build/bin}
 DLV="$("$REPO/hack/tools/bin-dir" dlv)/dlv"
 peer=$(build_go_peer agent)
 dir=$(mktemp -d /tmp/graydebug-bench-XXXXXX)
-trap 'stop_bg "${BG_PIDS[@]}"; rm -rf "$dir"' EXIT
+trap 'stop_bg "${BG_PIDS[@]}"; [ -n "${KEEP_DIR:-}" ] || rm -rf "$dir"' EXIT
 trap 'exit 130' INT TERM
 app_port=$(free_port); dlv_port=$(free_port)
 start_bg "$BIN/leaky-app" --listen "127.0.0.1:$app_port" 2>"$dir/app.log"; app=$BG_PID
@@ -29,6 +29,7 @@ done
 : > "$dir/results"
 for run in $(seq "$RUNS"); do
   gport=$(free_port); pport=$(free_port)
+  while [ "$pport" = "$gport" ]; do pport=$(free_port); done
   start_bg "$BIN/graydebug-agent" --listen="127.0.0.1:$gport" --dlv-addr="127.0.0.1:$dlv_port" --target-pid="$app" \
     --expvar-url="http://127.0.0.1:$app_port/debug/vars" --sample-interval=1s --log-level=warn 2>>"$dir/agent.log"
   gpid=$BG_PID
@@ -37,6 +38,14 @@ for run in $(seq "$RUNS"); do
   ppid=$BG_PID
   for port in "$gport" "$pport"; do
     for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/probe/dlv" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  # A sidecar that did not come up (or died) is a failure to report, with its log, not a traceback.
+  for pair in "$gpid:agent" "$ppid:peer"; do
+    if ! kill -0 "${pair%%:*}" 2>/dev/null; then
+      echo "bench: the ${pair#*:} (pid ${pair%%:*}) is not running in run $run; its log:" >&2
+      tail -20 "$dir/${pair#*:}.log" >&2
+      exit 1
+    fi
   done
   python3 - "$gpid" "$gport" "$ppid" "$pport" "$dlv_port" "$PROBES" "$SCRAPE_SECONDS" "$run" <<'PY' | tee -a "$dir/results"
 import json, os, socket, statistics, sys, time, urllib.request
