@@ -35,9 +35,9 @@ class ReloadingAdmission {
   const std::string path_;
   const ClusterView cluster_;
   const std::string version_;
-  std::string text_;          // of the config in force, or of the last refused one (not retried)
-  std::string read_error_;    // why the last read failed ("" when it did not); reported once
-  mutable std::mutex mu_;     // guards current_
+  std::string text_;        // of the config in force, or of the last refused one (not retried)
+  std::string read_error_;  // why the last read failed ("" when it did not); reported once
+  mutable std::mutex mu_;   // guards current_
   std::shared_ptr<const Generation> current_;
 };
 

@@ -47,8 +47,8 @@ TEST_CASE("reliability: controller leader SIGKILLed 10 times while 100 sessions 
   auto start_replica = [&] {
     std::string log = dir + "/controller-" + std::to_string(replica++) + ".log";
     return Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(), "--metrics-addr=127.0.0.1:0",
-                         "--health-addr=127.0.0.1:0", "--leader-elect", "--lease-namespace=" + ns,
-                         "--namespace=" + ns, "--config=" + config},
+                         "--health-addr=127.0.0.1:0", "--leader-elect", "--lease-namespace=" + ns, "--namespace=" + ns,
+                         "--config=" + config},
                         log);
   };
   std::vector<std::unique_ptr<Child>> replicas;
@@ -84,8 +84,11 @@ TEST_CASE("reliability: controller leader SIGKILLed 10 times while 100 sessions 
   std::thread churn([&] {
     for (int i = 0; i < kSessions; ++i) {
       std::string name = "churn-" + std::to_string(i);
-      Eventually([&] { return c.Kubectl({"create", "-n", ns, "-f", "-"}, Session(name, pod.name).dump()).exit_code == 0; },
-                 30s);
+      Eventually(
+          [&] {
+            return c.Kubectl({"create", "-n", ns, "-f", "-"}, Session(name, pod.name).dump()).exit_code == 0;
+          },
+          30s);
       created++;
       if (i >= 10) {
         std::string old = "churn-" + std::to_string(i - 10);
@@ -144,8 +147,8 @@ TEST_CASE("reliability: controller leader SIGKILLed 10 times while 100 sessions 
       30s));
   MESSAGE("leader kills: " << kills << "; sessions: " << status_attempts.size() << "; attempts in statuses: "
                            << status_sum << ", in the breaker window: " << window << ", seen by the agent: " << agent);
-  CHECK(window <= agent);        // no double counting
-  CHECK(window >= status_sum);   // no attempt a session reports is missing from the breaker
+  CHECK(window <= agent);       // no double counting
+  CHECK(window >= status_sum);  // no attempt a session reports is missing from the breaker
   CHECK(status_sum >= kSessions);
 
   for (auto& r : replicas) r->Signal(SIGTERM);

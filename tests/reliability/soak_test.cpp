@@ -48,7 +48,8 @@ long RssKiB(pid_t pid) {
 json GrayPodSpec(const std::string& name) {
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"labels", {{"app", "order"}, {"version", "v2"}, {"graydebug.io/inject", "true"}}}}},
+          {"metadata",
+           {{"name", name}, {"labels", {{"app", "order"}, {"version", "v2"}, {"graydebug.io/inject", "true"}}}}},
           {"spec", {{"containers", {{{"name", "order"}, {"image", "registry.example.com/order:v2"}}}}}}};
 }
 
@@ -203,7 +204,8 @@ TEST_CASE("soak: webhook under steady load, certificate rotated every 30 s, conf
   // The last config is the one in force: a gray pod through the API server gets its agent port.
   CHECK(Eventually(
       [&] {
-        auto r = c.Kubectl({"create", "-n", ns, "--dry-run=server", "-o", "json", "-f", "-"}, GrayPodSpec("last").dump());
+        auto r =
+            c.Kubectl({"create", "-n", ns, "--dry-run=server", "-o", "json", "-f", "-"}, GrayPodSpec("last").dump());
         json pod = json::parse(r.out, nullptr, false);
         if (r.exit_code != 0 || !pod.is_object()) return false;
         for (const auto& ctr : pod["spec"]["containers"]) {
@@ -215,11 +217,10 @@ TEST_CASE("soak: webhook under steady load, certificate rotated every 30 s, conf
       },
       10s));
   MESSAGE("webhook soak " << duration.count() << " s: " << direct_ok.load() << " direct + " << api_ok.load()
-                          << " through the API server admitted with injection; failed " << direct_failed.load()
-                          << " + " << api_failed.load() << "; certificate rotations " << rotations << " (reloads logged " << reloads
-                          << "); config changes " << config_changes << " (reloads logged " << config_reloads
-                          << "); RSS KiB after warm-up " << rss.warm << ", peak " << rss.peak << ", end "
-                          << rss.last);
+                          << " through the API server admitted with injection; failed " << direct_failed.load() << " + "
+                          << api_failed.load() << "; certificate rotations " << rotations << " (reloads logged "
+                          << reloads << "); config changes " << config_changes << " (reloads logged " << config_reloads
+                          << "); RSS KiB after warm-up " << rss.warm << ", peak " << rss.peak << ", end " << rss.last);
   CHECK_MESSAGE(direct_failed == 0, first_error);
   CHECK_MESSAGE(api_failed == 0, first_error);
   CHECK(direct_ok > 0);

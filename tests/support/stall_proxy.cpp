@@ -154,8 +154,14 @@ void StallProxy::Loop() {
       const Pair& p = pairs_[i];
       if (p.black_hole || stalled) continue;
       short client_events = 0, upstream_events = 0;
-      if (pending[i].first.empty()) client_events |= POLLIN; else upstream_events |= POLLOUT;
-      if (pending[i].second.empty()) upstream_events |= POLLIN; else client_events |= POLLOUT;
+      if (pending[i].first.empty())
+        client_events |= POLLIN;
+      else
+        upstream_events |= POLLOUT;
+      if (pending[i].second.empty())
+        upstream_events |= POLLIN;
+      else
+        client_events |= POLLOUT;
       fds.push_back({p.client, client_events, 0});
       who.emplace_back(i, 0);
       fds.push_back({p.upstream, upstream_events, 0});
