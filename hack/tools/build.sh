@@ -37,7 +37,7 @@ build() {
       ld+=" -X k8s.io/component-base/version.gitCommit=graydebug-module-build"
       ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1"
       ld+=" -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-      go build $flags -ldflags "$ld" -o "$bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >"$log" 2>&1 || fail "$log"
+      go build $flags -ldflags "$ld" -o "$bin/" $(printf 'k8s.io/kubernetes/cmd/%s ' kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy) >"$log" 2>&1 || fail "$log"
       ;;
     etcd)
       go build $flags -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3 >"$log" 2>&1 || fail "$log"
