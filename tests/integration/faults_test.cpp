@@ -290,7 +290,15 @@ TEST_CASE("faults: dlv or the agent killed while a session attaches") {
   p1.launcher->Signal(SIGKILL);
   p1.launcher->Wait(10s);
   kill(dlv, SIGKILL);
-  CHECK_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "dlv-dies")) == "Failed"; }, 60s), s.dump());
+  // The controller writes the Failed status first and removes its finalizer in a second update:
+  // wait for both, not for the first write alone.
+  CHECK_MESSAGE(Eventually(
+                    [&] {
+                      s = GetSession(c, ns, "dlv-dies");
+                      return Phase(s) == "Failed" && !s["metadata"].contains("finalizers");
+                    },
+                    60s),
+                s.dump());
   CHECK(s["status"]["attach"]["attempts"] == 3);
   CHECK(!s["status"]["attach"]["lastError"].get<std::string>().empty());
   CHECK_FALSE(s["metadata"].contains("finalizers"));
