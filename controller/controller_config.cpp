@@ -34,7 +34,7 @@ ControllerConfigResult ParseControllerConfig(const std::string& yaml_text) {
   r.error = yaml::ParseFields(yaml_text, [&](const YAML::Node& root) {
     CheckKeys(root, "",
               {"releaseLabel", "reprobeInterval", "maxTTL", "pendingTimeout", "maxAttachAttempts", "attachTimeout",
-               "breaker"});
+               "finalSessionRetention", "breaker"});
     if (auto n = root["releaseLabel"]) {
       if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 317) Fail("releaseLabel", "must be a label key");
       c.reconciler.release_label = n.Scalar();
@@ -45,6 +45,12 @@ ControllerConfigResult ParseControllerConfig(const std::string& yaml_text) {
     if (auto n = root["maxAttachAttempts"])
       c.reconciler.max_attach_attempts = static_cast<int>(Int(n, "maxAttachAttempts", 1, 20));
     if (auto n = root["attachTimeout"]) c.attach_timeout = Duration(n, "attachTimeout", 100ms, 1min);
+    if (auto n = root["finalSessionRetention"]) {
+      c.reconciler.final_session_retention = Duration(n, "finalSessionRetention", 0ms, 8760h);
+      if (c.reconciler.final_session_retention.count() > 0 && c.reconciler.final_session_retention < 1min) {
+        Fail("finalSessionRetention", "must be 0 (keep final sessions forever) or at least 1m");
+      }
+    }
     if (auto b = root["breaker"]) {
       CheckKeys(b, "breaker",
                 {"window", "maxWindowAttempts", "minAttempts", "minFailures", "failureRatio", "coolDown", "maxCoolDown",

@@ -440,6 +440,19 @@ bool SessionController::ReconcileKey(const std::string& key) {
       return false;
     }
   }
+  if (a.delete_session) {
+    // Final for longer than finalSessionRetention. The uid precondition keeps a session that was
+    // deleted and created again under the same name.
+    auto r = client_->Delete(kube::Resource::DebugSessions(), ns, name, -1, Str(session["metadata"], "uid"));
+    if (!r.ok() && r.error().kind != kube::ErrorKind::kNotFound && r.error().kind != kube::ErrorKind::kConflict) {
+      log::Info("deleting a retained final session failed; retrying",
+                {{"session", key}, {"error", r.error().ToString()}});
+      return false;
+    }
+    log::Info("deleted a final session after its retention",
+              {{"session", key}, {"phase", Str(st, "phase")}, {"finished_at", Str(st, "finishedAt")}});
+    return true;
+  }
   if (a.requeue_after) queue_.AddAfter(key, *a.requeue_after);
   return true;
 }

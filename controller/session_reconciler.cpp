@@ -194,6 +194,21 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   }
   if (IsFinalPhase(phase)) {
     a.remove_finalizer = has_finalizer;  // nothing left to clean up once final
+    // Retention counts from status.finishedAt; a session that became final before graydebug
+    // stamped it (or whose stamp was removed) gets one now, so its retention starts here.
+    auto finished = kube::ParseTime(Str(st, "finishedAt"));
+    if (!finished) {
+      st["finishedAt"] = kube::FormatTime(in.now);
+      finished = in.now;
+    }
+    if (c.final_session_retention.count() > 0) {
+      Clock::Wall due = *finished + c.final_session_retention;
+      if (in.now >= due) {
+        a.delete_session = true;
+      } else {
+        a.requeue_after = Until(in.now, due);
+      }
+    }
     return finish();
   }
   if (!has_finalizer) a.add_finalizer = true;
@@ -212,6 +227,7 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   auto become = [&](const std::string& next, const std::string& type, const std::string& reason,
                     const std::string& message) {
     st["phase"] = next;
+    if (IsFinalPhase(next)) st["finishedAt"] = kube::FormatTime(in.now);
     a.events.push_back({type, reason, message});
     phase = next;
   };
@@ -242,7 +258,7 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
 
   if (phase == "Pending") {
     std::string target = Str(Obj(spec, "target"), "pod");
-    std::string what = target.empty() ? "a ready injected pod matching the selector" : "injected pod " + target;
+    std::string what = target.empty() ? "ready injected pod matching the selector" : "injected pod " + target;
     if (pod != nullptr && in.circuit.state == CircuitState::kOpen) {
       std::string msg = "the circuit breaker of release " + a.release + " is open; it retries at " +
                         kube::FormatTime(in.circuit.retry_at);

@@ -43,6 +43,8 @@ struct ReconcilerConfig {
   std::string release_label = "version";
   int default_agent_port = 9102;
   int default_dlv_port = 2345;
+  // A session in a final phase is deleted this long after status.finishedAt; 0 keeps it forever.
+  std::chrono::milliseconds final_session_retention{std::chrono::hours(24)};
 };
 
 struct SessionInput {
@@ -77,6 +79,8 @@ struct SessionActions {
   std::optional<Clock::Wall> probed_at;
   // The debug_session_active series: set while Active, removed otherwise.
   bool active = false;
+  // Delete the session: it has been final for longer than final_session_retention.
+  bool delete_session = false;
 };
 
 // Pure: the DebugSession state machine of SPEC §3-§4. Works from the current state (session,

@@ -106,7 +106,7 @@ def rbac(rendered, pause):
         raise Check("expected one ClusterRole and one Role each for the webhook and the controller")
     want_ctl = [
         ([""], ["pods"], ["get", "list", "watch"], []),
-        (["graydebug.io"], ["debugsessions"], ["get", "list", "watch", "update", "patch"], []),
+        (["graydebug.io"], ["debugsessions"], ["get", "list", "watch", "update", "patch", "delete"], []),
         (["graydebug.io"], ["debugsessions/status"], ["update", "patch"], []),
         (["", "events.k8s.io"], ["events"], ["create", "patch"], []),
         (["apps"], ["replicasets"], ["get"], []),

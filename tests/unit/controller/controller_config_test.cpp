@@ -21,6 +21,16 @@ TEST_CASE("controller config: the documented example parses to the defaults") {
   CHECK(r.config.breaker.failure_ratio == doctest::Approx(0.05));
   CHECK(r.config.breaker.half_open_trials == 5);
   CHECK(r.config.attach_timeout == 5s);
+  CHECK(r.config.reconciler.final_session_retention == 24h);
+}
+
+TEST_CASE("controller config: finalSessionRetention is a duration, 0 keeps final sessions forever") {
+  CHECK(ParseControllerConfig("finalSessionRetention: 0").config.reconciler.final_session_retention == 0ms);
+  CHECK(ParseControllerConfig("finalSessionRetention: 168h").config.reconciler.final_session_retention == 168h);
+  auto short_one = ParseControllerConfig("finalSessionRetention: 10s");
+  CHECK_FALSE(short_one.ok);
+  CHECK(short_one.error.find("finalSessionRetention: must be 0") != std::string::npos);
+  CHECK_FALSE(ParseControllerConfig("finalSessionRetention: forever").ok);
 }
 
 TEST_CASE("controller config: bad fields are named in one line") {

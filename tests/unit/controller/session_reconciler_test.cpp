@@ -189,6 +189,63 @@ TEST_CASE("session: waits for a missing or unready pod, then fails after the bou
   CHECK(a.events.back().reason == "PodNotRunning");
 }
 
+TEST_CASE("session: the PodNotFound message of a selector reads as English") {
+  Driver d;
+  d.session["spec"]["target"] = {{"selector", {{"matchLabels", {{"app", "nothing"}}}}}};
+  d.Step(kT0 + 1s);
+  CHECK((*Condition(d.session["status"], "Attached"))["message"] ==
+        "no ready injected pod matching the selector in namespace shop");
+  Driver named;
+  named.pods = {};
+  named.Step(kT0 + 1s);
+  CHECK((*Condition(named.session["status"], "Attached"))["message"] == "no injected pod order-1 in namespace shop");
+}
+
+TEST_CASE("session: a final session gets finishedAt and is deleted finalSessionRetention later") {
+  ReconcilerConfig cfg;
+  cfg.final_session_retention = 1h;
+  Driver d;
+  d.r = SessionReconciler(cfg);
+  d.pods = {};
+  d.Step(kT0 + 2min);  // PodNotFound for pendingTimeout -> Failed
+  REQUIRE(d.Phase() == "Failed");
+  CHECK(d.session["status"]["finishedAt"] == FormatTime(kT0 + 2min));
+  SessionActions a = d.Step(kT0 + 3min);
+  CHECK_FALSE(a.delete_session);
+  REQUIRE(a.requeue_after);
+  CHECK(*a.requeue_after == 59min);
+  CHECK_FALSE(a.status_changed);
+  a = d.Step(kT0 + 2min + 1h);
+  CHECK(a.delete_session);
+  CHECK(d.Phase() == "Failed");
+
+  // A final session from before finishedAt existed: its retention starts now.
+  Driver old;
+  old.r = SessionReconciler(cfg);
+  old.session["status"] = {{"phase", "Rejected"}};
+  a = old.Step(kT0 + 10h);
+  CHECK(a.status_changed);
+  CHECK(old.session["status"]["finishedAt"] == FormatTime(kT0 + 10h));
+  CHECK_FALSE(a.delete_session);
+  CHECK(*a.requeue_after == 1h);
+
+  // 0 keeps final sessions forever.
+  cfg.final_session_retention = 0ms;
+  Driver keep;
+  keep.r = SessionReconciler(cfg);
+  keep.session["status"] = {{"phase", "Expired"}, {"finishedAt", FormatTime(kT0)}};
+  a = keep.Step(kT0 + 1000h);
+  CHECK_FALSE(a.delete_session);
+  CHECK_FALSE(a.requeue_after);
+
+  // Every way into a final phase stamps it.
+  Driver expired;
+  expired.Step(kT0);
+  expired.Step(kT0 + 15min);
+  CHECK(expired.Phase() == "Expired");
+  CHECK(expired.session["status"]["finishedAt"] == FormatTime(kT0 + 15min));
+}
+
 TEST_CASE("session: active sessions are re-probed; a failed re-probe keeps Active but not Ready") {
   Driver d;
   d.Step(kT0);
