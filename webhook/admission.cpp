@@ -161,11 +161,13 @@ AdmissionReply AdmissionHandler::MutatePods(std::string_view content_type, std::
       ctx.pod_security_enforce = cluster_.pod_security_enforce(ctx.namespace_name);
     }
     ctx.breakers = cluster_.breakers;
+    if (auto dry = req.find("dryRun"); dry != req.end() && dry->is_boolean()) ctx.dry_run = dry->get<bool>();
     static const json kNull;
     auto obj = req.find("object");
     InjectionResult res = injector_.Inject(obj == req.end() ? kNull : *obj, ctx);
     if (!res.inject) return Respond(d.review, nullptr, "skipped: " + res.reason, {"skipped", res.reason});
-    return Respond(d.review, &res.patch, "injected", {"injected", "pod"});
+    return Respond(d.review, &res.patch, res.half_open_trial ? "injected: half-open trial" : "injected",
+                   {"injected", "pod"});
   } catch (const std::exception& e) {
     return Error(500, "internal", std::string("internal error: ") + e.what());
   }

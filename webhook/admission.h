@@ -29,7 +29,7 @@ struct AdmissionReply {
 struct ClusterView {
   // The namespace's pod-security.kubernetes.io/enforce level, "" when unknown or unset.
   std::function<std::string(const std::string& ns)> pod_security_enforce;
-  const BreakerView* breakers = nullptr;
+  BreakerView* breakers = nullptr;
 };
 
 // The admission layer: HTTP body in, HTTP reply out, nothing thrown. Decodes an AdmissionReview

@@ -27,6 +27,56 @@ kube::InformerOptions NamespaceOptions() {
 
 }  // namespace
 
+std::pair<std::vector<std::string>, std::vector<std::string>> BreakerGates::Replace(const nlohmann::json& data) {
+  std::map<std::string, Published> fresh;
+  if (data.is_object()) {
+    for (const auto& [key, value] : data.items()) {
+      nlohmann::json j =
+          value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
+      if (!j.is_object()) continue;
+      // Read by type: json::value() would throw on a member of another type, in the informer's thread.
+      auto st = j.find("state");
+      std::string state = st != j.end() && st->is_string() ? st->get<std::string>() : "";
+      if (state != "open" && state != "half-open") continue;
+      auto num = [&](const char* k) -> int64_t {
+        auto it = j.find(k);
+        return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+      };
+      Published p;
+      p.open = state == "open";
+      p.retry_at_ms = num("retryAt");
+      p.period = std::to_string(num("trips")) + "/" + std::to_string(p.retry_at_ms);
+      fresh[ReleaseKeyOfCircuitDataKey(key)] = p;
+    }
+  }
+  std::vector<std::string> opened, closed;
+  for (const auto& [k, v] : fresh) {
+    if (!breakers_.count(k)) opened.push_back(k);
+  }
+  for (const auto& [k, v] : breakers_) {
+    if (!fresh.count(k)) {
+      closed.push_back(k);
+      budget_.erase(k);
+    }
+  }
+  breakers_ = std::move(fresh);
+  return {opened, closed};
+}
+
+BreakerGate BreakerGates::Admit(const std::string& release_key, int half_open_injections, bool consume,
+                                Clock::Wall now) {
+  auto it = breakers_.find(release_key);
+  if (it == breakers_.end()) return BreakerGate::kClosed;
+  const Published& p = it->second;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  if (p.open && now_ms < p.retry_at_ms) return BreakerGate::kOpen;
+  Budget& b = budget_[release_key];
+  if (b.period != p.period) b = Budget{p.period, 0};
+  if (b.used >= half_open_injections) return BreakerGate::kHalfOpenFull;
+  if (consume) ++b.used;
+  return BreakerGate::kHalfOpenTrial;
+}
+
 ClusterBreakers::ClusterBreakers(std::shared_ptr<kube::Client> client, const std::string& ns)
     : informer_(std::move(client), kube::Resource::ConfigMaps(), ns, [] {
         kube::InformerOptions o;
@@ -39,38 +89,31 @@ ClusterBreakers::ClusterBreakers(std::shared_ptr<kube::Client> client, const std
   h.on_update = [this](const nlohmann::json&, const nlohmann::json& cm) { Replace(cm); };
   h.on_delete = [this](const nlohmann::json&) {
     std::lock_guard l(mu_);
-    not_closed_.clear();
+    gates_.Clear();
+    log::Info("ConfigMap " + std::string(kCircuitsConfigMap) + " deleted: every circuit counts as closed");
   };
   informer_.AddHandlers(h);
 }
 
 void ClusterBreakers::Replace(const nlohmann::json& cm) {
-  std::map<std::string, bool> fresh;
-  if (auto data = cm.find("data"); data != cm.end() && data->is_object()) {
-    for (const auto& [key, value] : data->items()) {
-      nlohmann::json j =
-          value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
-      // Read by type: json::value() would throw on a non-string state, in the informer's thread.
-      auto st = j.is_object() ? j.find("state") : j.end();
-      std::string state = st != j.end() && st->is_string() ? st->get<std::string>() : "";
-      std::string release_key = ReleaseKeyOfCircuitDataKey(key);
-      if (state == "open" || state == "half-open") fresh[release_key] = true;
-    }
-  }
+  static const nlohmann::json kNone;
+  auto data = cm.is_object() ? cm.find("data") : cm.end();
   std::lock_guard l(mu_);
-  for (const auto& [k, v] : fresh) {
-    if (!not_closed_.count(k))
-      log::Warn("circuit breaker open: new pods of the release get no sidecars", {{"release", k}});
+  auto [opened, closed] = gates_.Replace(cm.is_object() && data != cm.end() ? *data : kNone);
+  for (const auto& k : opened) {
+    log::Warn("circuit breaker not closed: new pods of the release get no sidecars (half-open: a few trial pods do)",
+              {{"release", k}});
   }
-  for (const auto& [k, v] : not_closed_) {
-    if (!fresh.count(k)) log::Info("circuit breaker closed: injection resumes", {{"release", k}});
-  }
-  not_closed_ = std::move(fresh);
+  for (const auto& k : closed) log::Info("circuit breaker closed: injection resumes", {{"release", k}});
 }
 
-bool ClusterBreakers::IsOpen(const std::string& release_key) const {
+BreakerGate ClusterBreakers::Admit(const std::string& release_key, int half_open_injections, bool consume) {
   std::lock_guard l(mu_);
-  return not_closed_.count(release_key) > 0;
+  BreakerGate g = gates_.Admit(release_key, half_open_injections, consume, std::chrono::system_clock::now());
+  if (g == BreakerGate::kHalfOpenTrial && consume) {
+    log::Info("injecting a trial pod of a half-open circuit breaker", {{"release", release_key}});
+  }
+  return g;
 }
 
 StandaloneBreakers::StandaloneBreakers() {

@@ -77,13 +77,38 @@ bool ValidQuantity(const std::string& q) {
   return q.size() <= 64 && std::regex_match(q, kQuantity);
 }
 
+std::string ExpvarUrlProblem(const std::string& url) {
+  // The agent reads the URL from inside the pod: only the pod's own loopback, so an annotation
+  // cannot turn the agent into a client of other hosts.
+  static const std::regex kUrl(
+      R"(http://(127(\.[0-9]{1,3}){3}|localhost|\[::1\]):([0-9]{1,5})(/[-A-Za-z0-9._~/%?=&+]*))");
+  if (url.size() > 512) return "is longer than 512 bytes";
+  std::smatch m;
+  if (!std::regex_match(url, m, kUrl)) {
+    return "is not http://<loopback host>:<port>/<path> (host 127.x.x.x, localhost or [::1])";
+  }
+  if (m[1].str().rfind("127.", 0) == 0) {
+    std::string host = m[1].str();
+    for (std::size_t start = 0; start < host.size();) {
+      std::size_t dot = host.find('.', start);
+      std::string part = host.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      if (std::stoi(part) > 255) return "has an invalid IPv4 address";
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+  }
+  int port = std::stoi(m[3].str());
+  if (!ValidPort(port)) return "has a port outside 1..65535";
+  return "";
+}
+
 ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
   ConfigLoadResult r;
   InjectionConfig& c = r.config;
   r.error = yaml::ParseFields(yaml_text, [&](const YAML::Node& root) {
     CheckKeys(root, "",
               {"selector", "releaseLabel", "nativeSidecars", "scrapeAnnotations", "imagePullPolicy", "agentBinary",
-               "dlv", "agent"});
+               "halfOpenInjections", "dlv", "agent"});
     if (auto s = root["selector"]) {
       CheckKeys(s, "selector", {"labelKey", "labelValue"});
       if (s["labelKey"]) c.select_label_key = Str(s["labelKey"], "selector.labelKey");
@@ -98,6 +123,9 @@ ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
       c.release_label = Str(root["releaseLabel"], "releaseLabel");
       if (!ValidLabelKey(c.release_label)) Fail("releaseLabel", "\"" + c.release_label + "\" is not a label key");
     }
+    if (root["halfOpenInjections"]) {
+      c.half_open_injections = static_cast<int>(yaml::Int(root["halfOpenInjections"], "halfOpenInjections", 0, 1000));
+    }
     if (root["nativeSidecars"]) c.native_sidecars = Bool(root["nativeSidecars"], "nativeSidecars");
     if (root["scrapeAnnotations"]) c.scrape_annotations = Bool(root["scrapeAnnotations"], "scrapeAnnotations");
     if (root["imagePullPolicy"]) {
@@ -111,18 +139,26 @@ ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
       if (c.agent_binary.empty() || c.agent_binary[0] != '/') Fail("agentBinary", "must be an absolute path");
     }
     if (auto d = root["dlv"]) {
-      CheckKeys(d, "dlv", {"image", "port", "listenHost", "allowNonLoopback", "resources"});
+      CheckKeys(d, "dlv", {"image", "port", "listenHost", "allowNonLoopback", "readinessProbe", "resources"});
       if (d["image"]) c.dlv_image = Str(d["image"], "dlv.image");
       if (d["port"]) c.dlv_port = static_cast<int>(std::clamp<int64_t>(Int(d["port"], "dlv.port"), -1, 70000));
       if (d["listenHost"]) c.dlv_listen_host = Str(d["listenHost"], "dlv.listenHost");
       if (d["allowNonLoopback"]) c.allow_non_loopback_dlv = Bool(d["allowNonLoopback"], "dlv.allowNonLoopback");
+      if (d["readinessProbe"]) c.dlv_readiness_probe = Bool(d["readinessProbe"], "dlv.readinessProbe");
       if (d["resources"]) c.dlv_resources = Resources(d["resources"], "dlv.resources");
     }
     if (auto a = root["agent"]) {
-      CheckKeys(a, "agent", {"image", "port", "runAsUser", "resources"});
+      CheckKeys(a, "agent", {"image", "port", "runAsUser", "runAsGroup", "expvarUrl", "resources"});
       if (a["image"]) c.agent_image = Str(a["image"], "agent.image");
       if (a["port"]) c.agent_port = static_cast<int>(std::clamp<int64_t>(Int(a["port"], "agent.port"), -1, 70000));
       if (a["runAsUser"]) c.agent_run_as_user = Int(a["runAsUser"], "agent.runAsUser");
+      if (a["runAsGroup"]) c.agent_run_as_group = Int(a["runAsGroup"], "agent.runAsGroup");
+      if (a["expvarUrl"]) {
+        c.expvar_url = Str(a["expvarUrl"], "agent.expvarUrl");
+        if (std::string why = ExpvarUrlProblem(c.expvar_url); !c.expvar_url.empty() && !why.empty()) {
+          Fail("agent.expvarUrl", "\"" + c.expvar_url + "\" " + why);
+        }
+      }
       if (a["resources"]) c.agent_resources = Resources(a["resources"], "agent.resources");
     }
     if (!ValidImage(c.dlv_image)) Fail("dlv.image", "must be a non-empty image reference without spaces");
@@ -133,6 +169,9 @@ ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
       Fail("dlv.port", "must differ from agent.port (the pod's containers share one network)");
     if (c.agent_run_as_user <= 0 || c.agent_run_as_user > 2147483647) {
       Fail("agent.runAsUser", "must be a non-root UID (1..2147483647): the agent runs under the restricted profile");
+    }
+    if (c.agent_run_as_group < 0 || c.agent_run_as_group > 2147483647) {
+      Fail("agent.runAsGroup", "must be a GID (0..2147483647)");
     }
     bool loopback = c.dlv_listen_host == "127.0.0.1" || c.dlv_listen_host == "::1" || c.dlv_listen_host == "localhost";
     if (!loopback && !c.allow_non_loopback_dlv) {

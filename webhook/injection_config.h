@@ -35,8 +35,18 @@ struct InjectionConfig {
                                   {"limits", {{"cpu", "1"}, {"memory", "512Mi"}}}};
   nlohmann::json agent_resources = {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}},
                                     {"limits", {{"cpu", "100m"}, {"memory", "64Mi"}}}};
-  // UID of the agent container (restricted profile: non-root).
+  // UID and GID of the agent container (restricted profile: non-root).
   int64_t agent_run_as_user = 65532;
+  int64_t agent_run_as_group = 65532;
+  // The target's Go expvar endpoint passed to the agent as --expvar-url (heap gauges); "" leaves
+  // the agent on RSS only. Annotation graydebug.io/expvar-url overrides it per pod.
+  std::string expvar_url;
+  // An exec readiness probe on dlv-server (`graydebug-agent probe-dlv`): a pod whose debugger does
+  // not answer is not Ready (and leaves its Services' endpoints). See docs/decisions.md.
+  bool dlv_readiness_probe = true;
+  // New pods of a release whose breaker is half-open that this replica still injects per half-open
+  // period, so the trial sessions have pods; 0: none (a half-open release gets no new sidecars).
+  int half_open_injections = 5;
 };
 
 struct ConfigLoadResult {
@@ -56,5 +66,8 @@ bool ValidPort(int64_t port);
 bool ValidImage(const std::string& image);
 // A Kubernetes quantity such as "100m", "64Mi", "1", "1.5", "2e3".
 bool ValidQuantity(const std::string& q);
+// An expvar URL the agent may read: http, a loopback host (127.x.x.x, localhost, [::1]), an
+// explicit port and a path, at most 512 bytes, nothing that needs quoting. "" when valid, else why.
+std::string ExpvarUrlProblem(const std::string& url);
 
 }  // namespace graydebug::webhook

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "graydebug/config_file.h"
 #include "graydebug/http_server.h"
 #include "graydebug/kube/config.h"
+#include "graydebug/kube/transport.h"
 #include "graydebug/log.h"
 #include "graydebug/metrics.h"
 #include "graydebug/stop_signals.h"
@@ -76,9 +78,70 @@ http::Response Serve(const http::Request& req, AdmissionMetrics& metrics,
   return {reply.status, reply.content_type, std::move(reply.body)};
 }
 
+// `graydebug-webhook check-ready`: the chart's `helm test` (in the graydebug image itself, so it
+// works air-gapped). GET <url>/readyz over HTTPS, verified with --ca-file; retried while the
+// connection fails or the webhook answers 503 (not synced yet).
+int CheckReady(const std::vector<std::string>& args) {
+  std::string url, ca_file, server_name;
+  int64_t attempts = 5;
+  std::chrono::milliseconds timeout = 10s, interval = 2s;
+  CommonFlags common;
+  FlagSet flags("graydebug-webhook check-ready",
+                "graydebug-webhook check-ready --url https://HOST[:PORT] --ca-file FILE",
+                "GETs <url>/readyz over HTTPS, verifying the server with the CA in --ca-file; exit 0 on 200, else 1\n"
+                "with one line. The chart's `helm test` runs it.");
+  flags.String("url", &url, "https://HOST[:PORT] of the webhook (no path)");
+  flags.String("ca-file", &ca_file, "PEM CA bundle that must have signed the webhook's certificate");
+  flags.String("tls-server-name", &server_name, "name to verify in the certificate instead of the URL's host");
+  flags.Int("attempts", &attempts, 1, 100, "tries before giving up (connection failures and 503 are retried)");
+  flags.Duration("timeout", &timeout, 100ms, 5min, "timeout of one try");
+  flags.Duration("interval", &interval, 0ms, 1min, "pause between tries");
+  common.Register(flags);
+  std::vector<std::string> positionals;
+  if (auto code = ParseCommandLine(flags, common, "webhook", args, &positionals)) return *code;
+  if (!positionals.empty()) return UsageError(flags, "unexpected argument \"" + positionals[0] + "\" (see --help)");
+  if (url.rfind("https://", 0) != 0 || url.find('/', 8) != std::string::npos) {
+    return UsageError(flags, "--url must be https://HOST[:PORT] without a path, got \"" + url + "\"");
+  }
+  if (ca_file.empty()) return UsageError(flags, "--ca-file is required (the check verifies the certificate)");
+  FileReadResult ca = ReadFileLimited(ca_file);
+  if (!ca.ok) return UsageError(flags, ca.error);
+  kube::RestConfig rc;
+  rc.server = url;
+  rc.ca_pem = ca.contents;
+  rc.tls_server_name = server_name;
+  rc.source = "check-ready";
+  std::string error;
+  auto transport = kube::NewCpprestTransport(rc, std::chrono::seconds(60), &error);
+  if (!transport) return UsageError(flags, "--ca-file " + ca_file + ": " + error);
+  std::string last;
+  for (int64_t i = 1; i <= attempts; ++i) {
+    kube::HttpRequest req;
+    req.path = "/readyz";
+    req.timeout = timeout;
+    kube::HttpResponse r = transport->Do(req);
+    if (r.status == 200) {
+      std::cout << url << "/readyz: 200 " << r.body.substr(0, r.body.find('\n')) << " (certificate verified with "
+                << ca_file << ")\n";
+      return 0;
+    }
+    std::string body = r.body.substr(0, std::min<std::size_t>(r.body.find('\n'), 200));
+    last = r.status == 0 ? r.error.ToString() : "HTTP " + std::to_string(r.status) + ": " + body;
+    // Only what may pass: no answer yet, or not synced yet. Anything else is the answer.
+    if (r.status != 0 && r.status != 503) break;
+    if (i < attempts) std::this_thread::sleep_for(interval);
+  }
+  std::cerr << "graydebug-webhook check-ready: " << url << "/readyz: " << last << "\n";
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  {
+    std::vector<std::string> args = ArgsOf(argc, argv);
+    if (!args.empty() && args[0] == "check-ready") return CheckReady({args.begin() + 1, args.end()});
+  }
   std::string listen = ":8443", metrics_addr = ":9090";
   std::string tls_cert_file, tls_key_file, config, kubeconfig, circuits_namespace;
   int64_t threads = 2;

@@ -82,12 +82,23 @@ std::pair<json, json> BuildSidecars(const InjectionConfig& c, int dlv_port, cons
       {"args", {"launch-dlv", "--listen=" + dlv_listen}},
       {"env", {target_env}},
       {"resources", c.dlv_resources},
+      // runAsUser/runAsGroup/runAsNonRoot are set per pod (DlvIdentityFor).
       {"securityContext",
        {{"allowPrivilegeEscalation", false},
         {"capabilities", {{"add", {"SYS_PTRACE"}}, {"drop", {"ALL"}}}},
+        {"privileged", false},
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
   };
+  if (c.dlv_readiness_probe) {
+    // dlv's own answer (GetVersion on the pod's loopback), so a pod whose debugger is dead shows
+    // not Ready with the launcher's reason in the probe's event. Never a startupProbe: a native
+    // sidecar's startupProbe holds back the app's start, and dlv waits for the app.
+    dlv["readinessProbe"] = {{"exec", {{"command", {c.agent_binary, "probe-dlv", "--addr=" + dlv_local}}}},
+                             {"periodSeconds", 10},
+                             {"timeoutSeconds", 5},
+                             {"failureThreshold", 3}};
+  }
   json agent = {
       {"name", kAgentContainer},
       {"image", agent_image},
@@ -112,6 +123,7 @@ std::pair<json, json> BuildSidecars(const InjectionConfig& c, int dlv_port, cons
         {"readOnlyRootFilesystem", true},
         {"runAsNonRoot", true},
         {"runAsUser", c.agent_run_as_user},
+        {"runAsGroup", c.agent_run_as_group},
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
   };
@@ -119,7 +131,57 @@ std::pair<json, json> BuildSidecars(const InjectionConfig& c, int dlv_port, cons
   return {std::move(dlv), std::move(agent)};
 }
 
+// A non-negative integer at obj[key] (runAsUser, runAsGroup), else nullopt.
+std::optional<int64_t> IdAt(const json* obj, const char* key) {
+  const json* v = obj == nullptr ? nullptr : Member(*obj, key);
+  if (v == nullptr || !v->is_number_integer()) return std::nullopt;
+  int64_t id = v->get<int64_t>();
+  if (id < 0 || id > 2147483647) return std::nullopt;
+  return id;
+}
+
+bool TrueAt(const json* obj, const char* key) {
+  const json* v = obj == nullptr ? nullptr : Member(*obj, key);
+  return v != nullptr && v->is_boolean() && v->get<bool>();
+}
+
 }  // namespace
+
+DlvIdentity DlvIdentityFor(const json& pod, const std::string& target, int64_t fallback_uid, int64_t fallback_gid) {
+  const json* spec = Member(pod, "spec");
+  const json* pod_sc = spec == nullptr ? nullptr : Member(*spec, "securityContext");
+  const json* target_sc = nullptr;
+  for (const json& ct : ArrayAt(spec, "containers")) {
+    if (StringAt(&ct, "name") == target) target_sc = Member(ct, "securityContext");
+  }
+  std::optional<int64_t> uid = IdAt(target_sc, "runAsUser");
+  if (!uid) uid = IdAt(pod_sc, "runAsUser");
+  std::optional<int64_t> gid = IdAt(target_sc, "runAsGroup");
+  if (!gid) gid = IdAt(pod_sc, "runAsGroup");
+  DlvIdentity id;
+  // ptrace (and reading /proc/<pid>/exe) without CAP_SYS_PTRACE needs the same uid AND gid as the
+  // target; a non-root process never has an effective capability that Kubernetes adds.
+  if (uid && gid) {
+    id.run_as_user = *uid;
+    id.run_as_group = *gid;
+    id.run_as_non_root = *uid != 0;
+    id.source = "target-uid";
+    return id;
+  }
+  // The pod-level runAsNonRoot applies to dlv-server too: the kubelet would refuse a root
+  // container. The launcher says why it cannot attach when the guess is wrong.
+  if (TrueAt(pod_sc, "runAsNonRoot")) {
+    id.run_as_user = uid && *uid != 0 ? *uid : fallback_uid;
+    id.run_as_group = gid ? *gid : (uid && *uid != 0 ? *uid : fallback_gid);
+    id.run_as_non_root = true;
+    id.source = "non-root-fallback";
+    return id;
+  }
+  // Unknown: the image's user (most Go images run as root). Root with every capability dropped
+  // but SYS_PTRACE, which is then effective and lets dlv attach whatever the target's uid.
+  id.source = "root-ptrace";
+  return id;
+}
 
 std::string ReleaseOf(const json& pod, const std::string& release_label) {
   const json* md = Member(pod, "metadata");
@@ -220,6 +282,13 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
     dlv_port = *p;
     dlv_port_from_annotation = true;
   }
+  std::string expvar_url = c.expvar_url;
+  if (auto v = StringAt(annotations, kExpvarUrlAnnotation)) {
+    if (std::string why = ExpvarUrlProblem(*v); !why.empty()) {
+      return Skip("invalid-annotation", std::string(kExpvarUrlAnnotation) + "=" + Quote(*v) + " " + why, release_key);
+    }
+    expvar_url = *v;
+  }
   // The pod's containers share one network namespace: a declared port equal to ours would clash.
   std::set<int64_t> used_ports;
   for (const char* list : {"containers", "initContainers"}) {
@@ -246,8 +315,20 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
         "namespace " + ns + " enforces Pod Security \"" + ctx.pod_security_enforce + "\", which forbids SYS_PTRACE",
         release_key);
   }
-  if (ctx.breakers != nullptr && !release_key.empty() && ctx.breakers->IsOpen(release_key)) {
-    return Skip("circuit-open", "the circuit breaker of release " + release_key + " is open", release_key);
+  bool trial = false;
+  if (ctx.breakers != nullptr && !release_key.empty()) {
+    switch (ctx.breakers->Admit(release_key, c.half_open_injections, !ctx.dry_run)) {
+      case BreakerGate::kClosed: break;
+      case BreakerGate::kHalfOpenTrial: trial = true; break;
+      case BreakerGate::kOpen:
+        return Skip("circuit-open", "the circuit breaker of release " + release_key + " is open", release_key);
+      case BreakerGate::kHalfOpenFull:
+        return Skip("circuit-open",
+                    "the circuit breaker of release " + release_key + " is half-open and this webhook replica " +
+                        "already injected its " + std::to_string(c.half_open_injections) +
+                        " trial pods of the half-open period",
+                    release_key);
+    }
   }
 
   // Inject: copy the prebuilt sidecars (building them from initializer lists costs ~1000
@@ -263,6 +344,12 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   agent["image"] = agent_image;
   dlv["env"][0]["value"] = target;  // GRAYDEBUG_TARGET_CONTAINER comes first in both
   agent["env"][0]["value"] = target;
+  const DlvIdentity identity = DlvIdentityFor(pod, target, c.agent_run_as_user, c.agent_run_as_group);
+  json& dlv_sc = dlv["securityContext"];
+  dlv_sc["runAsUser"] = identity.run_as_user;
+  dlv_sc["runAsGroup"] = identity.run_as_group;
+  dlv_sc["runAsNonRoot"] = identity.run_as_non_root;
+  if (!expvar_url.empty()) agent["args"].push_back("--expvar-url=" + expvar_url);
 
   JsonPatchBuilder b;
   const json* share = Member(*spec, "shareProcessNamespace");
@@ -285,7 +372,8 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
                  {"version", version_},
                  {"target", target},
                  {"dlvPort", dlv_port},
-                 {"agentPort", c.agent_port}};
+                 {"agentPort", c.agent_port},
+                 {"dlvUser", identity.source}};
   b.SetInMap(pod, {"metadata", "annotations"}, kStatusAnnotation, status.dump());
   if (!StringAt(annotations, kDefaultContainerAnnotation)) {
     b.SetInMap(pod, {"metadata", "annotations"}, kDefaultContainerAnnotation, target);
@@ -300,8 +388,10 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   InjectionResult r;
   r.inject = true;
   r.release_key = release_key;
-  r.message =
-      "injected " + std::string(kDlvContainer) + " and " + kAgentContainer + " (target container " + target + ")";
+  r.half_open_trial = trial;
+  r.message = "injected " + std::string(kDlvContainer) + " and " + kAgentContainer + " (target container " + target +
+              ", dlv-server as uid " + std::to_string(identity.run_as_user) + ": " + identity.source + ")" +
+              (trial ? "; a trial pod of the half-open circuit breaker of release " + release_key : "");
   r.patch = b.Take();
   return r;
 }

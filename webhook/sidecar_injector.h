@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -17,23 +18,35 @@ inline constexpr const char* kTargetAnnotation = "graydebug.io/target-container"
 inline constexpr const char* kDlvImageAnnotation = "graydebug.io/dlv-image";
 inline constexpr const char* kAgentImageAnnotation = "graydebug.io/agent-image";
 inline constexpr const char* kDlvPortAnnotation = "graydebug.io/dlv-port";
+inline constexpr const char* kExpvarUrlAnnotation = "graydebug.io/expvar-url";
 inline constexpr const char* kDefaultContainerAnnotation = "kubectl.kubernetes.io/default-container";
 
+// What a release's breaker allows for one new pod (SPEC §6).
+enum class BreakerGate {
+  kClosed,         // inject
+  kOpen,           // skip: circuit-open
+  kHalfOpenTrial,  // inject: one of the half-open period's trial pods
+  kHalfOpenFull,   // skip: circuit-open (this replica injected its trial pods of the period)
+};
+
 // The breaker state input of the webhook (SPEC §6). Implementations: a standalone one that says
-// "closed", and the cluster one that reads ConfigMap graydebug-circuits.
+// "closed", and the cluster one that reads ConfigMap graydebug-circuits. Thread-safe.
 class BreakerView {
  public:
   virtual ~BreakerView() = default;
-  // True when the circuit of release "<namespace>/<release>" is open (or half-open: trials come from
-  // sessions on existing pods, not from new pods).
-  virtual bool IsOpen(const std::string& release_key) const = 0;
+  // What the breaker of release "<namespace>/<release>" allows for one new pod. A half-open breaker
+  // admits at most `half_open_injections` pods per half-open period (per webhook replica), so the
+  // controller has injected pods for its trial sessions even when the release's pods were all
+  // replaced while it was open. `consume` false (a dry run) answers without using a trial.
+  virtual BreakerGate Admit(const std::string& release_key, int half_open_injections, bool consume) = 0;
 };
 
 struct InjectionContext {
-  std::string operation = "CREATE";       // the AdmissionRequest's operation
-  std::string namespace_name;             // the request's namespace (a new pod may not carry one)
-  std::string pod_security_enforce;       // the namespace's pod-security.kubernetes.io/enforce, "" if unknown
-  const BreakerView* breakers = nullptr;  // nullptr: every circuit counts as closed
+  std::string operation = "CREATE";  // the AdmissionRequest's operation
+  std::string namespace_name;        // the request's namespace (a new pod may not carry one)
+  std::string pod_security_enforce;  // the namespace's pod-security.kubernetes.io/enforce, "" if unknown
+  BreakerView* breakers = nullptr;   // nullptr: every circuit counts as closed
+  bool dry_run = false;              // the request's dryRun: decides as usual, uses no half-open trial
 };
 
 struct InjectionResult {
@@ -46,7 +59,23 @@ struct InjectionResult {
   std::string release_key;
   // RFC 6902 ops (an array; empty when skipping).
   nlohmann::json patch = nlohmann::json::array();
+  // Injected as a trial pod of a half-open breaker.
+  bool half_open_trial = false;
 };
+
+// The user and group dlv-server runs as, from the target container's securityContext, else the
+// pod's (see docs/webhook.md, "dlv-server's identity").
+struct DlvIdentity {
+  int64_t run_as_user = 0;
+  int64_t run_as_group = 0;
+  bool run_as_non_root = false;
+  // One line for the status annotation and logs: "target-uid" (the target's uid and gid are
+  // known), "root-ptrace" (unknown: root with only CAP_SYS_PTRACE), "non-root-fallback" (unknown,
+  // but the pod demands runAsNonRoot).
+  std::string source;
+};
+DlvIdentity DlvIdentityFor(const nlohmann::json& pod, const std::string& target, int64_t fallback_uid,
+                           int64_t fallback_gid);
 
 // The release a pod belongs to: the value of `release_label`, else the name of its controller owner
 // (the first ownerReference with controller: true, else the first one), else "".

@@ -130,6 +130,13 @@ reject "logLevel: verbose" "logLevel: verbose" "/logLevel"
 check "an objectSelector that cannot match injection.selector is refused" fails "$HELM" template "$RELEASE" "$CHART" \
   -n "$NS" --kube-version "$KUBE_VERSION" --set-string 'webhook.objectSelector.matchLabels.graydebug\.io/inject=yes'
 
+only_graydebug_images() {
+  # Air-gapped clusters: every image the chart renders (the helm test pod's too) is image.repository.
+  local others
+  others=$(grep -hE '^\s+image: ' "$WORK/default.yaml" | grep -v 'graydebug/graydebug:' || true)
+  [ -z "$others" ] || { echo "images from elsewhere: $others"; return 1; }
+}
+check "with default values every rendered image, the helm test pod's included, is the graydebug image" only_graydebug_images
 check "every value in values.yaml has a comment starting with its name" python3 "$CHECKS" comments "$CHART/values.yaml"
 check "every value in values.yaml is in docs/helm.md's table" python3 "$CHECKS" documented "$CHART/values.yaml" "$REPO/docs/helm.md"
 
@@ -336,8 +343,9 @@ if [ -z "$missing" ]; then
     if grep -Eiq 'forbidden|"level":"error"' "$WORK/run/webhook.log"; then grep -Ei 'forbidden|error' "$WORK/run/webhook.log"; return 1; fi
   }
   check "graydebug-webhook runs with the chart's args, config, certificate and ServiceAccount (/readyz over TLS, no RBAC error)" webhook_ready
-  # The helm test pod of the release, its curl command run here (no kubelet runs pods).
-  helm_test_curl() {
+  # The helm test pod of the release, its command run here (no kubelet runs pods): the graydebug
+  # image's own graydebug-webhook check-ready, no public test image.
+  helm_test_check() {
     "$HELM" get hooks "$RELEASE" -n "$NS" > "$WORK/hooks.yaml"
     local args
     mapfile -t args < <(python3 - "$WORK/hooks.yaml" <<'PY'
@@ -347,10 +355,11 @@ c = pod["spec"]["containers"][0]
 print("\n".join(c["command"][1:] + c["args"]))
 PY
 )
-    [ "${args[-1]}" = "$URL/readyz" ] || { echo "the test pod calls ${args[-1]}, not $URL/readyz"; return 1; }
-    curl "${args[@]/\/etc\/graydebug\/ca\/ca.crt/$WORK/run/ca.crt}"
+    [ "${args[0]}" = check-ready ] || { echo "the test pod runs ${args[*]}, not graydebug-webhook check-ready"; return 1; }
+    printf '%s\n' "${args[@]}" | grep -qx -- "--url=$URL" || { echo "the test pod calls ${args[*]}, not $URL"; return 1; }
+    "$WORK/bin/graydebug-webhook" "${args[@]/\/etc\/graydebug\/ca\/ca.crt/$WORK/run/ca.crt}"
   }
-  check "helm test's curl command (CA from the Secret, webhook.url) passes against it" helm_test_curl
+  check "helm test's graydebug-webhook check-ready (CA from the Secret, webhook.url) passes against it" helm_test_check
   controller_ready() {
     wait_until 30 curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz" || { tail -5 "$WORK/run/controller.log"; return 1; }
     wait_until 30 k get lease -n "$NS" graydebug-controller || { tail -5 "$WORK/run/controller.log"; return 1; }

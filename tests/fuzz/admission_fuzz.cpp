@@ -9,7 +9,9 @@
 namespace {
 
 struct ClosedBreakers : graydebug::webhook::BreakerView {
-  bool IsOpen(const std::string& key) const override { return key.size() % 2 == 1; }
+  graydebug::webhook::BreakerGate Admit(const std::string& key, int, bool) override {
+    return key.size() % 2 == 1 ? graydebug::webhook::BreakerGate::kOpen : graydebug::webhook::BreakerGate::kClosed;
+  }
 };
 
 }  // namespace
@@ -17,7 +19,7 @@ struct ClosedBreakers : graydebug::webhook::BreakerView {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace graydebug::webhook;
   static const SidecarInjector injector({}, "fuzz");
-  static const ClosedBreakers breakers;
+  static ClosedBreakers breakers;
   static const AdmissionHandler handler(
       injector, ClusterView{[](const std::string& ns) { return ns == "strict" ? "baseline" : ""; }, &breakers});
   if (size == 0) return 0;

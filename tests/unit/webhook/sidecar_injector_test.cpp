@@ -165,7 +165,9 @@ TEST_CASE("skip reasons") {
   CHECK(reason(pod, psa).empty());
 
   struct OpenFor : BreakerView {
-    bool IsOpen(const std::string& key) const override { return key == "shop/v2-alpha"; }
+    BreakerGate Admit(const std::string& key, int, bool) override {
+      return key == "shop/v2-alpha" ? BreakerGate::kOpen : BreakerGate::kClosed;
+    }
   } breakers;
   InjectionContext open = Ctx();
   open.breakers = &breakers;
@@ -256,4 +258,101 @@ TEST_CASE("random annotation maps: patch keeps every key, escaping included") {
     InjectionResult r = inj.Inject(pod, Ctx());
     CheckProperties(inj, pod, r, ann.dump());
   }
+}
+
+TEST_CASE(
+    "dlv-server's identity: the target's uid and gid, else root with only SYS_PTRACE, unless the pod demands "
+    "non-root") {
+  json pod = json::parse(Slurp(kFixtures / "simple-gray.pod.json"));
+  auto id = [&](const json& p) { return DlvIdentityFor(p, "order", 65532, 65532); };
+  // An image that runs as root (nothing in the pod says otherwise): root, so SYS_PTRACE is effective.
+  DlvIdentity root = id(pod);
+  CHECK(root.run_as_user == 0);
+  CHECK(root.run_as_group == 0);
+  CHECK_FALSE(root.run_as_non_root);
+  CHECK(root.source == "root-ptrace");
+  // The target container's ids win over the pod's; the other containers' do not count.
+  json p = pod;
+  p["spec"]["securityContext"] = {{"runAsUser", 2000}, {"runAsGroup", 2001}};
+  CHECK(id(p).run_as_user == 2000);
+  CHECK(id(p).run_as_group == 2001);
+  CHECK(id(p).run_as_non_root);
+  p["spec"]["containers"][0]["securityContext"] = {{"runAsUser", 1000}};
+  CHECK(id(p).run_as_user == 1000);
+  CHECK(id(p).run_as_group == 2001);  // the pod's group
+  p["spec"]["containers"].push_back({{"name", "other"}, {"securityContext", {{"runAsUser", 7}, {"runAsGroup", 7}}}});
+  CHECK(id(p).run_as_user == 1000);
+  // A uid without a gid: ptrace needs both to match, so root with SYS_PTRACE.
+  json uid_only = pod;
+  uid_only["spec"]["securityContext"] = {{"runAsUser", 1000}};
+  CHECK(id(uid_only).source == "root-ptrace");
+  // The pod demands non-root: never root; the known uid (and gid) or the agent's.
+  uid_only["spec"]["securityContext"]["runAsNonRoot"] = true;
+  CHECK(id(uid_only).run_as_user == 1000);
+  CHECK(id(uid_only).run_as_group == 1000);
+  CHECK(id(uid_only).run_as_non_root);
+  CHECK(id(uid_only).source == "non-root-fallback");
+  json non_root = pod;
+  non_root["spec"]["securityContext"] = {{"runAsNonRoot", true}};
+  CHECK(id(non_root).run_as_user == 65532);
+  CHECK(id(non_root).run_as_group == 65532);
+  // The target container's own runAsNonRoot binds only that container: dlv-server may be root.
+  json target_non_root = pod;
+  target_non_root["spec"]["containers"][0]["securityContext"] = {{"runAsNonRoot", true}};
+  CHECK(id(target_non_root).source == "root-ptrace");
+  // Hostile values count as absent.
+  json hostile = pod;
+  hostile["spec"]["securityContext"] = {{"runAsUser", -1}, {"runAsGroup", "0"}, {"runAsNonRoot", "true"}};
+  CHECK(id(hostile).source == "root-ptrace");
+  hostile["spec"]["securityContext"] = json::array();
+  CHECK(id(hostile).source == "root-ptrace");
+
+  // The patch carries it.
+  SidecarInjector inj({}, kVersion);
+  json nonroot_pod = json::parse(Slurp(kFixtures / "nonroot-target.pod.json"));
+  InjectionResult r = inj.Inject(nonroot_pod, InjectionContext{"CREATE", "shop", "", nullptr, false});
+  REQUIRE(r.inject);
+  for (const json& op : r.patch) {
+    if (op["value"].is_object() && op["value"].value("name", "") == "dlv-server") {
+      CHECK(op["value"]["securityContext"]["runAsUser"] == 1000);
+      CHECK(op["value"]["securityContext"]["runAsGroup"] == 3000);
+    }
+  }
+}
+
+TEST_CASE("half-open breakers: trial pods are injected and say so; a full budget is circuit-open") {
+  struct Gate : BreakerView {
+    BreakerGate next = BreakerGate::kHalfOpenTrial;
+    int limit = -1;
+    bool consumed = false;
+    BreakerGate Admit(const std::string&, int half_open_injections, bool consume) override {
+      limit = half_open_injections;
+      consumed = consume;
+      return next;
+    }
+  } gate;
+  InjectionConfig cfg;
+  cfg.half_open_injections = 3;
+  SidecarInjector inj(cfg, kVersion);
+  json pod = json::parse(Slurp(kFixtures / "simple-gray.pod.json"));
+  InjectionContext ctx{"CREATE", "shop", "", &gate, false};
+  InjectionResult r = inj.Inject(pod, ctx);
+  CHECK(r.inject);
+  CHECK(r.half_open_trial);
+  CHECK(gate.limit == 3);
+  CHECK(gate.consumed);
+  CHECK(r.message.find("a trial pod of the half-open circuit breaker of release shop/v2-alpha") != std::string::npos);
+  ctx.dry_run = true;
+  inj.Inject(pod, ctx);
+  CHECK_FALSE(gate.consumed);
+  gate.next = BreakerGate::kHalfOpenFull;
+  r = inj.Inject(pod, ctx);
+  CHECK(r.reason == "circuit-open");
+  CHECK(r.message.find("already injected its 3 trial pods") != std::string::npos);
+  // Pods that are skipped for another reason never use a trial.
+  gate.limit = -1;
+  json opted = pod;
+  opted["metadata"]["annotations"] = {{"graydebug.io/inject", "false"}};
+  CHECK(inj.Inject(opted, ctx).reason == "opted-out");
+  CHECK(gate.limit == -1);
 }
