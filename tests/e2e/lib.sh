@@ -1,0 +1,52 @@
+# Sourced by the end-to-end tests (CTest label e2e): they run against the real node of hack/node
+# (kubelet, containerd, runc, CNI, CoreDNS) with the graydebug image and the chart installed
+# in-cluster. The node is brought up once by e2e_node_up (a CTest fixture) and taken down, with its
+# leftovers checked, by e2e_node_down.
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+. "$REPO/hack/tools/common.sh"
+. "$REPO/tests/support/checks.sh"
+NODE_DIR=${NODE_DIR:-$REPO/build/node}
+GRAYDEBUG_BIN=${GRAYDEBUG_BIN:-$REPO/build/bin}
+export KUBECONFIG=$NODE_DIR/kubeconfig
+K8S_BIN=$(tool_bindir kubernetes)
+HELM="$(tool_bindir helm)/helm"
+DLV="$(tool_bindir dlv)/dlv"
+# `kubectl graydebug` finds the plugin on PATH, as a user's kubectl does.
+export PATH="$GRAYDEBUG_BIN:$K8S_BIN:$PATH"
+RELEASE_NS=graydebug
+RELEASE=graydebug
+IMAGE_REPO=graydebug/graydebug
+IMAGE_TAG=$(awk -F'"' '/^appVersion:/{print $2}' "$REPO/charts/graydebug/Chart.yaml")
+APP_IMAGE=docker.io/graydebug/leaky-app:$IMAGE_TAG
+# The example Deployment names this image; the node holds the demo app under that name too.
+EXAMPLE_IMAGE=registry.example.com/shop/order:v2-alpha
+
+k() { kubectl "$@"; }
+node_exec() { "$REPO/hack/node" exec --dir "$NODE_DIR" -- "$@"; }
+
+# The chart as a user installs it: only the image's repository, tag and pull policy are set.
+helm_install() {  # extra helm args...
+  "$HELM" upgrade --install "$RELEASE" "$REPO/charts/graydebug" -n "$RELEASE_NS" --create-namespace \
+    --set image.repository="$IMAGE_REPO" --set image.tag="$IMAGE_TAG" --set image.pullPolicy=Never \
+    --wait --timeout 180s "$@"
+}
+
+# ready_pods NS SELECTOR: how many pods matching SELECTOR are Ready.
+ready_pods() {
+  k -n "$1" get pods -l "$2" -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{"|"}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null |
+    grep -c '^|True$' || true
+}
+pods_ready() { [ "$(ready_pods "$1" "$2")" -ge "$3" ]; }
+
+# session_phase NS NAME
+session_phase() { k -n "$1" get debugsession "$2" -o jsonpath='{.status.phase}' 2>/dev/null; }
+phase_is() { [ "$(session_phase "$1" "$2")" = "$3" ]; }
+
+# newest_pod NS SELECTOR: the name of the newest Running pod.
+newest_pod() {
+  k -n "$1" get pods -l "$2" --field-selector=status.phase=Running --sort-by=.metadata.creationTimestamp \
+    -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{"|"}{.metadata.name}{"\n"}{end}' | awk -F'|' '$1==""{n=$2} END{print n}'
+}
+
+# free_local_port: a free loopback port for a port-forward (the plugin binds it at once).
+free_local_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
