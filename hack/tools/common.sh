@@ -16,6 +16,9 @@ tool_version() {
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     dlv) echo "$DLV_VERSION" ;;
+    containerd) echo "$CONTAINERD_VERSION" ;;
+    runc) echo "$RUNC_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
     *) echo "unknown tool: $1" >&2; return 1 ;;
   esac
 }
