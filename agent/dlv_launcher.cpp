@@ -37,14 +37,12 @@ std::string Describe(int status) {
 }
 
 pid_t SpawnDlv(const LauncherOptions& o, int target, std::string* error) {
-  std::vector<std::string> args = {o.dlv_path,
-                                   "attach",
-                                   std::to_string(target),
-                                   "--headless",
-                                   "--api-version=2",
-                                   "--accept-multiclient",
-                                   "--continue",
-                                   "--listen=" + o.listen};
+  std::vector<std::string> args = {o.dlv_path, "attach", std::to_string(target), "--headless", "--api-version=2",
+                                   "--accept-multiclient", "--continue",
+                                   // People connect through kubectl port-forward, which arrives
+                                   // from the container runtime's user, not dlv's: without this
+                                   // dlv closes every such connection. --listen stays loopback.
+                                   "--only-same-user=false", "--listen=" + o.listen};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -73,13 +71,38 @@ void StopDlv(pid_t pid) {
 
 }  // namespace
 
+std::string PtraceProblem(const Credentials& self, const ProcessInfo& target, int ptrace_scope) {
+  const bool cap = self.HasCapability(kCapSysPtrace);
+  const std::string who = "dlv-server runs as uid " + std::to_string(self.uid) + ", gid " + std::to_string(self.gid);
+  if (ptrace_scope >= 3) {
+    return "kernel.yama.ptrace_scope=3 on this node forbids every ptrace attach; dlv cannot attach to pid " +
+           std::to_string(target.pid);
+  }
+  if (cap) return "";
+  if (target.uid >= 0 && (target.uid != self.uid || target.gid != self.gid)) {
+    return "cannot attach to pid " + std::to_string(target.pid) + " (uid " + std::to_string(target.uid) + ", gid " +
+           std::to_string(target.gid) + "): " + who +
+           " without an effective CAP_SYS_PTRACE; set runAsUser and runAsGroup of the target container (or the pod) "
+           "to the app's, or leave them unset so graydebug runs dlv-server as root with only CAP_SYS_PTRACE";
+  }
+  if (ptrace_scope >= 1) {
+    return "kernel.yama.ptrace_scope=" + std::to_string(ptrace_scope) + " on this node: attaching to pid " +
+           std::to_string(target.pid) + ", which is not dlv's child, needs an effective CAP_SYS_PTRACE, and " + who +
+           " without it (a non-root container never has one); leave runAsUser unset and do not demand runAsNonRoot "
+           "so graydebug runs dlv-server as root with only CAP_SYS_PTRACE";
+  }
+  return "";
+}
+
 int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
   ProcFs fs;
   TargetQuery query;
   query.pid = o.target_pid;
   query.process_name = o.target_process;
   query.self_pid = static_cast<int>(getpid());
+  query.self = fs.CredentialsOf("self");
   int failures = 0;
+  std::string said_problem;
 
   while (!stop) {
     // 1. The target.
@@ -90,11 +113,17 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
       found = ChooseTarget(ListProcesses(fs), query);
       if (found.target) break;
       if (Clock::now() >= deadline) {
-        log::Error("no target process appeared; giving up",
+        log::Error(found.uninspectable ? "cannot inspect the target process; giving up"
+                                       : "no target process appeared; giving up",
                    {{"waited", std::to_string(o.wait_timeout.count()) + "ms"}, {"why", found.why}});
         return 1;
       }
-      if (!said_waiting) {
+      if (found.uninspectable && said_problem != found.why) {
+        // The real cause, once: waiting longer will not help until the pod's spec changes.
+        log::Error("cannot inspect the target process", {{"why", found.why}});
+        said_problem = found.why;
+        said_waiting = true;
+      } else if (!said_waiting) {
         log::Info("waiting for the target process", {{"why", found.why}});
         said_waiting = true;
       }
@@ -102,7 +131,12 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
     }
     if (stop) break;
     const ProcessInfo target = *found.target;
-    log::Info("target found", {{"pid", std::to_string(target.pid)}, {"comm", target.comm}, {"why", found.why}});
+    log::Info("target found", {{"pid", std::to_string(target.pid)},
+                               {"comm", target.comm},
+                               {"uid", std::to_string(target.uid)},
+                               {"why", found.why}});
+    const std::string problem = PtraceProblem(query.self, target, fs.PtraceScope());
+    if (!problem.empty()) log::Error("dlv will not be able to attach", {{"why", problem}});
 
     // 2. dlv on it, for as long as the target lives.
     while (!stop && fs.Alive(target.pid, target.start_ticks)) {
@@ -143,9 +177,15 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
       failures = Clock::now() - started >= o.stable_after ? 1 : failures + 1;
       milliseconds wait =
           std::min<milliseconds>(o.backoff_cap, o.backoff_base * (int64_t{1} << std::min(failures - 1, 16)));
-      log::Warn("dlv exited; restarting with backoff", {{"dlv", Describe(status)},
-                                                        {"restart_in", std::to_string(wait.count()) + "ms"},
-                                                        {"failures", std::to_string(failures)}});
+      const std::string restart_in = std::to_string(wait.count()) + "ms", dlv_status = Describe(status),
+                        count = std::to_string(failures);
+      if (problem.empty()) {
+        log::Warn("dlv exited; restarting with backoff",
+                  {{"dlv", dlv_status}, {"restart_in", restart_in}, {"failures", count}});
+      } else {
+        log::Warn("dlv exited; restarting with backoff",
+                  {{"dlv", dlv_status}, {"restart_in", restart_in}, {"failures", count}, {"likely_cause", problem}});
+      }
       SleepUnlessStopped(wait, stop);
     }
     if (!stop && o.target_pid > 0) {

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <string>
 
+#include "agent/target_finder.h"
+
 namespace graydebug::agent {
 
 struct LauncherOptions {
@@ -26,5 +28,10 @@ struct LauncherOptions {
 // one log line. dlv is stopped with SIGTERM (the kernel detaches the tracee, which keeps running),
 // never through dlv's Detach call, and never with SIGINT (dlv would halt the target).
 int RunLauncher(const LauncherOptions& options, const std::atomic<bool>& stop);
+
+// Why dlv, running with `self`'s credentials, cannot ptrace `target` on a node with the given
+// kernel.yama.ptrace_scope (-1: no Yama): "" when it can (as far as ids, capabilities and Yama
+// tell; seccomp and AppArmor are not visible here). Pure.
+std::string PtraceProblem(const Credentials& self, const ProcessInfo& target, int ptrace_scope);
 
 }  // namespace graydebug::agent

@@ -4,12 +4,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <iostream>
 #include <string>
 #include <thread>
 
 #include "agent/dlv_launcher.h"
 #include "agent/sidecar.h"
 #include "graydebug/cli_app.h"
+#include "graydebug/dlv_client.h"
 #include "graydebug/http_get.h"
 #include "graydebug/log.h"
 #include "graydebug/stop_signals.h"
@@ -65,20 +68,61 @@ int LaunchDlv(const std::vector<std::string>& args) {
   return agent::RunLauncher(o, stop);
 }
 
+// `graydebug-agent probe-dlv`: dlv-server's exec readiness probe. One GetVersion to the pod's dlv,
+// and the check that dlv accepts clients of other users (port-forwarded ones). Exit 0 when a
+// person could attach, else 1 with one line (the kubelet puts it in the probe's event).
+int ProbeDlv(const std::vector<std::string>& args) {
+  std::string addr = "127.0.0.1:2345";
+  std::chrono::milliseconds timeout = 3s;
+  CommonFlags common;
+  common.log_level = "warn";
+  FlagSet flags("graydebug-agent probe-dlv", "graydebug-agent probe-dlv [--addr HOST:PORT]",
+                "One RPCServer.GetVersion call to dlv, and a check that dlv accepts clients of any user (as\n"
+                "kubectl port-forward's are). Exit 0 when both hold, else 1 with one line: dlv-server's readiness.");
+  flags.Address("addr", &addr, "dlv's address");
+  flags.Duration("timeout", &timeout, 10ms, 1min, "connect and reply timeout (each)");
+  common.Register(flags);
+  std::vector<std::string> positionals;
+  if (auto code = ParseCommandLine(flags, common, "agent", args, &positionals)) return *code;
+  if (!positionals.empty()) return UsageError(flags, "unexpected argument \"" + positionals[0] + "\" (see --help)");
+  dlv::Reply r = dlv::Client(addr, dlv::Options{timeout, timeout, 1u << 20}).GetVersion();
+  if (!r.ok()) {
+    std::cout << "dlv at " << addr << " does not answer (" << dlv::ErrorKindName(r.error_kind) << ": " << r.error
+              << "); the reason is in the dlv-server container's log\n";
+    return 1;
+  }
+  auto colon = addr.rfind(':');
+  if (auto d = agent::FindDlvServing("/proc", std::atoi(addr.c_str() + colon + 1)); d && !d->any_user) {
+    std::cout << "dlv (pid " << d->pid << ") accepts only uid " << d->uid
+              << " (started without --only-same-user=false); port-forwarded clients will be refused\n";
+    return 1;
+  }
+  std::string version =
+      r.result.is_object() && r.result.contains("DelveVersion") && r.result["DelveVersion"].is_string()
+          ? r.result["DelveVersion"].get<std::string>()
+          : "?";
+  version = version.substr(0, version.find('\n'));  // "Version: 1.27.2\nBuild: ..."
+  std::cout << "dlv answers at " << addr << " (" << version << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args = ArgsOf(argc, argv);
   if (!args.empty() && args[0] == "launch-dlv") return LaunchDlv({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "probe-dlv") return ProbeDlv({args.begin() + 1, args.end()});
 
   agent::SidecarOptions o;
   int64_t target_pid = 0, leak_floor = static_cast<int64_t>(o.leak.floor_bytes_per_second),
           leak_consecutive = o.leak.consecutive;
   CommonFlags common;
   FlagSet flags(
-      "graydebug-agent", "graydebug-agent [flags] | graydebug-agent launch-dlv [flags]",
+      "graydebug-agent",
+      "graydebug-agent [flags] | graydebug-agent launch-dlv [flags] | graydebug-agent probe-dlv [flags]",
       "The graydebug metrics sidecar: serves /metrics (graydebug_target_*), /healthz and /probe/dlv,\n"
-      "which makes one JSON-RPC call to the pod's dlv. `graydebug-agent launch-dlv --help` for the launcher.");
+      "which makes one JSON-RPC call to the pod's dlv. `graydebug-agent launch-dlv --help` for the launcher,\n"
+      "`graydebug-agent probe-dlv --help` for dlv-server's readiness probe.");
   flags.Address("listen", &o.listen, "plain-HTTP address of /metrics, /healthz and /probe/dlv");
   flags.Address("dlv-addr", &o.dlv_addr, "address of the pod's dlv server");
   flags.Int("target-pid", &target_pid, 0, 4194304, "watch this PID instead of searching");
@@ -101,7 +145,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> positionals;
   if (auto code = ParseCommandLine(flags, common, "agent", args, &positionals)) return *code;
   if (!positionals.empty()) {
-    return UsageError(flags, "unknown command \"" + positionals[0] + "\" (the only command is launch-dlv)");
+    return UsageError(flags, "unknown command \"" + positionals[0] + "\" (the commands are launch-dlv and probe-dlv)");
   }
   if (!o.expvar_url.empty()) {
     if (std::string why = ValidateHttpUrl(o.expvar_url); !why.empty()) {

@@ -114,10 +114,15 @@ class DlvProber {
     How how = How::kBusy;
     dlv::Reply reply;
     double seconds = 0;  // the probe's own duration (also for failures)
+    // Set when dlv answers (or not) but refuses every client of another user, so no person can
+    // connect through a port-forward: the probe fails with errorKind "same-user-only".
+    std::string same_user_only;
   };
 
   DlvProber(const SidecarOptions& o, AgentMetrics& metrics)
       : client_(o.dlv_addr, dlv::Options{o.probe_timeout, o.probe_timeout, 1u << 20}),
+        proc_root_(o.proc_root),
+        dlv_port_(PortOf(o.dlv_addr)),
         reuse_(o.probe_reuse),
         max_waiters_(std::max(o.threads - 2, 0)),
         metrics_(metrics) {}
@@ -132,20 +137,26 @@ class DlvProber {
       // Bounded: the probe in flight ends within its connect + reply timeouts.
       done_.wait(lock, [&] { return generation_ != generation; });
       --waiters_;
-      return Outcome{How::kShared, last_.reply, last_.seconds};
+      return Outcome{How::kShared, last_.reply, last_.seconds, last_.same_user_only};
     }
     if (has_last_ && SteadyClock::now() - finished_ < reuse_) {
-      return Outcome{How::kCached, last_.reply, last_.seconds};
+      return Outcome{How::kCached, last_.reply, last_.seconds, last_.same_user_only};
     }
     in_flight_ = true;
     lock.unlock();
     const auto start = SteadyClock::now();
-    Outcome out{How::kProbed, client_.GetVersion(), 0};
+    Outcome out{How::kProbed, client_.GetVersion(), 0, ""};
     const auto end = SteadyClock::now();
     out.seconds = std::chrono::duration<double>(end - start).count();
+    // A GetVersion from here proves little about people: the agent may be dlv's own user. What
+    // decides whether a port-forwarded client is served is dlv's --only-same-user.
+    if (auto d = FindDlvServing(proc_root_, dlv_port_); d && !d->any_user) {
+      out.same_user_only = "dlv (pid " + std::to_string(d->pid) + ") accepts only uid " + std::to_string(d->uid) +
+                           " (started without --only-same-user=false); port-forwarded clients will be refused";
+    }
     Record(out);
     lock.lock();
-    const bool was_up = has_last_ && last_.reply.ok();
+    const bool was_up = has_last_ && Up(last_);
     const bool first = !has_last_;
     last_ = out;
     has_last_ = true;
@@ -154,9 +165,12 @@ class DlvProber {
     ++generation_;
     done_.notify_all();
     lock.unlock();
-    if (out.reply.ok() && (first || !was_up)) {
+    if (Up(out) && (first || !was_up)) {
       log::Info("dlv answers", {{"dlv_addr", client_.address()}, {"latency", FormatSeconds(out.seconds)}});
-    } else if (!out.reply.ok() && (first || was_up)) {
+    } else if (!out.same_user_only.empty() && (first || was_up)) {
+      log::Error("dlv refuses people: graydebug_target_dlv_up is 0",
+                 {{"dlv_addr", client_.address()}, {"error", out.same_user_only}});
+    } else if (!Up(out) && (first || was_up)) {
       log::Warn("dlv probe failed; graydebug_target_dlv_up is 0",
                 {{"dlv_addr", client_.address()},
                  {"error_kind", dlv::ErrorKindName(out.reply.error_kind)},
@@ -169,12 +183,25 @@ class DlvProber {
   static std::string FormatSeconds(double s) { return std::to_string(s) + "s"; }
 
   void Record(const Outcome& o) {
-    SetGauge(metrics_.dlv_up, o.reply.ok() ? 1 : 0);
+    SetGauge(metrics_.dlv_up, Up(o) ? 1 : 0);
     SetGauge(metrics_.dlv_latency, o.seconds);
-    metrics_.probes.Add({{"result", o.reply.ok() ? "ok" : dlv::ErrorKindName(o.reply.error_kind)}}).Increment();
+    const char* result = !o.same_user_only.empty() ? "same-user-only"
+                         : o.reply.ok()            ? "ok"
+                                                   : dlv::ErrorKindName(o.reply.error_kind);
+    metrics_.probes.Add({{"result", result}}).Increment();
+  }
+
+  // dlv answered and serves people.
+  static bool Up(const Outcome& o) { return o.reply.ok() && o.same_user_only.empty(); }
+
+  static int PortOf(const std::string& address) {
+    auto colon = address.rfind(':');
+    return colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
   }
 
   const dlv::Client client_;
+  const std::string proc_root_;
+  const int dlv_port_;
   const std::chrono::milliseconds reuse_;
   const int max_waiters_;
   AgentMetrics& metrics_;
@@ -211,6 +238,16 @@ http::Response ProbeResponse(const DlvProber::Outcome& o, int max_waiters) {
     return {503, "application/json", body.dump() + "\n"};
   }
   const dlv::Reply& r = o.reply;
+  if (!o.same_user_only.empty()) {
+    json body = {{"ok", false},
+                 {"latencySeconds", o.seconds},
+                 {"dlvVersion", ""},
+                 {"error", o.same_user_only},
+                 {"errorKind", "same-user-only"},
+                 {"cached", o.how == DlvProber::How::kCached}};
+    if (o.how == DlvProber::How::kShared) body["shared"] = true;
+    return {502, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
+  }
   std::string version;
   if (r.ok() && r.result.is_object()) {
     auto v = r.result.find("DelveVersion");
@@ -248,6 +285,8 @@ class Sampler {
     query_.pid = o.target_pid;
     query_.process_name = o.target_process;
     query_.self_pid = static_cast<int>(::getpid());
+    query_.self = fs_.CredentialsOf("self");
+    query_.accept_uninspectable = true;  // RSS is world-readable even when the executable is not
   }
 
   void SampleOnce() {
@@ -386,6 +425,43 @@ class Sampler {
 };
 
 }  // namespace
+
+// ---- dlv's users ----
+
+bool DlvServesPort(const std::vector<std::string>& argv, int port, bool* any_user) {
+  if (argv.empty() || port <= 0) return false;
+  const std::string& exe = argv[0];
+  const std::string base = exe.substr(exe.rfind('/') == std::string::npos ? 0 : exe.rfind('/') + 1);
+  if (base != "dlv") return false;
+  const std::string suffix = ":" + std::to_string(port);
+  auto ends = [&](const std::string& v) {
+    return v.size() > suffix.size() && v.compare(v.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  bool serves = false;
+  *any_user = false;
+  for (std::size_t i = 1; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a == "--") break;
+    if ((a.rfind("--listen=", 0) == 0 || a.rfind("-l=", 0) == 0) && ends(a)) serves = true;
+    if ((a == "--listen" || a == "-l") && i + 1 < argv.size() && ends(argv[i + 1])) serves = true;
+    // pflag booleans: only the "=value" form sets false (strconv.ParseBool's spellings).
+    if (a.rfind("--only-same-user=", 0) == 0) {
+      std::string v = a.substr(17);
+      *any_user = v == "false" || v == "0" || v == "f" || v == "F" || v == "FALSE" || v == "False";
+    }
+  }
+  return serves;
+}
+
+std::optional<DlvProcess> FindDlvServing(const std::string& proc_root, int port) {
+  ProcFs fs(proc_root);
+  for (int pid : fs.Pids()) {
+    bool any_user = false;
+    if (!DlvServesPort(fs.Cmdline(pid), port, &any_user)) continue;
+    return DlvProcess{pid, fs.CredentialsOf(std::to_string(pid)).uid, any_user};
+  }
+  return std::nullopt;
+}
 
 // ---- ParseExpvarHeap ----
 

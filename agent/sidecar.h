@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/leak_detector.h"
 
@@ -71,6 +72,20 @@ struct GoHeap {
   std::optional<uint64_t> heap_inuse;  // memstats.HeapInuse
   std::optional<uint64_t> heap_alloc;  // memstats.HeapAlloc
 };
+
+// The dlv process that serves `port`, as /proc shows it (the pod shares one PID namespace).
+struct DlvProcess {
+  int pid = 0;
+  int64_t uid = -1;
+  // Started with --only-same-user=false: it accepts clients of any user, as kubectl port-forward's
+  // connections are (they come from the container runtime's user).
+  bool any_user = false;
+};
+// The dlv whose --listen ends in ":<port>" among the processes of `proc_root`; nullopt when none is
+// visible (then nobody can tell which users it accepts).
+std::optional<DlvProcess> FindDlvServing(const std::string& proc_root, int port);
+// Reads dlv's argv: whether it serves `port` and accepts any user. Pure.
+bool DlvServesPort(const std::vector<std::string>& argv, int port, bool* any_user);
 
 // The heap sizes in a Go expvar document (/debug/vars); nullopt and one line in *error when it is
 // not JSON or has neither number.

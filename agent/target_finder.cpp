@@ -68,6 +68,9 @@ std::optional<ProcessInfo> ProcFs::Info(int pid) const {
   for (int i = 3; i <= 22 && rest >> field; ++i) {
     if (i == 22) p.start_ticks = std::strtoull(field.c_str(), nullptr, 10);
   }
+  Credentials cred = CredentialsOf(std::to_string(pid));
+  p.uid = cred.uid;
+  p.gid = cred.gid;
   p.comm = ReadSmall(dir + "/comm", 256);
   while (!p.comm.empty() && (p.comm.back() == '\n' || p.comm.back() == '\0')) p.comm.pop_back();
   char buf[4096];
@@ -87,6 +90,41 @@ std::optional<uint64_t> ProcFs::RssBytes(int pid) const {
   auto at = status.find("\nVmRSS:");
   if (at == std::string::npos) return std::nullopt;
   return std::strtoull(status.c_str() + at + 7, nullptr, 10) * 1024;  // "VmRSS:   1234 kB"
+}
+
+Credentials ProcFs::CredentialsOf(const std::string& pid) const {
+  Credentials c;
+  std::string status = ReadSmall(root_ + "/" + pid + "/status", 16 << 10);
+  auto field = [&](const char* name) -> std::string {
+    std::string key = std::string("\n") + name + ":";
+    auto at = status.find(key);
+    if (at == std::string::npos) return "";
+    auto end = status.find('\n', at + 1);
+    return status.substr(at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
+  };
+  // "Uid:\t<real>\t<effective>\t<saved>\t<fs>"
+  if (std::string u = field("Uid"); !u.empty()) c.uid = std::strtoll(u.c_str(), nullptr, 10);
+  if (std::string g = field("Gid"); !g.empty()) c.gid = std::strtoll(g.c_str(), nullptr, 10);
+  if (std::string cap = field("CapEff"); !cap.empty()) c.cap_eff = std::strtoull(cap.c_str(), nullptr, 16);
+  return c;
+}
+
+std::vector<std::string> ProcFs::Cmdline(int pid) const {
+  std::string raw = ReadSmall(root_ + "/" + std::to_string(pid) + "/cmdline", 64 << 10);
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start < raw.size();) {
+    std::size_t nul = raw.find('\0', start);
+    if (nul == std::string::npos) nul = raw.size();
+    out.push_back(raw.substr(start, nul - start));
+    start = nul + 1;
+  }
+  return out;
+}
+
+int ProcFs::PtraceScope() const {
+  std::string v = ReadSmall(root_ + "/sys/kernel/yama/ptrace_scope", 64);
+  if (v.empty()) return -1;
+  return std::atoi(v.c_str());
 }
 
 bool ProcFs::Alive(int pid, uint64_t start_ticks) const {
@@ -143,7 +181,7 @@ TargetResult ChooseTarget(const std::vector<ProcessInfo>& processes, const Targe
     r.why = "no process with PID " + std::to_string(q.pid);
     return r;
   }
-  std::vector<const ProcessInfo*> candidates;
+  std::vector<const ProcessInfo*> candidates, uninspectable;
   int parent = q.self_pid > 0 ? static_cast<int>(getppid()) : 0;
   for (const auto& p : processes) {
     if (p.pid == q.self_pid || (parent > 1 && p.pid == parent)) continue;
@@ -153,16 +191,38 @@ TargetResult ChooseTarget(const std::vector<ProcessInfo>& processes, const Targe
     }
     if (IsInfrastructure(p)) continue;
     if (p.go_binary) candidates.push_back(&p);
+    if (!p.exe_readable) uninspectable.push_back(&p);
+  }
+  auto oldest_of = [](const std::vector<const ProcessInfo*>& v) {
+    return *std::min_element(v.begin(), v.end(), [](const auto* a, const auto* b) {
+      return a->start_ticks != b->start_ticks ? a->start_ticks < b->start_ticks : a->pid < b->pid;
+    });
+  };
+  if (candidates.empty() && !uninspectable.empty() && q.process_name.empty()) {
+    const ProcessInfo& p = *oldest_of(uninspectable);
+    if (q.accept_uninspectable) {
+      r.target = p;
+      r.why = "no readable executable to recognise a Go program by; assumed the oldest process we cannot inspect";
+      return r;
+    }
+    r.uninspectable = true;
+    const bool ptrace = q.self.HasCapability(kCapSysPtrace);
+    r.why = "cannot inspect pid " + std::to_string(p.pid) + " (uid " + std::to_string(p.uid) + ", gid " +
+            std::to_string(p.gid) +
+            (uninspectable.size() > 1 ? ", and " + std::to_string(uninspectable.size() - 1) + " more" : std::string()) +
+            "): dlv-server runs as uid " + std::to_string(q.self.uid) + ", gid " + std::to_string(q.self.gid) +
+            (ptrace ? " with CAP_SYS_PTRACE, which the kernel still refuses (a seccomp/AppArmor profile?)"
+                    : " without an effective CAP_SYS_PTRACE") +
+            "; set runAsUser and runAsGroup of the target container (or the pod) to the app's user, or leave "
+            "them unset so graydebug runs dlv-server as root with only CAP_SYS_PTRACE";
+    return r;
   }
   if (candidates.empty()) {
     r.why = q.process_name.empty() ? "no Go program besides graydebug, dlv and pause"
                                    : "no process named \"" + q.process_name + "\"";
     return r;
   }
-  auto oldest = std::min_element(candidates.begin(), candidates.end(), [](const auto* a, const auto* b) {
-    return a->start_ticks != b->start_ticks ? a->start_ticks < b->start_ticks : a->pid < b->pid;
-  });
-  r.target = **oldest;
+  r.target = *oldest_of(candidates);
   r.why = candidates.size() == 1
               ? (q.process_name.empty() ? "the only Go program" : "the process named " + q.process_name)
               : std::to_string(candidates.size()) + " candidates; chose the oldest";

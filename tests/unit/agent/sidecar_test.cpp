@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "graydebug/dlv_client.h"
 #include "graydebug/http_get.h"
 #include "graydebug/log.h"
 #include "support/log_capture.h"
@@ -411,9 +412,10 @@ TEST_CASE("sidecar: /probe/dlv against the real dlv attached to the leaky app") 
   REQUIRE_MESSAGE(fs::exists(dlv_path), "the pinned dlv is missing (hack/tools/build.sh dlv): ", dlv_path);
   LeakyApp app;
   const int dlv_port = FreePort();
-  auto dlv = Child::Spawn({dlv_path, "attach", std::to_string(app.pid()), "--headless", "--api-version=2",
-                           "--accept-multiclient", "--continue", "--listen=127.0.0.1:" + std::to_string(dlv_port)},
-                          (TempDir() / "dlv.log").string());
+  auto dlv = Child::Spawn(
+      {dlv_path, "attach", std::to_string(app.pid()), "--headless", "--api-version=2", "--accept-multiclient",
+       "--continue", "--only-same-user=false", "--listen=127.0.0.1:" + std::to_string(dlv_port)},
+      (TempDir() / "dlv.log").string());
   REQUIRE(dlv != nullptr);
 
   SidecarOptions o = FastOptions(app.pid());
@@ -494,4 +496,48 @@ TEST_CASE("graydebug-agent binary: serves a scraped target, stays small, stops o
   auto bad = Run({Bin("graydebug-agent"), "--expvar-url", "ftp://127.0.0.1/debug/vars"});
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--expvar-url") != std::string::npos);
+}
+
+TEST_CASE("sidecar: a dlv started without --only-same-user=false fails /probe/dlv: people would be refused") {
+  // issue #19: port-forwarded clients come from the container runtime's user, which dlv refuses
+  // by default, while a probe from dlv's own user passes. The agent reads dlv's argv instead.
+  std::string dlv_path = Trim(Run({std::string(GRAYDEBUG_SOURCE_DIR) + "/hack/tools/bin-dir", "dlv"}).out) + "/dlv";
+  REQUIRE_MESSAGE(fs::exists(dlv_path), "the pinned dlv is missing (hack/tools/build.sh dlv): ", dlv_path);
+  LeakyApp app;
+  const int dlv_port = FreePort();
+  auto dlv = Child::Spawn({dlv_path, "attach", std::to_string(app.pid()), "--headless", "--api-version=2",
+                           "--accept-multiclient", "--continue", "--listen=127.0.0.1:" + std::to_string(dlv_port)},
+                          (TempDir() / "dlv-same-user.log").string());
+  REQUIRE(dlv != nullptr);
+  REQUIRE(Eventually([&] { return graydebug::dlv::Client("127.0.0.1:" + std::to_string(dlv_port)).GetVersion().ok(); },
+                     30s));  // dlv itself answers us: we are its user
+
+  SidecarOptions o = FastOptions(app.pid());
+  o.dlv_addr = "127.0.0.1:" + std::to_string(dlv_port);
+  o.probe_timeout = 5s;
+  auto sidecar = StartSidecar(o);
+  HttpGetResult r = Get(sidecar->port(), "/probe/dlv");
+  CHECK(r.status == 502);
+  json j = ProbeJson(r);
+  CHECK(j["ok"] == false);
+  CHECK(j["errorKind"] == "same-user-only");
+  CHECK_MESSAGE(j["error"].get<std::string>().find("accepts only uid " + std::to_string(getuid()) +
+                                                   " (started without --only-same-user=false); port-forwarded "
+                                                   "clients will be refused") != std::string::npos,
+                j.dump());
+  HttpGetResult m = Get(sidecar->port(), "/metrics");
+  CHECK(Sample(m.body, "graydebug_target_dlv_up") == 0.0);
+  CHECK(Sample(m.body, "graydebug_agent_probes_total{result=\"same-user-only\"}") >= 1.0);
+  CHECK(Logged("dlv refuses people"));
+
+  // The readiness probe of dlv-server says the same.
+  auto probe = Run({std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-agent", "probe-dlv",
+                    "--addr=127.0.0.1:" + std::to_string(dlv_port)});
+  CHECK(probe.exit_code == 1);
+  CHECK(probe.out.find("port-forwarded clients will be refused") != std::string::npos);
+
+  dlv->Signal(SIGTERM);
+  if (dlv->Wait(20s) == -2) dlv->Signal(SIGKILL);
+  dlv->Wait(10s);
+  sidecar->Stop();
 }

@@ -1,5 +1,8 @@
 #include "agent/target_finder.h"
 
+#include "agent/dlv_launcher.h"
+#include "agent/sidecar.h"
+
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -82,4 +85,103 @@ TEST_CASE("target: /proc reading finds this process with its start time") {
   CHECK_FALSE(fs.Alive(me->pid, me->start_ticks + 1));
   CHECK(fs.RssBytes(me->pid).value_or(0) > 0);
   CHECK_FALSE(fs.Info(0x3fffffff));
+}
+
+TEST_CASE("target: processes we cannot inspect give the real cause, not 'no Go program'") {
+  // The app runs as root; dlv-server as 65532 without CAP_SYS_PTRACE: /proc/<pid>/exe is unreadable.
+  ProcessInfo app = P(7, "order-service", false, 3);
+  app.exe_readable = false;
+  app.exe = "";
+  app.uid = 0;
+  app.gid = 0;
+  std::vector<ProcessInfo> ps = {P(1, "pause", false, 1), app, P(9, "graydebug-agent", false, 5)};
+  TargetQuery q;
+  q.self_pid = 9;
+  q.self.uid = 65532;
+  q.self.gid = 65532;
+  auto r = ChooseTarget(ps, q);
+  CHECK_FALSE(r.target);
+  CHECK(r.uninspectable);
+  CHECK(r.why.rfind("cannot inspect pid 7 (uid 0, gid 0): dlv-server runs as uid 65532, gid 65532 without an "
+                    "effective CAP_SYS_PTRACE; set runAsUser",
+                    0) == 0);
+  CHECK(r.why.find("no Go program") == std::string::npos);
+  // With the capability (the kernel still refuses): says so.
+  q.self.cap_eff = uint64_t{1} << kCapSysPtrace;
+  CHECK(ChooseTarget(ps, q).why.find("with CAP_SYS_PTRACE, which the kernel still refuses") != std::string::npos);
+  // A readable Go program wins over processes we cannot inspect.
+  ps.push_back(P(12, "other-go", true, 4));
+  CHECK(ChooseTarget(ps, q).target->pid == 12);
+  ps.pop_back();
+  // The metrics sidecar takes the oldest such process (RSS is world-readable).
+  q.accept_uninspectable = true;
+  r = ChooseTarget(ps, q);
+  REQUIRE(r.target);
+  CHECK(r.target->pid == 7);
+  // Nothing but infrastructure: still "no Go program".
+  q.accept_uninspectable = false;
+  CHECK(ChooseTarget({P(1, "pause", false, 1)}, q).why == "no Go program besides graydebug, dlv and pause");
+}
+
+TEST_CASE("target: credentials and argv come from /proc") {
+  ProcFs fs;
+  Credentials self = fs.CredentialsOf("self");
+  CHECK(self.uid == static_cast<int64_t>(getuid()));
+  CHECK(self.gid == static_cast<int64_t>(getgid()));
+  auto info = fs.Info(static_cast<int>(getpid()));
+  REQUIRE(info);
+  CHECK(info->uid == static_cast<int64_t>(getuid()));
+  std::vector<std::string> argv = fs.Cmdline(static_cast<int>(getpid()));
+  REQUIRE_FALSE(argv.empty());
+  CHECK(argv[0].find("unit_tests") != std::string::npos);
+  CHECK(fs.Cmdline(999999999).empty());
+  const int scope = fs.PtraceScope();
+  CHECK(scope >= -1);
+  CHECK(scope <= 3);
+}
+
+TEST_CASE("launch-dlv: the ptrace diagnosis names ids, the capability and Yama") {
+  Credentials self;
+  self.uid = 1000;
+  self.gid = 1000;
+  ProcessInfo same = P(7, "app", true, 1);
+  same.uid = 1000;
+  same.gid = 1000;
+  CHECK(PtraceProblem(self, same, 0).empty());
+  CHECK(PtraceProblem(self, same, -1).empty());
+  CHECK(PtraceProblem(self, same, 1).find("kernel.yama.ptrace_scope=1 on this node") == 0);
+  ProcessInfo other = same;
+  other.gid = 0;  // same uid, another group: ptrace needs both
+  CHECK(PtraceProblem(self, other, 0).find("cannot attach to pid 7 (uid 1000, gid 0)") == 0);
+  self.cap_eff = uint64_t{1} << kCapSysPtrace;  // root with SYS_PTRACE: anything but scope 3
+  CHECK(PtraceProblem(self, other, 2).empty());
+  CHECK(PtraceProblem(self, other, 3).find("ptrace_scope=3") != std::string::npos);
+}
+
+TEST_CASE("agent: dlv's argv says which port it serves and whether it accepts other users") {
+  bool any = true;
+  std::vector<std::string> ours = {"/usr/local/bin/dlv",
+                                   "attach",
+                                   "7",
+                                   "--headless",
+                                   "--api-version=2",
+                                   "--accept-multiclient",
+                                   "--continue",
+                                   "--only-same-user=false",
+                                   "--listen=127.0.0.1:2345"};
+  CHECK(DlvServesPort(ours, 2345, &any));
+  CHECK(any);
+  CHECK_FALSE(DlvServesPort(ours, 2346, &any));
+  std::vector<std::string> old = {"dlv", "attach", "7", "--headless", "--listen", "127.0.0.1:2345"};
+  CHECK(DlvServesPort(old, 2345, &any));
+  CHECK_FALSE(any);
+  std::vector<std::string> spaced = {"dlv", "attach", "7", "--only-same-user", "false", "--listen=[::1]:2345"};
+  CHECK(DlvServesPort(spaced, 2345, &any));
+  CHECK_FALSE(any);  // pflag reads "false" as an argument, so the default (true) stays
+  std::vector<std::string> on = {"dlv", "--only-same-user=true", "--listen=127.0.0.1:2345"};
+  CHECK(DlvServesPort(on, 2345, &any));
+  CHECK_FALSE(any);
+  CHECK_FALSE(DlvServesPort({"graydebug-agent", "--dlv-addr=127.0.0.1:2345"}, 2345, &any));
+  CHECK_FALSE(DlvServesPort({}, 2345, &any));
+  CHECK_FALSE(DlvServesPort({"dlv", "--listen=127.0.0.1:12345"}, 2345, &any));
 }
