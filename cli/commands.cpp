@@ -20,6 +20,7 @@
 
 #include "cli/plugin.h"
 #include "graydebug/circuit_breaker.h"
+#include "graydebug/dlv_client.h"
 #include "graydebug/duration.h"
 #include "graydebug/kube/client.h"
 #include "graydebug/kube/config.h"
@@ -192,9 +193,36 @@ std::string DescribeExit(int status) {
   return "kubectl ended";
 }
 
+// Deletes the session `attach` created and gave up on; returns what to add to the message.
+std::string DeleteAbandoned(const Connection& c, const std::string& name) {
+  auto r = c.client->Delete(kube::Resource::DebugSessions(), c.ns, name);
+  if (r.ok() || r.error().kind == kube::ErrorKind::kNotFound) return "deleted it";
+  return "could not delete it (" + r.error().ToString() + ")";
+}
+
+// One GetVersion through the port-forward: what a person's `dlv connect` needs (the connection
+// arrives in the pod from the container runtime's user, not from dlv's). "" when dlv answered.
+std::string CheckThroughForward(int local_port) {
+  dlv::Client client("127.0.0.1:" + std::to_string(local_port), dlv::Options{3000ms, 10000ms, 1u << 20});
+  dlv::Reply r = client.GetVersion();
+  if (r.ok()) return "";
+  std::string why = std::string(dlv::ErrorKindName(r.error_kind)) + ": " + r.error;
+  if (r.error_kind == dlv::ErrorKind::kBadReply || r.error_kind == dlv::ErrorKind::kConnection) {
+    // A dlv that refuses a user accepts and closes at once: a reset or a reply cut short.
+    why +=
+        "; dlv closes connections from other users unless it runs with --only-same-user=false: see the "
+        "dlv-server container's log";
+  }
+  return why;
+}
+
 // Runs `kubectl port-forward` until SIGINT/SIGTERM (exit 0) or until kubectl ends (exit 1, one
-// line with kubectl's last error line). SIGINT/SIGTERM end the session unless `keep`; when kubectl fails the
-// session is left (it expires by its ttl) so the user can retry the connect line.
+// line with kubectl's last error line). Once kubectl says it forwards, one dlv call goes through
+// the forward before "Port-forward ready" is printed. SIGINT/SIGTERM end the session unless
+// `keep`; so does a port-forward that never became ready (kubectl failed, or dlv did not answer
+// through it): the session would otherwise stay Active with nobody able to attach. A port-forward
+// that dies after it was ready leaves the session (it expires by its ttl) so the user can rerun
+// the connect line.
 int RunPortForward(const Globals& g, const Connection& c, const json& session, int local_port, int dlv_port,
                    bool keep) {
   const std::string name = Str(Field(session, "metadata"), "name");
@@ -260,9 +288,9 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
   o.fd = out[0];
   e.fd = err[0];
   bool ready = false;
-  std::string last_error;
+  std::string last_error, unusable;
   int stop_signal = 0;
-  while ((o.open || e.open) && stop_signal == 0) {
+  while ((o.open || e.open) && stop_signal == 0 && unusable.empty()) {
     pollfd fds[3];
     int n = 0;
     if (o.open) fds[n++] = {o.fd, POLLIN, 0};
@@ -280,9 +308,11 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
         o.Read([&](const std::string& line) {
           if (line.empty()) return;
           std::cerr << OneLine(line) << "\n";
-          if (!ready && line.find("Forwarding from") != std::string::npos) {
+          if (!ready && unusable.empty() && line.find("Forwarding from") != std::string::npos) {
+            unusable = CheckThroughForward(local_port);
+            if (!unusable.empty()) return;
             ready = true;
-            std::cout << "Port-forward ready: dlv connect 127.0.0.1:" << local_port
+            std::cout << "Port-forward ready (dlv answered through it): dlv connect 127.0.0.1:" << local_port
                       << (keep ? "  (Ctrl-C stops it; the session stays until " + ExpiryText(session) + ")"
                                : std::string("  (Ctrl-C stops it and ends the session; --keep would keep it)"))
                       << std::endl;
@@ -300,6 +330,25 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
   if (sfd >= 0) close(sfd);
   close(out[0]);
   close(err[0]);
+  if (!unusable.empty() || (!ready && stop_signal == 0)) {
+    std::string what;
+    if (unusable.empty()) {
+      int status = Reap(pid, 5s);
+      what = "port-forward to pod/" + pf.pod + " failed (" + DescribeExit(status) +
+             (last_error.empty() ? "" : ": " + last_error) + ")";
+    } else {
+      kill(-pid, SIGTERM);
+      Reap(pid, 5s);
+      what = "dlv in pod/" + pf.pod + " did not answer through the port-forward (" + unusable + ")";
+    }
+    if (keep) return Fail(g, what + "; " + stays);
+    auto r = c.client->Delete(kube::Resource::DebugSessions(), c.ns, name);
+    if (r.ok() || r.error().kind == kube::ErrorKind::kNotFound) {
+      return Fail(g, what + "; ended debugsession " + ref + " (nobody can attach; --keep would leave it Active)");
+    }
+    return Fail(g, what + "; ending debugsession " + ref + " failed (" + r.error().ToString() + "); it expires at " +
+                       ExpiryText(session));
+  }
   if (stop_signal != 0) {
     kill(-pid, SIGTERM);
     Reap(pid, 5s);
@@ -321,13 +370,6 @@ int RunPortForward(const Globals& g, const Connection& c, const json& session, i
   std::string why = DescribeExit(status);
   if (!last_error.empty()) why += ": " + last_error;
   return Fail(g, "port-forward to pod/" + pf.pod + " failed (" + why + "); " + stays);
-}
-
-// Deletes the session `attach` created and gave up on; returns what to add to the message.
-std::string DeleteAbandoned(const Connection& c, const std::string& name) {
-  auto r = c.client->Delete(kube::Resource::DebugSessions(), c.ns, name);
-  if (r.ok() || r.error().kind == kube::ErrorKind::kNotFound) return "deleted it";
-  return "could not delete it (" + r.error().ToString() + ")";
 }
 
 }  // namespace

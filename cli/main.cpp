@@ -55,7 +55,9 @@ int Run(const std::string& command, const std::vector<std::string>& args) {
     flags.Int("port", &port, 1, 65535, "same as --local-port");
     flags.String("selector", &selector, "label selector: debug the newest ready injected pod that matches");
     flags.Alias('l', "selector");
-    flags.Bool("keep", &keep, "on Ctrl-C leave the session Active (it expires by its ttl) instead of ending it");
+    flags.Bool("keep", &keep,
+               "on Ctrl-C, or when the port-forward fails before dlv answered through it, leave the session Active\n"
+               "(it expires by its ttl) instead of ending it");
     flags.Bool("no-port-forward", &no_port_forward,
                "create the session, print how to connect and exit, without starting kubectl port-forward");
   } else if (command == "completion") {

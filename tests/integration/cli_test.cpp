@@ -64,6 +64,52 @@ bool ProcessGone(pid_t pid) {
   return close != std::string::npos && close + 2 < content.size() && content[close + 2] == 'Z';
 }
 
+// A stand-in for `kubectl port-forward ... LOCAL:REMOTE`: records its arguments ($dir/fake.args)
+// and pid ($dir/fake.pid), prints kubectl's "Forwarding from" line and relays every connection on
+// 127.0.0.1:LOCAL to 127.0.0.1:REMOTE. While $dir/refuse exists it accepts and closes instead,
+// as a dlv that refuses other users does. Returns the script's path.
+std::string WriteFakeKubectl(const std::string& dir) {
+  const std::string relay = dir + "/relay.py", fake = dir + "/fake-kubectl";
+  std::ofstream(relay) << R"(import os, re, socket, sys, threading
+ports = [a for a in sys.argv[1:] if re.fullmatch(r"[0-9]+:[0-9]+", a)][0].split(":")
+refuse = os.path.join(os.path.dirname(os.path.abspath(__file__)), "refuse")
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(ports[0])))
+server.listen(16)
+print("Forwarding from 127.0.0.1:%s -> %s" % (ports[0], ports[1]), flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+while True:
+    conn, _ = server.accept()
+    if os.path.exists(refuse):
+        conn.close()
+        continue
+    upstream = socket.create_connection(("127.0.0.1", int(ports[1])))
+    threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+    threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+)";
+  {
+    std::ofstream script(fake);
+    script << "#!/bin/sh\necho \"$@\" > " << dir << "/fake.args\necho $$ > " << dir << "/fake.pid\nexec python3 "
+           << relay << " \"$@\"\n";
+  }
+  fs::permissions(fake, fs::perms::owner_all);
+  return fake;
+}
+
 // Everything the cases share: the cluster, the CRD, the controller, a live gray pod, a gray pod
 // whose agent refuses (its own release, so its failures trip only its breaker).
 struct Fixture {
@@ -244,11 +290,20 @@ TEST_CASE("kubectl-graydebug attach: the real kubectl port-forward fails without
                                " failed (kubectl exited with status ",
                            0) == 0,
                 r.err);
-  CHECK(last.find("stays Active until it expires at") != std::string::npos);
   CHECK(r.err.find("Starting port-forward: port-forward -n " + std::string(kNs) + " pod/" + f.live->name) !=
         std::string::npos);
-  // The session is not deleted: it expires by its ttl.
-  CHECK(Phase(GetSession(f.c, kNs, CreatedName(r.err))) == "Active");
+  CHECK(r.out.find("Port-forward ready") == std::string::npos);
+  // The port-forward never worked: the session is ended (issue #19: it stayed Active with nobody
+  // able to attach) ...
+  CHECK_MESSAGE(last.find("; ended debugsession " + std::string(kNs) + "/" + CreatedName(r.err) +
+                          " (nobody can attach; --keep would leave it Active)") != std::string::npos,
+                last);
+  CHECK(Eventually([&] { return GetSession(f.c, kNs, CreatedName(r.err)).is_null(); }, 30s));
+  // ... unless --keep.
+  auto kept = f.Plugin({"attach", f.live->name, "-n", kNs, "--keep", "--local-port", std::to_string(FreePort())}, 180s);
+  CHECK(kept.exit_code == 1);
+  CHECK(LastLine(kept.err).find("stays Active until it expires at") != std::string::npos);
+  CHECK(Phase(GetSession(f.c, kNs, CreatedName(kept.err))) == "Active");
 
   // No kubectl at all: one line.
   setenv("KUBECTL", (f.dir + "/no-such-kubectl").c_str(), 1);
@@ -261,14 +316,9 @@ TEST_CASE("kubectl-graydebug attach: the real kubectl port-forward fails without
 TEST_CASE("kubectl-graydebug attach: the port-forward runs until SIGTERM; --keep keeps the session, else it ends") {
   Fixture& f = Fixture::Get();
   REQUIRE_FIXTURE(f);
-  // A stand-in kubectl: records its arguments and pid, says what kubectl says, waits.
-  const std::string fake = f.dir + "/fake-kubectl";
-  {
-    std::ofstream script(fake);
-    script << "#!/bin/sh\necho \"$@\" > " << f.dir << "/fake.args\necho $$ > " << f.dir
-           << "/fake.pid\necho \"Forwarding from 127.0.0.1:1 -> 2\"\nexec sleep 300\n";
-  }
-  fs::permissions(fake, fs::perms::owner_all);
+  // A stand-in kubectl: records its arguments and pid, says what kubectl says and forwards
+  // LOCAL to 127.0.0.1:REMOTE (the local gray pod's dlv), as kubectl port-forward would.
+  const std::string fake = WriteFakeKubectl(f.dir);
   auto fake_pid = [&] {
     std::ifstream in(f.dir + "/fake.pid");
     pid_t pid = 0;
@@ -285,13 +335,14 @@ TEST_CASE("kubectl-graydebug attach: the port-forward runs until SIGTERM; --keep
                    f.dir + "/attach.log");
   setenv("KUBECTL", f.kubectl.c_str(), 1);
   REQUIRE(plugin);
-  REQUIRE_MESSAGE(Eventually(
-                      [&] {
-                        return plugin->Output().find("Port-forward ready: dlv connect 127.0.0.1:" +
-                                                     std::to_string(local)) != std::string::npos;
-                      },
-                      60s),
-                  plugin->Output());
+  REQUIRE_MESSAGE(
+      Eventually(
+          [&] {
+            return plugin->Output().find("Port-forward ready (dlv answered through it): dlv connect 127.0.0.1:" +
+                                         std::to_string(local)) != std::string::npos;
+          },
+          60s),
+      plugin->Output());
   std::string args;
   std::getline(std::ifstream(f.dir + "/fake.args"), args);
   CHECK(args == "port-forward -n " + std::string(kNs) + " pod/" + f.live->name + " " + std::to_string(local) + ":" +
@@ -338,6 +389,35 @@ TEST_CASE("kubectl-graydebug attach: the port-forward runs until SIGTERM; --keep
   killed->Signal(SIGKILL);
   killed->Wait(10s);
   CHECK(Eventually([&] { return ProcessGone(orphan); }, 10s));
+}
+
+TEST_CASE("kubectl-graydebug attach: dlv refusing the forwarded connection ends the session with one line") {
+  // issue #19: kubectl said "Forwarding from", the plugin said "Port-forward ready", and every
+  // `dlv connect` was shut down by dlv (another user). Now one dlv call goes through the forward
+  // first.
+  Fixture& f = Fixture::Get();
+  REQUIRE_FIXTURE(f);
+  const std::string fake = WriteFakeKubectl(f.dir);
+  std::ofstream(f.dir + "/refuse") << "";
+  setenv("KUBECTL", fake.c_str(), 1);
+  auto r = f.Plugin({"attach", f.live->name, "-n", kNs, "--local-port", std::to_string(FreePort())}, 120s);
+  auto kept = f.Plugin({"attach", f.live->name, "-n", kNs, "--keep", "--local-port", std::to_string(FreePort())}, 120s);
+  setenv("KUBECTL", f.kubectl.c_str(), 1);
+  fs::remove(f.dir + "/refuse");
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("Port-forward ready") == std::string::npos);
+  const std::string last = LastLine(r.err);
+  CHECK_MESSAGE(
+      last.rfind("kubectl graydebug attach: dlv in pod/" + f.live->name + " did not answer through the port-forward (",
+                 0) == 0,
+      r.err);
+  CHECK(last.find("--only-same-user=false") != std::string::npos);
+  CHECK(last.find("; ended debugsession " + std::string(kNs) + "/" + CreatedName(r.err)) != std::string::npos);
+  CHECK(Eventually([&] { return GetSession(f.c, kNs, CreatedName(r.err)).is_null(); }, 30s));
+  CHECK(kept.exit_code == 1);
+  CHECK(LastLine(kept.err).find("stays Active until it expires at") != std::string::npos);
+  CHECK(Phase(GetSession(f.c, kNs, CreatedName(kept.err))) == "Active");
 }
 
 TEST_CASE("kubectl-graydebug attach: Failed and Rejected sessions exit 1 with the reason") {
