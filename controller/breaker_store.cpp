@@ -68,10 +68,12 @@ bool BreakerStore::Load() {
   }
   rv_ = cm.value()["metadata"].value("resourceVersion", "");
   auto data = cm.value().find("data");
+  stored_.clear();
   int loaded = 0, open = 0;
   auto now = std::chrono::system_clock::now();
   if (data != cm.value().end() && data->is_object()) {
     for (const auto& [key, value] : data->items()) {
+      if (value.is_string()) stored_[key] = value.get<std::string>();
       json j = value.is_string() ? json::parse(value.get<std::string>(), nullptr, false) : json();
       auto b = CircuitBreaker::FromJson(j, config_);
       if (!b) {
@@ -89,14 +91,81 @@ bool BreakerStore::Load() {
   return true;
 }
 
+void BreakerStore::AdoptLocked(const json* data, const std::string& rv, Clock::Wall now) {
+  std::map<std::string, std::string> current;
+  if (data != nullptr && data->is_object()) {
+    for (const auto& [key, value] : data->items()) {
+      if (value.is_string()) current[key] = value.get<std::string>();
+    }
+  }
+  // Entries we stored that are gone: an operator reset them.
+  for (const auto& [key, value] : stored_) {
+    if (current.count(key)) continue;
+    std::string release_key = ReleaseKeyOfCircuitDataKey(key);
+    if (breakers_.erase(release_key) > 0) {
+      log::Warn("circuit breaker reset: its entry was removed from ConfigMap " + std::string(kCircuitsConfigMap),
+                {{"release", release_key}});
+      PublishLocked(release_key, CircuitBreaker(config_), now);
+    }
+  }
+  // Entries that differ from what we stored: someone else's breaker state wins.
+  for (const auto& [key, value] : current) {
+    auto was = stored_.find(key);
+    if (was != stored_.end() && was->second == value) continue;
+    std::string release_key = ReleaseKeyOfCircuitDataKey(key);
+    auto b = CircuitBreaker::FromJson(json::parse(value, nullptr, false), config_);
+    if (!b) {
+      log::Warn("circuit breaker entry edited into something unreadable: the release starts closed",
+                {{"release", release_key}});
+      breakers_.erase(release_key);
+      PublishLocked(release_key, CircuitBreaker(config_), now);
+      continue;
+    }
+    log::Warn("circuit breaker replaced by an edit of ConfigMap " + std::string(kCircuitsConfigMap),
+              {{"release", release_key}, {"state", BreakerStateName(b->State(now))}});
+    breakers_.insert_or_assign(release_key, *b);
+    PublishLocked(release_key, *b, now);
+  }
+  stored_ = std::move(current);
+  rv_ = rv;
+}
+
+bool BreakerStore::SyncExternalEdits() {
+  auto cm = client_->Get(kube::Resource::ConfigMaps(), ns_, kCircuitsConfigMap);
+  const auto now = std::chrono::system_clock::now();
+  std::lock_guard l(mu_);
+  if (!cm.ok()) {
+    if (cm.error().kind != kube::ErrorKind::kNotFound) return false;
+    if (rv_.empty()) return true;  // never written, and none exists
+    log::Warn("ConfigMap " + std::string(kCircuitsConfigMap) + " was deleted: every circuit breaker is reset");
+    AdoptLocked(nullptr, "", now);
+    dirty_ = dirty_ || !breakers_.empty();
+    return true;
+  }
+  std::string rv = cm.value()["metadata"].value("resourceVersion", "");
+  if (rv == rv_) return true;
+  auto data = cm.value().find("data");
+  AdoptLocked(data != cm.value().end() ? &*data : nullptr, rv, now);
+  return true;
+}
+
 void BreakerStore::Start() {
   std::lock_guard l(mu_);
   if (writer_.joinable()) return;
   stop_ = false;
   writer_ = std::thread([this] {
     std::unique_lock l(mu_);
+    auto next_sync = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!stop_) {
       cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_ || urgent_; });
+      if (stop_) break;
+      if (std::chrono::steady_clock::now() >= next_sync) {
+        // An operator's edit (a reset) reaches the leader within seconds, not at the next leader.
+        l.unlock();
+        SyncExternalEdits();
+        l.lock();
+        next_sync = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      }
       // Cool-downs end with time, not with attempts: publish half-open when it is due.
       auto now = std::chrono::system_clock::now();
       for (auto& [key, b] : breakers_) {
@@ -154,10 +223,10 @@ bool BreakerStore::Flush() {
   }();
   if (!r.ok() && (r.error().kind == kube::ErrorKind::kConflict || r.error().kind == kube::ErrorKind::kAlreadyExists ||
                   r.error().kind == kube::ErrorKind::kNotFound)) {
-    // Someone else wrote it (a previous leader): the leader's view wins; take the new version.
-    auto current = client_->Get(kube::Resource::ConfigMaps(), ns_, kCircuitsConfigMap);
+    // Someone else wrote it (an operator resetting a breaker, a previous leader): take over the
+    // entries they changed, keep ours for the rest, and write again.
+    SyncExternalEdits();
     std::lock_guard l(mu_);
-    rv_ = current.ok() ? current.value()["metadata"].value("resourceVersion", "") : "";
     dirty_ = true;
     return false;
   }
@@ -168,6 +237,8 @@ bool BreakerStore::Flush() {
     return false;
   }
   rv_ = r.value()["metadata"].value("resourceVersion", "");
+  stored_.clear();
+  for (const auto& [key, value] : data.items()) stored_[key] = value.get<std::string>();
   persisted_ = std::max(persisted_, recorded);
   persisted_cv_.notify_all();
   return true;

@@ -18,6 +18,10 @@ namespace graydebug::controller {
 // most once a second, or at once when a caller waits for its attempt to be stored. Exports
 // graydebug_circuit_state and graydebug_circuit_trips_total, raises a Warning Event on the owning
 // workload when a breaker opens and, with pauseRollout, pauses the owning Deployment.
+// An operator may edit the ConfigMap while the controller leads: an entry removed resets that
+// breaker (closed, empty window), an entry changed replaces it, the whole ConfigMap deleted resets
+// them all. The store notices within a few seconds (it re-reads the ConfigMap when its
+// resourceVersion is not the one it wrote) and never writes an edited entry back.
 class BreakerStore final : public BreakerSource {
  public:
   BreakerStore(std::shared_ptr<kube::Client> client, std::string ns, BreakerConfig config,
@@ -36,7 +40,13 @@ class BreakerStore final : public BreakerSource {
 
   BreakerState StateOf(const std::string& release_key, Clock::Wall now);
 
+  // Reads the ConfigMap and takes over what someone else changed since this store last read or
+  // wrote it. False when the API server failed. (The writer calls it every few seconds.)
+  bool SyncExternalEdits();
+
  private:
+  // With mu_ held: applies the ConfigMap's current data (nullptr: it was deleted) and resourceVersion.
+  void AdoptLocked(const nlohmann::json* data, const std::string& rv, Clock::Wall now);
   void PublishLocked(const std::string& release_key, const CircuitBreaker& b, Clock::Wall now);
   bool Flush();
   void OnOpened(const std::string& release_key, const CircuitBreaker& b, const nlohmann::json* pod);
@@ -53,8 +63,9 @@ class BreakerStore final : public BreakerSource {
   std::map<std::string, CircuitBreaker> breakers_;  // release key -> breaker
   std::condition_variable persisted_cv_;
   bool dirty_ = false, urgent_ = false, stop_ = false;
-  uint64_t recorded_ = 0, persisted_ = 0;  // attempts recorded / of those, written to the ConfigMap
-  std::string rv_;                         // of the ConfigMap as last read or written
+  uint64_t recorded_ = 0, persisted_ = 0;      // attempts recorded / of those, written to the ConfigMap
+  std::string rv_;                             // of the ConfigMap as last read or written
+  std::map<std::string, std::string> stored_;  // data key -> value, as last read or written
   std::thread writer_;
 };
 

@@ -178,6 +178,10 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
                     },
                     30s),
                 metrics());
+  // Half-open: new pods of the release get sidecars again (a bounded number per webhook replica),
+  // so trials have pods even when the release's pods were replaced while it was open (issue #19).
+  // A dry run uses none of them.
+  CHECK(Eventually([&] { return Containers(c, ns, GrayPodSpec("gray-half-open", "v3-beta")) == 3; }, 30s));
   // The sessions kept through the restart are still Active (the restarted controller waited for
   // its caches before deciding anything).
   CHECK(Phase(GetSession(c, ns, "s1")) == "Active");
@@ -199,6 +203,79 @@ TEST_CASE("breaker: failures open it, injection and sessions stop, rollout pause
     if (child != nullptr) child->Signal(SIGTERM);
   }
   c.Kubectl({"delete", "mutatingwebhookconfiguration", "graydebug-brk", "--ignore-not-found"});
+  c.Kubectl({"delete", "namespace", ns, system, "--wait=false"});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("breaker: an operator resets an open breaker by removing its ConfigMap entry") {
+  // issue #19: docs/operations.md tells operators how to reset a breaker; the leader must take the
+  // edit over within seconds and never write the removed entry back.
+  LocalCluster& c = LocalCluster::Shared();
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  REQUIRE(InstallCrd(c));
+  std::string ns = "brk-reset", system = "brk-reset-system";
+  REQUIRE(c.Kubectl({"create", "namespace", ns}).exit_code == 0);
+  REQUIRE(c.Kubectl({"create", "namespace", system}).exit_code == 0);
+  std::string dir = (fs::temp_directory_path() / ("graydebug-brk-reset-" + std::to_string(getpid()))).string();
+  fs::create_directories(dir);
+  // An injected pod with no processes (its agent refuses), and two open breakers far from retrying.
+  GrayPod pod(dir, "order-v7-abcde");
+  pod.release = "v7";
+  REQUIRE(CreateRunningPod(c, pod, ns));
+  const int64_t far = 4'000'000'000'000;
+  auto open = [&](int trips) {
+    return json{{"state", "open"},       {"openedAt", far - 1000}, {"retryAt", far},         {"trips", trips},
+                {"consecutiveTrips", 1}, {"trialSuccesses", 0},    {"window", json::array()}}
+        .dump();
+  };
+  json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", "graydebug-circuits"}, {"namespace", system}}},
+             {"data", {{ns + ".v7", open(1)}, {ns + ".v8", open(2)}}}};
+  REQUIRE(c.Kubectl({"create", "-f", "-"}, cm.dump()).exit_code == 0);
+  auto controller =
+      Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(), "--metrics-addr=127.0.0.1:0",
+                    "--health-addr=127.0.0.1:0", "--namespace=" + ns, "--lease-namespace=" + system},
+                   dir + "/controller.log");
+  REQUIRE(controller);
+  std::string metrics_port;
+  REQUIRE(!(metrics_port = ControllerMetricsPort(*controller)).empty());
+  auto metrics = [&] { return Run({"curl", "-sS", "http://127.0.0.1:" + metrics_port + "/metrics"}).out; };
+  auto state = [&](const std::string& release) {
+    std::string m = metrics(),
+                series = "graydebug_circuit_state{namespace=\"" + ns + "\",release=\"" + release + "\"} ";
+    auto at = m.find(series);
+    return at == std::string::npos ? std::string() : m.substr(at + series.size(), 1);
+  };
+  REQUIRE_MESSAGE(Eventually([&] { return state("v7") == "2"; }, 30s), metrics());
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("before", pod.name).dump()).exit_code == 0);
+  CHECK(Eventually([&] { return Phase(GetSession(c, ns, "before")) == "Rejected"; }, 30s));
+
+  auto removed = c.Kubectl({"patch", "configmap", "-n", system, "graydebug-circuits", "--type=json", "-p",
+                            "[{\"op\":\"remove\",\"path\":\"/data/" + ns + ".v7\"}]"});
+  REQUIRE_MESSAGE(removed.exit_code == 0, removed.err);
+  CHECK_MESSAGE(Eventually([&] { return state("v7") == "0"; }, 30s), metrics(), controller->Output());
+  CHECK(controller->Output().find("circuit breaker reset: its entry was removed") != std::string::npos);
+  CHECK(state("v8") == "2");  // the other entry is untouched
+  // New sessions are not Rejected any more: this one goes on to attach (and fails: no agent).
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("after", pod.name).dump()).exit_code == 0);
+  json after;
+  CHECK_MESSAGE(Eventually([&] { return Phase(after = GetSession(c, ns, "after")) == "Failed"; }, 60s), after.dump());
+  CHECK(after["status"].dump().find("CircuitOpen") == std::string::npos);
+  // The failures were stored (the controller wrote the ConfigMap again), without the old entry.
+  auto now = c.Kubectl({"get", "configmap", "-n", system, "graydebug-circuits", "-o", "json"});
+  REQUIRE(now.exit_code == 0);
+  json data = json::parse(now.out)["data"];
+  CHECK(data.contains(ns + ".v8"));
+  REQUIRE(data.contains(ns + ".v7"));                                     // a fresh breaker with the new attempts ...
+  CHECK(json::parse(data[ns + ".v7"].get<std::string>())["trips"] == 0);  // ... not the removed one
+
+  // Deleting the ConfigMap resets them all.
+  REQUIRE(c.Kubectl({"delete", "configmap", "-n", system, "graydebug-circuits"}).exit_code == 0);
+  CHECK_MESSAGE(Eventually([&] { return state("v8") == "0"; }, 30s), metrics(), controller->Output());
+
+  controller->Signal(SIGTERM);
+  controller->Wait(30s);
   c.Kubectl({"delete", "namespace", ns, system, "--wait=false"});
   fs::remove_all(dir);
 }
