@@ -8,7 +8,7 @@ CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
 
 
-.PHONY: all deps build test test-unit test-integration test-asan test-tsan demo bench bench-quick lint format reliability cluster-up cluster-down clean golden fuzz manifests
+.PHONY: all deps build test test-unit test-integration test-asan test-tsan demo bench bench-quick lint format reliability cluster-up cluster-down control-plane-up control-plane-down clean golden fuzz manifests
 
 all: build
 
@@ -29,7 +29,7 @@ ASAN ?= 1
 test: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
 ifneq ($(ASAN),0)
-	@hack/sanitize.sh address build-asan $(CTEST_ARGS)
+	@hack/sanitize.sh address build-asan -LE e2e $(CTEST_ARGS)
 endif
 
 test-unit: build
@@ -85,14 +85,25 @@ lint: $(BUILD_DIR)/build.ninja
 format:
 	@hack/lint.sh --fix $(BUILD_DIR)
 
-## cluster-up / cluster-down: a local etcd + kube-apiserver in build/cluster
+## cluster-up / cluster-down: a real single node (etcd, kube-apiserver, controller-manager, scheduler,
+## containerd + runc, kubelet, kube-proxy, CNI, CoreDNS) in its own network namespace, in build/node
+## (docs/real-node.md); cluster-down leaves nothing behind. control-plane-up/-down: only etcd and
+## kube-apiserver on loopback (build/cluster), as the integration tests use them.
 cluster-up: deps
+	@hack/node up --dir build/node >/dev/null && \
+	  echo "kubeconfig: $(CURDIR)/build/node/kubeconfig" && \
+	  echo "try: $$(hack/tools/bin-dir kubernetes)/kubectl --kubeconfig $(CURDIR)/build/node/kubeconfig get nodes"
+
+cluster-down:
+	@hack/node down --dir build/node
+
+control-plane-up: deps
 	@kc=$$(hack/cluster up --dir build/cluster) && \
 	  echo "kubeconfig: $$kc" && \
 	  echo "try: $$(hack/tools/bin-dir kubernetes)/kubectl --kubeconfig $$kc get --raw /readyz"
 
-cluster-down:
+control-plane-down:
 	@hack/cluster down --dir build/cluster
 
-clean: cluster-down
+clean: cluster-down control-plane-down
 	@rm -rf build build-*

@@ -66,11 +66,11 @@ attach_and_debug() {
 }
 
 # --- classic sidecars, the app as root (the image's user) ---------------------------------------
-deploy_gray shop
-pod=$(newest_pod shop app=order)
-check "root app: the in-cluster webhook injected both sidecars" has_sidecars shop "$pod" classic
+deploy_gray shop-root
+pod=$(newest_pod shop-root app=order)
+check "root app: the in-cluster webhook injected both sidecars" has_sidecars shop-root "$pod" classic
 check "root app: dlv-server runs as the app's user (root) with only SYS_PTRACE added" sh -c \
-  "kubectl -n shop get pod $pod -o json | python3 -c '
+  "kubectl -n shop-root get pod $pod -o json | python3 -c '
 import json,sys
 p=json.load(sys.stdin); c=[c for c in p[\"spec\"][\"containers\"] if c[\"name\"]==\"dlv-server\"][0]
 sc=c.get(\"securityContext\",{}); caps=sc.get(\"capabilities\",{})
@@ -78,10 +78,10 @@ assert caps.get(\"add\")==[\"SYS_PTRACE\"], caps
 assert \"ALL\" in caps.get(\"drop\",[]), caps
 assert sc.get(\"allowPrivilegeEscalation\") is False, sc
 '"
-check "root app: all containers Ready" pods_ready shop app=order 1
-attach_and_debug shop "root app"
+check "root app: all containers Ready" pods_ready shop-root app=order 1
+attach_and_debug shop-root "root app"
 
-ip=$(k -n shop get pod "$pod" -o jsonpath='{.status.podIP}')
+ip=$(k -n shop-root get pod "$pod" -o jsonpath='{.status.podIP}')
 curl -fsS --max-time 5 "http://$ip:8080/leak?kind=map&rate=4096" >/dev/null || true
 check "root app: the agent flags the leak (graydebug_target_leak_suspected 1)" \
   wait_until 240 sh -c "curl -fsS --max-time 5 http://$ip:9102/metrics | grep -q '^graydebug_target_leak_suspected 1'"
@@ -104,6 +104,6 @@ check "native: sidecars are initContainers with restartPolicy Always" has_sideca
 attach_and_debug shop-native "native sidecars"
 check "helm upgrade back to classic sidecars" helm_install --reuse-values --set injection.nativeSidecars=false
 
-for ns in shop-nonroot shop-native; do k delete namespace "$ns" --wait=false >/dev/null; done
+for ns in shop-root shop-nonroot shop-native; do k delete namespace "$ns" --wait=false >/dev/null; done
 echo "passed $passed, failed $failed"
 [ "$failed" -eq 0 ]
