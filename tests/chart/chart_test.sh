@@ -459,7 +459,7 @@ else
   skip "the binaries with the chart's args, config, certificate and RBAC; a gray pod injected and attached" \
     "missing:$missing (build first, or set GRAYDEBUG_BIN; make deps builds dlv)"
 fi
-skip "helm test in the cluster" "the local control plane has no kubelet, so the test pod never runs (with the binaries, its curl command runs against the real webhook above)"
+skip "helm test in the cluster" "the local control plane has no kubelet, so the test pod never runs (with the binaries, its graydebug-webhook check-ready command runs against the real webhook above)"
 
 check "helm upgrade (same values)" "$HELM" upgrade "$RELEASE" "$CHART" -n "$NS" --reuse-values --timeout 2m
 same_certificate() {
