@@ -8,7 +8,7 @@ CTEST_ARGS ?=
 JOBS ?= $(shell nproc)
 
 
-.PHONY: all deps build test test-unit test-integration test-asan test-tsan demo bench bench-quick lint format reliability cluster-up cluster-down control-plane-up control-plane-down clean golden fuzz manifests
+.PHONY: all deps build images test test-unit test-integration test-asan test-tsan demo bench bench-quick lint format reliability cluster-up cluster-down control-plane-up control-plane-down clean golden fuzz manifests
 
 all: build
 
@@ -22,6 +22,11 @@ $(BUILD_DIR)/build.ninja: CMakeLists.txt
 ## build: the four binaries into $(BUILD_DIR)/bin, and the tests
 build: $(BUILD_DIR)/build.ninja
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+## images: the container images as OCI tarballs without a daemon or registry (graydebug, leaky-app,
+## pause, coredns; cached in ~/.cache/graydebug/images; docs/images.md); prints their paths
+images: deps build
+	@GRAYDEBUG_BIN=$(CURDIR)/$(BUILD_DIR)/bin hack/images.sh build
 
 ## test: unit + integration tests (real etcd, kube-apiserver, kubectl), then all of them again on an
 ## ASan+UBSan build (build-asan/; ASAN=0 skips that part); does deps and build first
