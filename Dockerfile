@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 # The graydebug image: graydebug-webhook, graydebug-controller, graydebug-agent, kubectl-graydebug,
-# dlv and the demo leaky-app. Multi-stage on Debian bookworm. It cannot be built on the development
-# machines (no Docker engine there); tests/unit/binaries_test.cpp checks that every path it copies
-# exists in the build output and the repository.
+# dlv and the demo leaky-app. Multi-stage on Debian bookworm, for `docker build`. The development
+# machines have no Docker engine: there `make images` (hack/images.sh, docs/images.md) builds the same
+# runtime stage without one, reading its apt packages, COPY destinations, USER and ENTRYPOINT from
+# this file, and tests/images/image_test.sh checks the result against it; tests/unit/binaries_test.cpp
+# checks that every path the build stages copy exists in the build output and the repository.
 
 # --- C++ binaries -----------------------------------------------------------------------------
 FROM debian:bookworm AS build

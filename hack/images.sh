@@ -2,13 +2,14 @@
 # graydebug's container images without a Docker daemon or a registry (docs/images.md):
 #
 #   hack/images.sh [build] [--only LIST] [--out DIR]    build (or reuse) the image tarballs; prints their paths
-#   hack/images.sh import [--address SOCK] [--ctr PATH] [--only LIST]
+#   hack/images.sh import [--address SOCK] [--ctr PATH] [--only LIST] [--out DIR]
 #                                                       build, then `ctr -n k8s.io images import` each
 #   hack/images.sh names [--only LIST]                  prints the image names
 #
 # LIST: comma-separated graydebug, leaky-app, pause, coredns; `node` = pause,coredns; default all.
 # Tarballs are OCI image layouts (also docker-archive) in ${GRAYDEBUG_CACHE}/images (or --out DIR).
-# Env: GRAYDEBUG_BIN (the C++ binaries; default build/bin), SOURCE_DATE_EPOCH (fixed by default).
+# Env: GRAYDEBUG_BIN (the C++ binaries; default build/bin), SOURCE_DATE_EPOCH (fixed by default),
+# IMAGES_CACHE (default ${GRAYDEBUG_CACHE}/images).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/hack/tools/common.sh"
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-CACHE=$GRAYDEBUG_CACHE/images
+CACHE=${IMAGES_CACHE:-$GRAYDEBUG_CACHE/images}  # the base rootfs and work files; tarballs too unless --out
 OUT=${out:-$CACHE}
 BLOBS=$CACHE/blobs
 GRAYDEBUG_BIN=${GRAYDEBUG_BIN:-$REPO/build/bin}

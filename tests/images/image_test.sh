@@ -77,7 +77,7 @@ ep=$(jq -r '.entrypoint[0]' <<<"$df")
 [ -x "$ROOT$ep" ] || problem "graydebug: the entrypoint $ep is not an executable in the image"
 
 # COPY destinations: mode, owner and content of the source they are mapped to.
-copies=$(DLV="$(tool_bindir dlv)/dlv" LEAKY_APP="$GRAYDEBUG_CACHE/images/work/leaky-app" GRAYDEBUG_BIN=$GRAYDEBUG_BIN \
+copies=$(DLV="$(tool_bindir dlv)/dlv" LEAKY_APP="${IMAGES_CACHE:-$GRAYDEBUG_CACHE/images}/work/leaky-app" GRAYDEBUG_BIN=$GRAYDEBUG_BIN \
   python3 - "$REPO" <<'PY'
 import os, sys
 sys.path.insert(0, os.path.join(sys.argv[1], "hack/images"))

@@ -80,9 +80,10 @@ TEST_CASE("a valid command line gets past flag parsing") {
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
 
-// The image cannot be built here (no Docker engine), so check what the Dockerfile relies on: every
-// path it copies exists (sources in the repository, binaries in the build output), the CMake
-// options it passes exist, and it pins dlv like hack/tools/versions.env.
+// `docker build` cannot run here (no Docker engine; `make images` builds the runtime stage without
+// one, checked by tests/images), so check what the Dockerfile's build stages rely on: every path it
+// copies exists (sources in the repository, binaries in the build output), the CMake options it
+// passes exist, and it pins dlv like hack/tools/versions.env.
 TEST_CASE("Dockerfile: every copied path and option exists") {
   std::string src = GRAYDEBUG_SOURCE_DIR;
   std::ifstream in(src + "/Dockerfile");
