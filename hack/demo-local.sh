@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: graydebug end to end on a local control plane (issue #9). A real etcd +
+# `DEMO_MODE=local make demo`: graydebug end to end on a local control plane (issue #9). A real etcd +
 # kube-apiserver; graydebug's webhook and controller as local processes; a gray pod whose "node" is
 # this machine: its app (the demo leaky service), `graydebug-agent launch-dlv` with a real dlv and
 # the agent sidecar run here, and the pod's IP is 127.0.0.1. Logs go to files whose paths are

@@ -24,7 +24,8 @@ install() {
     "[ \$(kubectl -n $RELEASE_NS get endpointslices -l kubernetes.io/service-name=\$(kubectl -n $RELEASE_NS get svc -l $webhook_sel -o jsonpath='{.items[0].metadata.name}') -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}x{end}' | wc -c) -eq 2 ]"
   check "a PodDisruptionBudget guards the webhook" sh -c "kubectl -n $RELEASE_NS get pdb -o jsonpath='{.items[*].spec.minAvailable}' | grep -q 1"
   check "one controller leads (its Lease names a controller pod)" wait_until 60 sh -c \
-    "h=\$(kubectl -n $RELEASE_NS get lease -o jsonpath='{.items[*].spec.holderIdentity}'); [ -n \"\$h\" ] && kubectl -n $RELEASE_NS get pod \"\${h%%_*}\" >/dev/null"
+    "h=\$(kubectl -n $RELEASE_NS get lease -o jsonpath='{.items[*].spec.holderIdentity}'); [ -n \"\$h\" ] &&
+     kubectl -n $RELEASE_NS get pods -l $controller_sel -o name | sed 's|pod/||' | while read -r p; do case \$h in \$p-*) echo \$p;; esac; done | grep -q ."
   check "the webhook configuration's caBundle is the Helm-generated CA" sh -c "
     ca=\$(kubectl get mutatingwebhookconfiguration -l app.kubernetes.io/instance=$RELEASE -o jsonpath='{.items[0].webhooks[0].clientConfig.caBundle}')
     sec=\$(kubectl -n $RELEASE_NS get secret -l app.kubernetes.io/instance=$RELEASE -o jsonpath='{.items[0].data.ca\\.crt}')

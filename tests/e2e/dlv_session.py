@@ -99,7 +99,7 @@ def main():
         print("ok   - a request to %s stopped at %s %s:%s" % (a.url, m.group(1).decode(), m.group(2).decode(), m.group(3).decode()))
         step = "print"
         c.send("print " + a.var)
-        m = c.expect(r"\n(-?\d+)\r?\n", a.timeout)
+        m = c.expect(r"(?:\n|\(dlv\) )(-?\d+)\r?\n", a.timeout)
         value = m.group(1).decode()
         print("ok   - print %s = %s" % (a.var, value))
         step = "continue"

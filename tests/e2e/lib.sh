@@ -50,3 +50,14 @@ newest_pod() {
 
 # free_local_port: a free loopback port for a port-forward (the plugin binds it at once).
 free_local_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# leader_pod: the controller pod named by the Lease (holderIdentity is "<pod>-<pid>").
+leader_pod() {
+  local h p
+  h=$(k -n "$RELEASE_NS" get lease -o jsonpath='{.items[*].spec.holderIdentity}' 2>/dev/null)
+  [ -n "$h" ] || return 1
+  for p in $(k -n "$RELEASE_NS" get pods -l app.kubernetes.io/component=controller -o jsonpath='{.items[*].metadata.name}'); do
+    case $h in "$p"-*) echo "$p"; return 0 ;; esac
+  done
+  return 1
+}

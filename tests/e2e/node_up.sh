@@ -21,7 +21,9 @@ for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd k
   check "$c runs inside the node's namespaces" sh -c "pid=\$(cat \"$NODE_DIR/run/$c.pid\") && [ \"\$(readlink /proc/\$pid/ns/net)\" != \"\$(readlink /proc/self/ns/net)\" ]"
 done
 check "node Ready" sh -c "[ \"\$(kubectl get node graydebug-node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}')\" = True ]"
-check "CoreDNS answers for kubernetes.default" sh -c "node_ip=\$(kubectl -n kube-system get pod -l k8s-app=kube-dns -o jsonpath='{.items[0].status.podIP}') && [ -n \"\$node_ip\" ] && kubectl get --raw /readyz >/dev/null"
+check "CoreDNS answers kubernetes.default.svc.cluster.local = 10.96.0.1 through the kube-dns Service" \
+  sh -c "[ \"\$(python3 '$REPO/tests/e2e/dns_query.py' 10.96.0.10 kubernetes.default.svc.cluster.local)\" = 10.96.0.1 ]"
+check "no name outside the cluster resolves (no upstream DNS)" sh -c "! python3 '$REPO/tests/e2e/dns_query.py' 10.96.0.10 debian.org"
 check "the node has no default route" sh -c "! \"$REPO/hack/node\" exec --dir \"$NODE_DIR\" -- ip route show default | grep -q ."
 
 # graydebug's images, built without a registry, imported under the names the chart and the
@@ -31,6 +33,9 @@ check "make images' archives import into the node" sh -c "
   tars=\$(\"$REPO/hack/images.sh\" build)
   \"$REPO/hack/node\" import --dir \"$NODE_DIR\" \$tars
   \"$REPO/hack/node\" exec --dir \"$NODE_DIR\" -- \"$(tool_bindir containerd)/ctr\" --address \"$NODE_DIR/containerd/containerd.sock\" -n k8s.io images tag --force \"$APP_IMAGE\" \"$EXAMPLE_IMAGE\" >/dev/null"
-check "the graydebug image is on the node" sh -c "kubectl get node graydebug-node -o jsonpath='{.status.images[*].names}' | grep -q 'graydebug/graydebug:$IMAGE_TAG'"
+check "the graydebug, demo app, pause and CoreDNS images are in the node's containerd" sh -c \
+  "\"$REPO/hack/node\" exec --dir \"$NODE_DIR\" -- \"$(tool_bindir containerd)/ctr\" --address \"$NODE_DIR/containerd/containerd.sock\" -n k8s.io images ls -q 2>/dev/null > '$WORK/images.txt' &&
+   grep -qx 'docker.io/$IMAGE_REPO:$IMAGE_TAG' '$WORK/images.txt' && grep -qx '$APP_IMAGE' '$WORK/images.txt' &&
+   grep -qx '$EXAMPLE_IMAGE' '$WORK/images.txt' && grep -q pause '$WORK/images.txt' && grep -q coredns '$WORK/images.txt'"
 echo "passed $passed, failed $failed"
 [ "$failed" -eq 0 ]
