@@ -9,13 +9,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${GRAYDEBUG_BIN:-$REPO/build/bin}
 DEMO_DIR=${DEMO_DIR:-$REPO/build/demo}
 
-if [ -t 1 ]; then B=$'\e[1m'; G=$'\e[32m'; Y=$'\e[33m'; RED=$'\e[31m'; R=$'\e[0m'; else B=""; G=""; Y=""; RED=""; R=""; fi
-n=0
-step() { n=$((n + 1)); printf '\n%s[%d] %s%s\n' "$B" "$n" "$*" "$R"; }
-look() { printf '    %s▶ %s%s\n' "$Y" "$*" "$R"; }
-ok() { printf '    %s✔ %s%s\n' "$G" "$*" "$R"; }
-fail() { printf '    %s✘ %s%s\n' "$RED" "$*" "$R"; exit 1; }
-indent() { sed 's/^/      /'; }
+. "$REPO/hack/lib/demo-ui.sh"
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s.
 wait_for() {
   local secs=$1 what=$2; shift 2

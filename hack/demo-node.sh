@@ -13,17 +13,11 @@ WORK=${DEMO_DIR:-$REPO/build/demo-node}
 rm -rf "$WORK"; mkdir -p "$WORK"
 export HELM_CONFIG_HOME="$WORK/helm/config" HELM_CACHE_HOME="$WORK/helm/cache" HELM_DATA_HOME="$WORK/helm/data"
 
-if [ -t 1 ]; then B=$'\e[1m'; G=$'\e[32m'; Y=$'\e[33m'; RED=$'\e[31m'; R=$'\e[0m'; else B=""; G=""; Y=""; RED=""; R=""; fi
-n=0
-step() { n=$((n + 1)); printf '\n%s[%d] %s%s\n' "$B" "$n" "$*" "$R"; }
-look() { printf '    %s▶ %s%s\n' "$Y" "$*" "$R"; }
-ok() { printf '    %s✔ %s%s\n' "$G" "$*" "$R"; }
-die() { printf '    %s✘ %s%s\n' "$RED" "$*" "$R"; exit 1; }
-indent() { sed 's/^/      /'; }
+. "$REPO/hack/lib/demo-ui.sh"
 run() { echo "    \$ $*"; "$@" 2>&1 | indent; }
 wait_for() {  # seconds description command...
   local secs=$1 what=$2; shift 2
-  wait_until "$secs" "$@" || die "timed out after ${secs}s waiting for: $what"
+  wait_until "$secs" "$@" || fail "timed out after ${secs}s waiting for: $what"
 }
 
 started_node=0
@@ -33,7 +27,7 @@ cleanup() {
   trap '' PIPE
   step "Cleaning up"
   stop_all
-  signal_dlv CONT >/dev/null 2>&1 || true
+  signal_pods CONT shop app=order dlv 2>/dev/null || true
   k delete namespace shop --wait=false >/dev/null 2>&1 || true
   k -n "$RELEASE_NS" patch configmap graydebug-circuits --type json -p '[{"op":"remove","path":"/data/shop.v2-alpha"}]' >/dev/null 2>&1 || true
   if [ "$started_node" = 1 ] && [ -z "${DEMO_KEEP:-}" ]; then
@@ -50,15 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# signal_dlv SIGNAL: the dlv processes of the shop pods, found on the host by their pod's cgroup.
-signal_dlv() {
-  local uid p
-  for uid in $(k -n shop get pods -l app=order -o jsonpath='{.items[*].metadata.uid}' 2>/dev/null); do
-    for p in $(pgrep -x dlv); do grep -q "${uid//-/_}\|$uid" "/proc/$p/cgroup" 2>/dev/null && kill "-$1" "$p"; done
-  done
-  return 0
-}
 
 step "A real node: etcd, kube-apiserver, controller-manager, scheduler, containerd $(basename "$(tool_bindir containerd)" | sed 's/containerd-//'), runc, kubelet, kube-proxy, CNI, CoreDNS"
 "$REPO/hack/node" status --dir "$NODE_DIR" 2>/dev/null || started_node=1
@@ -89,7 +74,7 @@ run kubectl -n shop get pod "$pod" -o jsonpath='{range .spec.containers[*]}{.nam
 ok "the webhook (running in its pods) injected dlv-server and graydebug-agent; dlv listens on the pod's loopback only"
 
 step "kubectl graydebug attach deploy/order-v2-alpha: a DebugSession, Active, then the port-forward through the kubelet"
-port=$(free_local_port)
+port=$(free_port)
 kubectl graydebug attach deploy/order-v2-alpha -n shop --local-port "$port" --ttl 15m \
   --reason "heap grows 40 MB/h after v2-alpha" >"$WORK/attach.log" 2>&1 &
 pids+=($!)
@@ -101,7 +86,7 @@ step "A real dlv client through the port-forward: a breakpoint in the /order han
 line=$(grep -n 'fmt.Fprintf(w, "order %d ok' "$REPO/demo/leaky-app/main.go" | cut -d: -f1)
 look "dlv connect 127.0.0.1:$port; break main.go:$line; continue; (curl http://$ip:8080/order); print n; continue"
 python3 "$REPO/tests/e2e/dlv_session.py" --dlv "$DLV" --addr "127.0.0.1:$port" --location "main.go:$line" \
-  --var n --url "http://$ip:8080/order" | indent || die "the dlv session failed"
+  --var n --url "http://$ip:8080/order" | indent || fail "the dlv session failed"
 run curl -sS --max-time 5 "http://$ip:8080/order"
 ok "the app kept serving after the debugger left"
 
@@ -111,14 +96,14 @@ if wait_until 240 sh -c "curl -fsS --max-time 5 http://$ip:9102/metrics | grep -
   run sh -c "curl -fsS http://$ip:9102/metrics | grep -E '^graydebug_target_(rss_bytes|heap|leak)' | head -6"
   ok "graydebug_target_leak_suspected 1"
 else
-  die "the leak was not flagged within 240 s"
+  fail "the leak was not flagged within 240 s"
 fi
 curl -sS --max-time 5 "http://$ip:8080/leak/reset" >/dev/null || true
 
 step "When debugging itself is broken: dlv frozen in the gray pod, sessions fail, the breaker opens"
 kill -INT "${pids[0]}" 2>/dev/null || true
 wait_until 30 sh -c "[ -z \"\$(kubectl -n shop get debugsession -o name)\" ]" || true
-signal_dlv STOP
+signal_pods STOP shop app=order dlv >/dev/null
 for i in $(seq 1 7); do
   k -n shop apply -f - >/dev/null <<YAML
 apiVersion: graydebug.io/v1alpha1
@@ -146,4 +131,4 @@ wait_for 120 "a second pod" pods_ready shop app=order 2
 new=$(newest_pod shop app=order)
 run kubectl -n shop get pod "$new" -o jsonpath='{.spec.containers[*].name}{"\n"}'
 ok "a new pod of the open release came up without sidecars"
-signal_dlv CONT
+signal_pods CONT shop app=order dlv >/dev/null

@@ -11,19 +11,8 @@ mkdir -p "$WORK"
 NS=brk
 KEY="$NS.v2-alpha"
 
-# signal_dlv SIGNAL: every dlv process of the namespace's pods, found on the host by its pod's
-# cgroup (the node's containers are host processes).
-signal_dlv() {
-  local uid p n=0
-  for uid in $(k -n "$NS" get pods -l app=order -o jsonpath='{.items[*].metadata.uid}'); do
-    for p in $(pgrep -x dlv); do
-      grep -q "${uid//-/_}\|$uid" "/proc/$p/cgroup" 2>/dev/null && { kill "-$1" "$p"; n=$((n + 1)); }
-    done
-  done
-  echo "$n"
-}
 cleanup() {
-  signal_dlv CONT >/dev/null 2>&1 || true
+  signal_pods CONT "$NS" app=order dlv >/dev/null 2>&1 || true
   k -n "$RELEASE_NS" patch configmap graydebug-circuits --type json -p "[{\"op\":\"remove\",\"path\":\"/data/$KEY\"}]" >/dev/null 2>&1 || true
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
 }
@@ -35,7 +24,7 @@ k create namespace "$NS" >/dev/null
 sed "s/^  namespace: shop$/  namespace: $NS/; s/^  replicas: 1$/  replicas: 2/" "$REPO/manifests/examples/gray-deployment.yaml" | k apply -f - >/dev/null
 check "two injected gray pods Ready" wait_until 120 pods_ready "$NS" app=order 2
 mapfile -t PODS < <(k -n "$NS" get pods -l app=order -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
-frozen=$(signal_dlv STOP)
+frozen=$(signal_pods STOP "$NS" app=order dlv)
 check "dlv processes found and frozen: $frozen" test "$frozen" -ge 2
 
 # 7 sessions × 3 tries = 21 attempts, all failures: > 20 attempts, > 2 failures, ratio > 5 %.

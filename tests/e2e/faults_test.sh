@@ -72,8 +72,7 @@ check "the earlier sessions are still Active" sh -c "active() { [ \"\$(kubectl -
 pod=$(newest_pod "$NS" app=order)
 restarts=$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="order")].restartCount}')
 uid=$(k -n "$NS" get pod "$pod" -o jsonpath='{.metadata.uid}')
-app_pid=""
-for p in $(pgrep -x leaky-app); do grep -q "${uid//-/_}\|$uid" "/proc/$p/cgroup" 2>/dev/null && app_pid=$p; done
+app_pid=$(uid_pids "$uid" leaky-app | head -1)
 check "the app process of $pod is found on the node" test -n "$app_pid"
 [ -z "$app_pid" ] || kill -KILL "$app_pid"
 check "the app container restarted" wait_until 90 sh -c \

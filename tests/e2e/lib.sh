@@ -48,8 +48,27 @@ newest_pod() {
     -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{"|"}{.metadata.name}{"\n"}{end}' | awk -F'|' '$1==""{n=$2} END{print n}'
 }
 
-# free_local_port: a free loopback port for a port-forward (the plugin binds it at once).
-free_local_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# uid_pids POD_UID COMM: the host PIDs of the processes named COMM in that pod (the node's
+# containers are host processes; a pod's cgroup path carries its UID).
+uid_pids() {
+  local p
+  for p in $(pgrep -x "$2"); do
+    if grep -q "${1//-/_}\|$1" "/proc/$p/cgroup" 2>/dev/null; then echo "$p"; fi
+  done
+  return 0
+}
+# pod_pids NS SELECTOR COMM: the same for every pod matching SELECTOR.
+pod_pids() {
+  local uid
+  for uid in $(k -n "$1" get pods -l "$2" -o jsonpath='{.items[*].metadata.uid}' 2>/dev/null); do uid_pids "$uid" "$3"; done
+}
+# signal_pods SIGNAL NS SELECTOR COMM: sends SIGNAL to them; prints how many.
+signal_pods() {
+  local pids
+  pids=$(pod_pids "$2" "$3" "$4")
+  [ -z "$pids" ] || kill "-$1" $pids
+  echo "$pids" | grep -c . || true
+}
 
 # leader_pod: the controller pod named by the Lease (holderIdentity is "<pod>-<pid>").
 leader_pod() {

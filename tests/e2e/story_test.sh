@@ -41,7 +41,7 @@ has_sidecars() {  # ns pod mode(classic|native)
 # attach_and_debug NS LABEL: kubectl graydebug attach, the real dlv client through its port-forward.
 attach_and_debug() {
   local ns=$1 label=$2 port pod ip out=$WORK/attach-$1.out
-  port=$(free_local_port)
+  port=$(free_port)
   kubectl graydebug attach deploy/order-v2-alpha -n "$ns" --local-port "$port" --ttl 10m \
     --reason "e2e $label" >"$out" 2>&1 &
   local pid=$!
