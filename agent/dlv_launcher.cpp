@@ -139,7 +139,7 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
     if (!problem.empty()) log::Error("dlv will not be able to attach", {{"why", problem}});
 
     // 2. dlv on it, for as long as the target lives.
-    while (!stop && fs.Alive(target.pid, target.start_ticks)) {
+    while (!stop && fs.Alive(target.pid, target.start_ticks, target.exe)) {
       std::string error;
       pid_t dlv = SpawnDlv(o, target.pid, &error);
       if (dlv < 0) {
@@ -156,19 +156,19 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
           exited = true;
           break;
         }
-        if (!fs.Alive(target.pid, target.start_ticks)) break;
+        if (!fs.Alive(target.pid, target.start_ticks, target.exe)) break;
         std::this_thread::sleep_for(o.poll_interval);
       }
       if (!exited) {
         if (stop) {
           log::Info("stopping dlv", {{"dlv_pid", std::to_string(dlv)}});
         } else {
-          log::Info("target exited; stopping dlv", {{"target_pid", std::to_string(target.pid)}});
+          log::Info("target exited or exec'd another program; stopping dlv", {{"target_pid", std::to_string(target.pid)}});
         }
         StopDlv(dlv);
         break;
       }
-      bool target_alive = fs.Alive(target.pid, target.start_ticks);
+      bool target_alive = fs.Alive(target.pid, target.start_ticks, target.exe);
       if (!target_alive) {
         log::Info("dlv exited with its target",
                   {{"dlv", Describe(status)}, {"target_pid", std::to_string(target.pid)}});

@@ -356,7 +356,7 @@ class Sampler {
  private:
   // Keeps the current target while it lives (same PID and start time), else looks again.
   bool FindTarget() {
-    if (target_ && fs_.Alive(target_->pid, target_->start_ticks)) return true;
+    if (target_ && fs_.Alive(target_->pid, target_->start_ticks, target_->exe)) return true;
     if (target_) Lose("the target process exited");
     TargetResult r = ChooseTarget(ListProcesses(fs_), query_);
     if (!r.target) {

@@ -29,11 +29,21 @@ std::string Basename(const std::string& path) {
   return base;
 }
 
+bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Processes of the pod's plumbing, never the app: the sandbox's pause, graydebug itself, dlv, and the
+// container runtime's own helpers. runc (a Go program) starts every container as "runc:[2:INIT]"
+// running runc's own executable (often a sealed memfd copy) until it execs the container's
+// entrypoint; with native sidecars dlv-server is up before the app container and sees exactly that.
 bool IsInfrastructure(const ProcessInfo& p) {
   std::string base = Basename(p.exe);
+  if (StartsWith(p.comm, "runc:[") || StartsWith(base, "memfd:runc") || base == "runc" || base == "crun" ||
+      StartsWith(base, "containerd-shim") || StartsWith(p.comm, "containerd-shim")) {
+    return true;
+  }
   for (const std::string& name : {p.comm, base}) {
     if (name.empty()) continue;
-    if (name == "pause" || name == "dlv" || name.rfind("graydebug-", 0) == 0) return true;
+    if (name == "pause" || name == "dlv" || StartsWith(name, "graydebug-")) return true;
   }
   return false;
 }
@@ -127,9 +137,16 @@ int ProcFs::PtraceScope() const {
   return std::atoi(v.c_str());
 }
 
-bool ProcFs::Alive(int pid, uint64_t start_ticks) const {
+bool ProcFs::Alive(int pid, uint64_t start_ticks, const std::string& exe) const {
   auto info = Info(pid);
-  return info && (start_ticks == 0 || info->start_ticks == start_ticks);
+  if (!info || (start_ticks != 0 && info->start_ticks != start_ticks)) return false;
+  // An exec keeps the PID and its start time but is another program: dlv's view of it is stale.
+  // A binary replaced on disk shows as "PATH (deleted)": still the same program.
+  auto strip = [](std::string e) {
+    if (auto d = e.rfind(" (deleted)"); d != std::string::npos && d + 10 == e.size()) e.resize(d);
+    return e;
+  };
+  return exe.empty() || info->exe.empty() || strip(info->exe) == strip(exe);
 }
 
 bool IsGoBinary(const std::string& path) {

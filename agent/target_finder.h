@@ -37,7 +37,8 @@ class ProcFs {
   // Resident set size in bytes from /proc/<pid>/status (VmRSS), nullopt when gone.
   std::optional<uint64_t> RssBytes(int pid) const;
   // True while `pid` exists and still has `start_ticks` (0: any).
-  bool Alive(int pid, uint64_t start_ticks) const;
+  // The process still runs: same PID, start time and (when exe is given and readable) executable.
+  bool Alive(int pid, uint64_t start_ticks, const std::string& exe = "") const;
   // The ids and effective capabilities of `pid` ("self" for this process).
   Credentials CredentialsOf(const std::string& pid) const;
   // The NUL-separated argv of /proc/<pid>/cmdline (world-readable); empty when gone.

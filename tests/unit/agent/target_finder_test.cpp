@@ -4,7 +4,10 @@
 #include "agent/sidecar.h"
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -56,6 +59,61 @@ TEST_CASE("target: by name, by pid, the oldest of several, and clear reasons for
   q.pid = 99;
   CHECK(ChooseTarget(ps, q).why == "no process with PID 99");
   CHECK(ChooseTarget({P(1, "pause", false, 1)}, {}).why.find("no Go program") != std::string::npos);
+}
+
+TEST_CASE("target: runc's init (native sidecars start before the app) and runtime helpers are never the target") {
+  // With a native sidecar dlv-server runs before the app container execs its entrypoint: that
+  // container is then "runc:[2:INIT]", runc's own Go executable (a sealed memfd copy), and the oldest.
+  std::vector<ProcessInfo> ps = {P(1, "pause", false, 1), P(5, "graydebug-agent", false, 2),
+                                 P(8, "runc:[2:INIT]", true, 3, "/memfd:runc_cloned:/proc/self/exe (deleted)"),
+                                 P(9, "runc:[1:CHILD]", true, 3, "/usr/bin/runc"),
+                                 P(10, "containerd-shim", true, 2, "/usr/bin/containerd-shim-runc-v2")};
+  TargetQuery q;
+  q.self_pid = 5;
+  auto none = ChooseTarget(ps, q);
+  CHECK_FALSE(none.target);
+  CHECK(none.why == "no Go program besides graydebug, dlv and pause");
+  ps.push_back(P(8, "order-service", true, 3));  // the same PID after its exec
+  ps.erase(ps.begin() + 2);
+  auto r = ChooseTarget(ps, q);
+  REQUIRE(r.target);
+  CHECK(r.target->comm == "order-service");
+  CHECK(r.why == "the only Go program");
+}
+
+TEST_CASE("target: an exec keeps PID and start time but is no longer the process dlv attached to") {
+  ProcFs fs;
+  int go[2];
+  REQUIRE(pipe(go) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    close(go[1]);
+    char c;
+    if (read(go[0], &c, 1) == 1) execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+    _exit(0);
+  }
+  close(go[0]);
+  auto before = fs.Info(child);
+  REQUIRE(before);
+  REQUIRE_FALSE(before->exe.empty());
+  CHECK(fs.Alive(child, before->start_ticks, before->exe));
+  REQUIRE(write(go[1], "x", 1) == 1);
+  close(go[1]);
+  std::optional<ProcessInfo> after;
+  for (int i = 0; i < 500; ++i) {  // until the exec happened (the comm becomes "sleep")
+    after = fs.Info(child);
+    if (after && after->comm == "sleep") break;
+    usleep(10000);
+  }
+  REQUIRE(after);
+  CHECK(after->comm == "sleep");
+  CHECK(after->start_ticks == before->start_ticks);
+  CHECK(fs.Alive(child, before->start_ticks));                   // the PID lives on ...
+  CHECK_FALSE(fs.Alive(child, before->start_ticks, before->exe));  // ... as another program
+  CHECK(fs.Alive(child, before->start_ticks, after->exe + " (deleted)"));  // a replaced binary is still itself
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
 }
 
 TEST_CASE("target: Go binaries are recognised by their build-info section") {
