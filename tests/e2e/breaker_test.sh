@@ -20,7 +20,7 @@ trap cleanup EXIT
 
 check "helm upgrade with controller.pauseRollout=true" helm_install --reuse-values --set controller.pauseRollout=true
 
-k create namespace "$NS" >/dev/null
+fresh_ns "$NS"
 sed "s/^  namespace: shop$/  namespace: $NS/; s/^  replicas: 1$/  replicas: 2/" "$REPO/manifests/examples/gray-deployment.yaml" | k apply -f - >/dev/null
 check "two injected gray pods Ready" wait_until 120 pods_ready "$NS" app=order 2
 mapfile -t PODS < <(k -n "$NS" get pods -l app=order -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
@@ -42,7 +42,7 @@ import json,sys
 d=json.load(sys.stdin).get(\"data\",{}); s=json.loads(d.get(\"$KEY\",\"{}\"))
 sys.exit(0 if s.get(\"state\")==\"open\" else 1)'"
 check "the failed sessions are Failed" sh -c "[ \$(kubectl -n $NS get debugsessions -o jsonpath='{range .items[*]}{.status.phase}{\"\\n\"}{end}' | grep -c Failed) -ge 7 ]"
-check "kubectl graydebug status shows the release open" sh -c "kubectl graydebug status -n $RELEASE_NS 2>&1 | grep -i '$NS/v2-alpha' | grep -qi open"
+check "kubectl graydebug status shows the release open" sh -c "kubectl graydebug status --circuits-namespace $RELEASE_NS -n $NS 2>&1 | grep -i '$NS/v2-alpha' | grep -qi open"
 check "a Warning Event on the Deployment" wait_until 30 sh -c \
   "kubectl -n $NS get events --field-selector involvedObject.kind=Deployment,involvedObject.name=order-v2-alpha,type=Warning -o name | grep -q ."
 check "pauseRollout: the Deployment is paused" wait_until 30 sh -c "[ \"\$(kubectl -n $NS get deploy order-v2-alpha -o jsonpath='{.spec.paused}')\" = true ]"

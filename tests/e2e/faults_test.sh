@@ -32,7 +32,7 @@ all_injected() {
   return $bad
 }
 
-k create namespace "$NS" >/dev/null
+fresh_ns "$NS"
 sed "s/^  namespace: shop$/  namespace: $NS/; s/^  replicas: 1$/  replicas: 4/" "$REPO/manifests/examples/gray-deployment.yaml" | k apply -f - >/dev/null
 check "four injected gray pods Ready" wait_until 180 pods_ready "$NS" app=order 4
 

@@ -22,6 +22,12 @@ APP_IMAGE=docker.io/graydebug/leaky-app:$IMAGE_TAG
 EXAMPLE_IMAGE=registry.example.com/shop/order:v2-alpha
 
 k() { kubectl "$@"; }
+# A new, empty namespace: one of the same name left by an earlier run (still Terminating) is
+# waited for first, so reruns start from nothing.
+fresh_ns() {
+  k delete namespace "$1" --ignore-not-found --wait=true --timeout=180s >/dev/null
+  k create namespace "$1" >/dev/null
+}
 node_exec() { "$REPO/hack/node" exec --dir "$NODE_DIR" -- "$@"; }
 
 # The chart as a user installs it: only the image's repository, tag and pull policy are set.

@@ -11,14 +11,14 @@ WORK=${WORK:-$REPO/build/e2e-work}/security
 mkdir -p "$WORK"
 trap 'for n in sec sec-client sec-restricted sec-baseline; do kubectl delete namespace $n --wait=false >/dev/null 2>&1; done' EXIT
 
-k create namespace sec >/dev/null
+fresh_ns sec
 sed "s/^  namespace: shop$/  namespace: sec/" "$REPO/manifests/examples/gray-deployment.yaml" | k apply -f - >/dev/null
 check "an injected gray pod is Ready" wait_until 120 pods_ready sec app=order 1
 pod=$(newest_pod sec app=order)
 ip=$(k -n sec get pod "$pod" -o jsonpath='{.status.podIP}')
 
 # A client pod in another namespace, from the graydebug image (bash's /dev/tcp is the client).
-k create namespace sec-client >/dev/null
+fresh_ns sec-client
 k -n sec-client run probe --image="docker.io/$IMAGE_REPO:$IMAGE_TAG" --image-pull-policy=Never --restart=Never \
   --overrides='{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}}}}' \
   --command -- sleep 600 >/dev/null
@@ -76,12 +76,15 @@ for c in p["spec"]["containers"] + p["spec"].get("initContainers", []):
 PY
 
 # Pod Security: the app made restricted-compliant, so only the sidecars could be refused.
-restricted='{"spec":{"template":{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":1000,"runAsGroup":1000,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"order","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}}}'
+restricted='{"spec":{"replicas":1,"template":{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":1000,"runAsGroup":1000,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"order","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}}}'
 for level in restricted baseline; do
   ns=sec-$level
-  k create namespace "$ns" >/dev/null
+  fresh_ns "$ns"
   k label namespace "$ns" "pod-security.kubernetes.io/enforce=$level" >/dev/null
-  sed "s/^  namespace: shop$/  namespace: $ns/" "$REPO/manifests/examples/gray-deployment.yaml" | k apply -f - >/dev/null
+  # Created with no replicas and made compliant before any pod: the example's own app is not
+  # restricted-compliant, and its refusal would be Pod Security's verdict on the app, not on graydebug.
+  sed "s/^  namespace: shop$/  namespace: $ns/; s/^  replicas: 1$/  replicas: 0/" "$REPO/manifests/examples/gray-deployment.yaml" |
+    k apply -f - >/dev/null
   k -n "$ns" patch deploy order-v2-alpha --type strategic -p "$restricted" >/dev/null
   check "pod-security $level: the gray pod is admitted and Ready" wait_until 120 pods_ready "$ns" app=order 1
   p=$(newest_pod "$ns" app=order)
