@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
   std::string tls_cert_file, tls_key_file, config, kubeconfig, circuits_namespace;
   int64_t threads = 2;
   std::chrono::milliseconds watch_idle_timeout = std::chrono::seconds(330), kube_api_timeout = std::chrono::seconds(30);
+  std::chrono::milliseconds shutdown_delay{0};
   CommonFlags common;
   FlagSet flags("graydebug-webhook", "graydebug-webhook --tls-cert-file FILE --tls-key-file FILE [flags]",
                 "Mutating admission webhook: injects the dlv-server and graydebug-agent sidecars into gray pods\n"
@@ -166,6 +167,10 @@ int main(int argc, char** argv) {
   flags.Duration("watch-idle-timeout", &watch_idle_timeout, std::chrono::seconds(1), std::chrono::hours(1),
                  "a watch (namespaces, circuit breakers) that receives nothing, not even a bookmark, for this\n"
                  "long is reopened: bounds how long a silently dead connection leaves the webhook's view stale");
+  flags.Duration("shutdown-delay", &shutdown_delay, std::chrono::milliseconds(0), std::chrono::hours(1),
+                 "after SIGTERM, keep serving admission requests this long while /readyz says 503, so the\n"
+                 "Service stops sending requests here before the listener closes (a rolling update or a deleted\n"
+                 "pod then drops no injection); 0: stop at once");
   common.Register(flags);
 
   std::vector<std::string> positionals;
@@ -253,7 +258,9 @@ int main(int argc, char** argv) {
     return Serve(r, metrics, [&](auto ct, auto body) { return admission.Current()->MutateDebugSessions(ct, body); });
   });
   server->Handle("GET", "/healthz", [](const http::Request&) { return http::Response{200, "text/plain", "ok\n"}; });
+  std::atomic<bool> draining{false};
   server->Handle("GET", "/readyz", [&](const http::Request&) {
+    if (draining) return http::Response{503, "text/plain", "shutting down\n"};
     if (!server->TlsLoaded()) return http::Response{503, "text/plain", "serving certificate not loaded\n"};
     if (namespaces && !namespaces->HasSynced())
       return http::Response{503, "text/plain", "namespace cache not synced\n"};
@@ -307,6 +314,13 @@ int main(int argc, char** argv) {
   const char* sig = WaitForStopSignal();
   stopping = true;
   config_watch.join();
+  if (shutdown_delay.count() > 0) {
+    // Not ready any more, still serving: the endpoint leaves the Service, then the listener closes.
+    draining = true;
+    log::Info("shutting down: not ready, serving for the shutdown delay",
+              {{"signal", sig}, {"shutdown_delay", std::to_string(shutdown_delay.count()) + "ms"}});
+    std::this_thread::sleep_for(shutdown_delay);
+  }
   log::Info("shutting down: finishing in-flight requests", {{"signal", sig}});
   server->Stop();
   metrics_server->Stop();

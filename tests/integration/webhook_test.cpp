@@ -312,3 +312,37 @@ TEST_CASE("webhook: hostile HTTP gets 413/415/400 with one line, and never starv
   w.child->Signal(SIGTERM);
   CHECK(w.child->Wait(20s) == 0);
 }
+
+TEST_CASE("webhook: after SIGTERM with --shutdown-delay it is not ready but still injects, then exits") {
+  // What a rolling update or a deleted webhook pod relies on: the endpoint leaves the Service
+  // (readiness 503) while requests the API server already routed here are still answered.
+  Webhook w;
+  REQUIRE_MESSAGE(w.Start("", "", {"--shutdown-delay=10s"}), w.pki.error(), w.child ? w.child->Output() : "");
+  REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
+  json review = {{"apiVersion", "admission.k8s.io/v1"},
+                 {"kind", "AdmissionReview"},
+                 {"request",
+                  {{"uid", "u-drain"},
+                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+                   {"namespace", "shop"},
+                   {"operation", "CREATE"},
+                   {"object", Pod("p", true)}}}};
+  std::string body = w.pki.dir() + "/drain.json";
+  std::ofstream(body) << review.dump();
+  w.child->Signal(SIGTERM);
+  bool draining = false;
+  for (int i = 0; i < 100 && !draining; ++i) {
+    auto r = w.Curl("/readyz");
+    draining = r.out.ends_with("503") && r.out.find("shutting down") != std::string::npos;
+    if (!draining) std::this_thread::sleep_for(50ms);
+  }
+  CHECK_MESSAGE(draining, w.child->Output());
+  auto r = Run({"curl", "-sS", "--cacert", w.pki.ca_file(), "-H", "Content-Type: application/json", "--data-binary",
+                "@" + body, "-o", "/dev/stdout", "-w", "\n%{http_code}", w.Url("/mutate/pods")});
+  REQUIRE_MESSAGE(r.out.ends_with("200"), r.out, r.err);
+  json reply = json::parse(r.out.substr(0, r.out.rfind('\n')));
+  CHECK(reply["response"]["uid"] == "u-drain");
+  CHECK(reply["response"]["patchType"] == "JSONPatch");
+  CHECK(w.child->Wait(60s) == 0);
+  CHECK(w.child->Output().find("serving for the shutdown delay") != std::string::npos);
+}

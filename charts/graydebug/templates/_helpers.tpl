@@ -193,3 +193,16 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Whole seconds (rounded up) of a duration such as 5s, 1m30s, 500ms or 0. */}}
+{{- define "graydebug.durationSeconds" -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(ms|s|m)" (toString .) -1 -}}
+{{- $n := regexFind "^[0-9]+" . | float64 -}}
+{{- if hasSuffix "ms" . -}}{{- $total = addf $total (divf $n 1000) -}}
+{{- else if hasSuffix "s" . -}}{{- $total = addf $total $n -}}
+{{- else -}}{{- $total = addf $total (mulf $n 60) -}}
+{{- end -}}
+{{- end -}}
+{{- ceil $total | int -}}
+{{- end -}}
