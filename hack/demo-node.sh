@@ -33,7 +33,7 @@ cleanup() {
   if [ "$started_node" = 1 ] && [ -z "${DEMO_KEEP:-}" ]; then
     "$REPO/hack/node" down --dir "$NODE_DIR" 2>&1 | indent
     local left
-    left=$(pgrep -af -- "$NODE_DIR" || true)
+    left=$(pgrep -af -- "[${NODE_DIR:0:1}]${NODE_DIR:1}" || true)
     if [ -n "$left" ]; then echo "    processes left behind:"; echo "$left" | indent; exit 1; fi
     ok "node down, no process left behind"
   else
@@ -113,8 +113,8 @@ spec: {target: {pod: $pod}, ttl: 10m, reason: demo}
 YAML
 done
 look "7 sessions x 3 tries against a frozen dlv: 21 failed attaches (> 20 attempts, > 5 %)"
-wait_for 240 "the breaker to open" sh -c "kubectl graydebug status -n $RELEASE_NS 2>/dev/null | grep 'shop/v2-alpha' | grep -qi open"
-run kubectl graydebug status -n "$RELEASE_NS"
+wait_for 240 "the breaker to open" sh -c "kubectl graydebug status -n shop 2>/dev/null | grep 'shop/v2-alpha' | grep -qi open"
+run kubectl graydebug status -n shop
 run kubectl -n shop get debugsessions
 k -n shop apply -f - >/dev/null <<'YAML'
 apiVersion: graydebug.io/v1alpha1

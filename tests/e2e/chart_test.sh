@@ -52,7 +52,8 @@ metadata: {name: left-behind}
 spec: {target: {pod: nowhere}, ttl: 5m}
 YAML
   check "helm uninstall" "$HELM" uninstall "$RELEASE" -n "$RELEASE_NS" --wait --timeout 120s
-  check "no graydebug pod, Service, webhook configuration or RBAC object is left" sh -c "
+  # The ReplicaSets' pods go by garbage collection after helm returns: given a minute.
+  check "no graydebug pod, Service, webhook configuration or RBAC object is left" wait_until 90 sh -c "
     [ -z \"\$(kubectl -n $RELEASE_NS get pods,svc,deploy,pdb,configmap,secret,sa,role,rolebinding -l app.kubernetes.io/instance=$RELEASE -o name)\" ] &&
     [ -z \"\$(kubectl get mutatingwebhookconfiguration,clusterrole,clusterrolebinding -l app.kubernetes.io/instance=$RELEASE -o name)\" ]"
   check "the CRD stays (crds.keep: true), and with it the sessions (docs/helm.md)" sh -c \

@@ -13,7 +13,7 @@ HELM="$(tool_bindir helm)/helm"
 DLV="$(tool_bindir dlv)/dlv"
 # `kubectl graydebug` finds the plugin on PATH, as a user's kubectl does.
 export PATH="$GRAYDEBUG_BIN:$K8S_BIN:$PATH"
-RELEASE_NS=graydebug
+RELEASE_NS=graydebug-system
 RELEASE=graydebug
 IMAGE_REPO=graydebug/graydebug
 IMAGE_TAG=$(awk -F'"' '/^appVersion:/{print $2}' "$REPO/charts/graydebug/Chart.yaml")

@@ -7,7 +7,8 @@ WORK=${WORK:-$REPO/build/e2e-work}
 . "$REPO/tests/e2e/lib.sh"
 
 check "hack/node down" "$REPO/hack/node" down --dir "$NODE_DIR"
-check "no process of the node is left" sh -c "! pgrep -af -- '$NODE_DIR' && ! pgrep -af containerd-shim-runc-v2"
+# "[/]path": the pattern does not match this check's own command line.
+check "no process of the node is left" sh -c "! pgrep -af -- '[${NODE_DIR:0:1}]${NODE_DIR:1}' && ! pgrep -af '[c]ontainerd-shim-runc-v2'"
 check "the node's state directory is gone" test ! -e "$NODE_DIR"
 if [ -f "$WORK/host-before.txt" ]; then
   "$REPO/tests/e2e/host_state.sh" > "$WORK/host-after.txt"

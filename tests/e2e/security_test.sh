@@ -107,15 +107,15 @@ while read -r sa want verb res ns; do
   [ -n "$sa" ] || continue
   case $sa in ctl) sa_name=$ctl_sa ;; wh) sa_name=$wh_sa ;; esac
   check "  $sa $verb $res ${ns:-cluster-wide}: $want" can "$sa_name" "$want" "$verb" "$res" "$ns"
-done <<'TABLE'
+done <<TABLE
 ctl yes list pods
 ctl yes watch debugsessions.graydebug.io
 ctl yes update debugsessions.graydebug.io/status
 ctl yes create events
-ctl yes update configmaps/graydebug-circuits graydebug
-ctl no update configmaps/other graydebug
+ctl yes update configmaps/graydebug-circuits $RELEASE_NS
+ctl no update configmaps/other $RELEASE_NS
 ctl no get secrets
-ctl no list secrets graydebug
+ctl no list secrets $RELEASE_NS
 ctl no create pods
 ctl no delete pods
 ctl no create pods/exec
@@ -125,11 +125,11 @@ ctl no update nodes
 ctl no create clusterrolebindings
 ctl no update deployments.apps default
 wh yes watch namespaces
-wh yes get configmaps/graydebug-circuits graydebug
-wh no update configmaps/graydebug-circuits graydebug
+wh yes get configmaps/graydebug-circuits $RELEASE_NS
+wh no update configmaps/graydebug-circuits $RELEASE_NS
 wh no list pods
 wh no get secrets
-wh no list secrets graydebug
+wh no list secrets $RELEASE_NS
 wh no create debugsessions.graydebug.io
 wh no update mutatingwebhookconfigurations.admissionregistration.k8s.io
 TABLE

@@ -17,10 +17,14 @@ check() {
 skip() { skipped=$((skipped + 1)); echo "skip - $1: $2"; }
 # fails COMMAND...: succeeds when COMMAND fails (the "rejects" checks).
 fails() { if "$@" >/dev/null 2>&1; then echo "unexpectedly succeeded: $*"; return 1; fi; }
-# wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s.
+# wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s; on a timeout prints its last output.
 wait_until() {
   local end=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt "$end" ] || return 1; sleep 0.2; done
+  until "$@" >/dev/null 2>&1; do
+    # Timed out: once more with its output, for check's report.
+    [ $SECONDS -lt "$end" ] || { "$@" 2>&1 | tail -n 10; return 1; }
+    sleep 0.2
+  done
 }
 # stop_all: SIGTERM to every pid in pids, SIGKILL after 5 s.
 stop_all() {
