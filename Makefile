@@ -28,17 +28,18 @@ build: $(BUILD_DIR)/build.ninja
 images: deps build
 	@GRAYDEBUG_BIN=$(CURDIR)/$(BUILD_DIR)/bin hack/images.sh build
 
-## test: unit + integration tests (real etcd, kube-apiserver, kubectl), then all of them again on an
-## ASan+UBSan build (build-asan/; ASAN=0 skips that part); does deps and build first
+## test: unit + integration tests (real etcd, kube-apiserver, kubectl) and the real-node suite (label
+## e2e: hack/node, make images, the chart in-cluster), then the unit and integration tests again on
+## an ASan+UBSan build (build-asan/; ASAN=0 skips that part); does deps and build first
 ASAN ?= 1
 test: deps build
-	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -LE e2e $(CTEST_ARGS)
+	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
 ifneq ($(ASAN),0)
 	@hack/sanitize.sh address build-asan -LE e2e $(CTEST_ARGS)
 endif
 
-## test-e2e: the real-node suite (CTest label e2e: hack/node, make images, the chart in-cluster);
-## not yet part of `make test` (see docs/real-node.md, "Status")
+## test-e2e: only the real-node suite of `make test` (CTest label e2e: hack/node, make images, the
+## chart in-cluster; docs/real-node.md)
 test-e2e: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L e2e $(CTEST_ARGS)
 
@@ -76,7 +77,7 @@ golden: build
 fuzz:
 	@hack/fuzz.sh
 
-## demo: the main job, end to end on a local control plane
+## demo: the main job, end to end on a real node (DEMO_MODE=local: on a bare control plane, no node)
 demo: deps build
 	@hack/demo.sh
 
