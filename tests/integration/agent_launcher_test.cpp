@@ -132,9 +132,14 @@ TEST_CASE("launch-dlv: attaches a real dlv, survives dlv dying and the app resta
   auto version = client.GetVersion();
   CHECK(version.result["DelveVersion"].get<std::string>().find("1.27") != std::string::npos);
   CHECK(version.result["APIVersion"] == 2);
+  // --continue: the app runs while attached. dlv serves its API before it has resumed the target,
+  // so the first State can still say stopped.
   auto state = client.State();
-  CHECK_MESSAGE(state.ok(), state.error);
-  CHECK(state.result["State"]["Running"] == true);  // --continue: the app runs while attached
+  CHECK_MESSAGE(Eventually([&] {
+                  state = client.State();
+                  return state.ok() && state.result["State"]["Running"] == true;
+                }),
+                state.error, state.result.dump());
   CHECK(app.Serves());
   auto unknown = client.Call("RPCServer.NoSuchMethod", nlohmann::json::object());
   CHECK(unknown.error_kind == ErrorKind::kDlvError);
