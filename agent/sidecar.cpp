@@ -357,7 +357,7 @@ class Sampler {
   // Keeps the current target while it lives (same PID and start time), else looks again.
   bool FindTarget() {
     if (target_ && fs_.Alive(target_->pid, target_->start_ticks, target_->exe)) return true;
-    if (target_) Lose("the target process exited");
+    if (target_) Lose("the target process exited or exec'd another program");
     TargetResult r = ChooseTarget(ListProcesses(fs_), query_);
     if (!r.target) {
       if (!target_missing_logged_) {

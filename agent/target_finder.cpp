@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 namespace graydebug::agent {
 namespace {
@@ -21,15 +22,17 @@ std::string ReadSmall(const std::string& path, std::size_t limit = 64 << 10) {
   return out;
 }
 
-std::string Basename(const std::string& path) {
-  auto slash = path.rfind('/');
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  // A replaced binary shows as "/path (deleted)".
-  if (auto d = base.find(" (deleted)"); d != std::string::npos) base.resize(d);
-  return base;
+// A binary replaced or removed on disk shows as "PATH (deleted)": still the same program.
+std::string WithoutDeleted(std::string exe) {
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (exe.ends_with(kDeleted)) exe.resize(exe.size() - kDeleted.size());
+  return exe;
 }
 
-bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+std::string Basename(const std::string& path) {
+  auto slash = path.rfind('/');
+  return WithoutDeleted(slash == std::string::npos ? path : path.substr(slash + 1));
+}
 
 // Processes of the pod's plumbing, never the app: the sandbox's pause, graydebug itself, dlv, and the
 // container runtime's own helpers. runc (a Go program) starts every container as "runc:[2:INIT]"
@@ -37,13 +40,13 @@ bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefi
 // entrypoint; with native sidecars dlv-server is up before the app container and sees exactly that.
 bool IsInfrastructure(const ProcessInfo& p) {
   std::string base = Basename(p.exe);
-  if (StartsWith(p.comm, "runc:[") || StartsWith(base, "memfd:runc") || base == "runc" || base == "crun" ||
-      StartsWith(base, "containerd-shim") || StartsWith(p.comm, "containerd-shim")) {
+  if (p.comm.starts_with("runc:[") || base.starts_with("memfd:runc") || base == "runc" || base == "crun" ||
+      base.starts_with("containerd-shim") || p.comm.starts_with("containerd-shim")) {
     return true;
   }
   for (const std::string& name : {p.comm, base}) {
     if (name.empty()) continue;
-    if (name == "pause" || name == "dlv" || StartsWith(name, "graydebug-")) return true;
+    if (name == "pause" || name == "dlv" || name.starts_with("graydebug-")) return true;
   }
   return false;
 }
@@ -141,12 +144,7 @@ bool ProcFs::Alive(int pid, uint64_t start_ticks, const std::string& exe) const 
   auto info = Info(pid);
   if (!info || (start_ticks != 0 && info->start_ticks != start_ticks)) return false;
   // An exec keeps the PID and its start time but is another program: dlv's view of it is stale.
-  // A binary replaced on disk shows as "PATH (deleted)": still the same program.
-  auto strip = [](std::string e) {
-    if (auto d = e.rfind(" (deleted)"); d != std::string::npos && d + 10 == e.size()) e.resize(d);
-    return e;
-  };
-  return exe.empty() || info->exe.empty() || strip(info->exe) == strip(exe);
+  return exe.empty() || info->exe.empty() || WithoutDeleted(info->exe) == WithoutDeleted(exe);
 }
 
 bool IsGoBinary(const std::string& path) {

@@ -29,7 +29,7 @@ cleanup() {
   stop_all
   signal_pods CONT shop app=order dlv 2>/dev/null || true
   k delete namespace shop --wait=false >/dev/null 2>&1 || true
-  k -n "$RELEASE_NS" patch configmap graydebug-circuits --type json -p '[{"op":"remove","path":"/data/shop.v2-alpha"}]' >/dev/null 2>&1 || true
+  forget_breaker shop.v2-alpha
   if [ "$started_node" = 1 ] && [ -z "${DEMO_KEEP:-}" ]; then
     "$REPO/hack/node" down --dir "$NODE_DIR" 2>&1 | indent
     local left

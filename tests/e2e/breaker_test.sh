@@ -13,7 +13,7 @@ KEY="$NS.v2-alpha"
 
 cleanup() {
   signal_pods CONT "$NS" app=order dlv >/dev/null 2>&1 || true
-  k -n "$RELEASE_NS" patch configmap graydebug-circuits --type json -p "[{\"op\":\"remove\",\"path\":\"/data/$KEY\"}]" >/dev/null 2>&1 || true
+  forget_breaker "$KEY"
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -29,18 +29,9 @@ check "dlv processes found and frozen: $frozen" test "$frozen" -ge 2
 
 # 7 sessions × 3 tries = 21 attempts, all failures: > 20 attempts, > 2 failures, ratio > 5 %.
 for i in $(seq 1 7); do
-  pod=${PODS[$((i % 2))]}
-  k -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: graydebug.io/v1alpha1
-kind: DebugSession
-metadata: {name: broken-$i}
-spec: {target: {pod: $pod}, ttl: 10m, reason: "e2e breaker"}
-YAML
+  new_session "$NS" "broken-$i" "pod ${PODS[$((i % 2))]}"
 done
-check "the breaker of $NS/v2-alpha opens" wait_until 240 sh -c "kubectl -n $RELEASE_NS get configmap graydebug-circuits -o json | python3 -c '
-import json,sys
-d=json.load(sys.stdin).get(\"data\",{}); s=json.loads(d.get(\"$KEY\",\"{}\"))
-sys.exit(0 if s.get(\"state\")==\"open\" else 1)'"
+check "the breaker of $NS/v2-alpha opens" wait_until 240 breaker_is "$KEY" open
 check "the failed sessions are Failed" sh -c "[ \$(kubectl -n $NS get debugsessions -o jsonpath='{range .items[*]}{.status.phase}{\"\\n\"}{end}' | grep -c Failed) -ge 7 ]"
 check "kubectl graydebug status shows the release open" sh -c "kubectl graydebug status --circuits-namespace $RELEASE_NS -n $NS 2>&1 | grep -i '$NS/v2-alpha' | grep -qi open"
 check "a Warning Event on the Deployment" wait_until 30 sh -c \
@@ -53,12 +44,7 @@ check "a new pod of the open release is Ready" wait_until 120 pods_ready "$NS" a
 newest=$(newest_pod "$NS" app=order)
 check "the new pod came up without sidecars (circuit-open)" sh -c \
   "c=\$(kubectl -n $NS get pod $newest -o jsonpath='{.spec.containers[*].name} {.spec.initContainers[*].name}'); [ \"\$c\" = 'order ' ] || [ \"\$c\" = order ]"
-k -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: graydebug.io/v1alpha1
-kind: DebugSession
-metadata: {name: after-trip}
-spec: {target: {selector: {matchLabels: {app: order}}}, ttl: 10m}
-YAML
+new_session "$NS" after-trip selector
 check "a new session is Rejected with CircuitOpen" wait_until 60 sh -c \
   "[ \"\$(kubectl -n $NS get debugsession after-trip -o jsonpath='{.status.phase}')\" = Rejected ] &&
    kubectl -n $NS get debugsession after-trip -o jsonpath='{.status.conditions[*].reason}' | grep -q CircuitOpen"

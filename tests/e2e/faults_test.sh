@@ -11,15 +11,11 @@ mkdir -p "$WORK"
 NS=flt
 trap 'kubectl delete namespace $NS --wait=false >/dev/null 2>&1 || true' EXIT
 
-session() {  # name [target pod]
-  local target="{selector: {matchLabels: {app: order}}}"
-  [ -z "${2:-}" ] || target="{pod: $2}"
-  k -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: graydebug.io/v1alpha1
-kind: DebugSession
-metadata: {name: $1}
-spec: {target: $target, ttl: 30m, reason: "e2e faults"}
-YAML
+# session NAME [POD]: on the pod, else on the selector app=order.
+session() {
+  local target=selector
+  [ -z "${2:-}" ] || target="pod $2"
+  new_session "$NS" "$1" "$target" 30m
 }
 active() { phase_is "$NS" "$1" Active; }
 # all_injected: every pod of the Deployment's current template carries both sidecars.

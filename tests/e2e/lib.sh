@@ -45,6 +45,29 @@ ready_pods() {
 pods_ready() { [ "$(ready_pods "$1" "$2")" -ge "$3" ]; }
 
 # session_phase NS NAME
+# new_session NS NAME TARGET [TTL]: a DebugSession; TARGET is "pod NAME" or "selector" (app=order).
+new_session() {
+  local target="{selector: {matchLabels: {app: order}}}"
+  [ "$3" = selector ] || target="{pod: ${3#pod }}"
+  k -n "$1" apply -f - >/dev/null <<YAML
+apiVersion: graydebug.io/v1alpha1
+kind: DebugSession
+metadata: {name: $2}
+spec: {target: $target, ttl: ${4:-10m}, reason: "e2e"}
+YAML
+}
+# breaker_state NS.RELEASE: closed, open, half-open, or "" (none recorded), from graydebug-circuits.
+breaker_state() {
+  k -n "$RELEASE_NS" get configmap graydebug-circuits -o json 2>/dev/null | python3 -c "
+import json, sys
+d = json.load(sys.stdin).get('data', {})
+print(json.loads(d.get('$1', '{}')).get('state', ''))"
+}
+breaker_is() { [ "$(breaker_state "$1")" = "$2" ]; }
+# forget_breaker NS.RELEASE: removes a release's breaker (a test's clean-up).
+forget_breaker() {
+  k -n "$RELEASE_NS" patch configmap graydebug-circuits --type json -p "[{\"op\":\"remove\",\"path\":\"/data/$1\"}]" >/dev/null 2>&1 || true
+}
 session_phase() { k -n "$1" get debugsession "$2" -o jsonpath='{.status.phase}' 2>/dev/null; }
 phase_is() { [ "$(session_phase "$1" "$2")" = "$3" ]; }
 

@@ -14,28 +14,14 @@ KEY="$NS.v2-alpha"
 
 cleanup() {
   signal_pods CONT "$NS" app=order dlv >/dev/null 2>&1 || true
-  k -n "$RELEASE_NS" patch configmap graydebug-circuits --type json -p "[{\"op\":\"remove\",\"path\":\"/data/$KEY\"}]" >/dev/null 2>&1 || true
+  forget_breaker "$KEY"
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-breaker_state() {
-  k -n "$RELEASE_NS" get configmap graydebug-circuits -o json | python3 -c "
-import json, sys
-d = json.load(sys.stdin).get('data', {})
-print(json.loads(d.get('$KEY', '{}')).get('state', ''))"
-}
-state_is() { [ "$(breaker_state)" = "$1" ]; }
+state_is() { breaker_is "$KEY" "$1"; }
 injected() { k -n "$NS" get pod "$1" -o jsonpath='{.spec.containers[*].name}' | grep -qw dlv-server; }
 not_injected() { k -n "$NS" get pod "$1" >/dev/null && ! injected "$1"; }
-session() {  # name pod
-  k -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: graydebug.io/v1alpha1
-kind: DebugSession
-metadata: {name: $1}
-spec: {target: {pod: $2}, ttl: 10m, reason: "e2e recovery"}
-YAML
-}
 replace_pod() {  # deletes the release's pods; prints the name of the new Ready one
   local old
   old=$(k -n "$NS" get pods -l app=order -o name)
@@ -60,7 +46,7 @@ check "graydebug.io/expvar-url: the agent exports heap gauges from the app's exp
 
 # Trip the breaker: dlv frozen, 7 sessions x 3 tries.
 signal_pods STOP "$NS" app=order dlv >/dev/null
-for i in $(seq 1 7); do session "broken-$i" "$pod"; done
+for i in $(seq 1 7); do new_session "$NS" "broken-$i" "pod $pod"; done
 check "the breaker opens" wait_until 240 state_is open
 check "the failed sessions have status.finishedAt" sh -c \
   "[ -n \"\$(kubectl -n $NS get debugsession broken-1 -o jsonpath='{.status.finishedAt}')\" ]"
@@ -75,16 +61,11 @@ pod=$(replace_pod)
 check "a pod created while half-open gets its sidecars (halfOpenInjections; $pod)" injected "$pod"
 check "the trial pod is Ready" wait_until 120 pods_ready "$NS" app=order 1
 for i in $(seq 1 5); do
-  session "trial-$i" "$pod"
+  new_session "$NS" "trial-$i" "pod $pod"
   check "trial session $i becomes Active" wait_until 90 phase_is "$NS" "trial-$i" Active
 done
 check "five successful trials close the breaker" wait_until 60 state_is closed
-k -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: graydebug.io/v1alpha1
-kind: DebugSession
-metadata: {name: after-close}
-spec: {target: {selector: {matchLabels: {app: order}}}, ttl: 10m}
-YAML
+new_session "$NS" after-close selector
 check "a new session is accepted and Active once closed" wait_until 90 phase_is "$NS" after-close Active
 
 # Retention: the Failed sessions go 1 min after finishedAt; Active ones stay.

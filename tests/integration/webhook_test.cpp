@@ -41,6 +41,25 @@ json Pod(const std::string& name, bool gray) {
   return pod;
 }
 
+// An AdmissionReview of a gray pod's CREATE, as the API server sends it.
+json PodReview(const std::string& uid) {
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", uid},
+            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+            {"namespace", "shop"},
+            {"operation", "CREATE"},
+            {"object", Pod("p", true)}}}};
+}
+
+// POSTs FILE to the webhook's /mutate/pods; the body, a newline and the HTTP status.
+ProcessResult PostReview(const Webhook& w, const std::string& file,
+                         const std::string& content_type = "application/json") {
+  return Run({"curl", "-sS", "--cacert", w.pki.ca_file(), "-H", "Content-Type: " + content_type, "--data-binary",
+              "@" + file, "-o", "/dev/stdout", "-w", "\n%{http_code}", w.Url("/mutate/pods")});
+}
+
 std::vector<std::string> ContainerNames(const json& pod) {
   std::vector<std::string> out;
   for (const auto& c : pod["spec"]["containers"]) out.push_back(c["name"]);
@@ -224,22 +243,12 @@ TEST_CASE("webhook: hostile HTTP gets 413/415/400 with one line, and never starv
   REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
   CHECK(w.child->Output().find("running standalone") != std::string::npos);
   std::string dir = w.pki.dir();
-  auto post = [&](const std::string& file, const std::string& content_type) {
-    return Run({"curl", "-sS", "--cacert", w.pki.ca_file(), "-H", "Content-Type: " + content_type, "--data-binary",
-                "@" + file, "-o", "/dev/stdout", "-w", "\n%{http_code}", w.Url("/mutate/pods")});
-  };
+  auto post = [&](const std::string& file, const std::string& content_type) { return PostReview(w, file, content_type); };
   auto write = [&](const std::string& name, const std::string& body) {
     std::ofstream(dir + "/" + name, std::ios::binary) << body;
     return dir + "/" + name;
   };
-  json review = {{"apiVersion", "admission.k8s.io/v1"},
-                 {"kind", "AdmissionReview"},
-                 {"request",
-                  {{"uid", "u-1"},
-                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"namespace", "shop"},
-                   {"operation", "CREATE"},
-                   {"object", Pod("p", true)}}}};
+  json review = PodReview("u-1");
   std::string good = write("good.json", review.dump());
   struct Case {
     std::string file, content_type, status, want;
@@ -319,16 +328,8 @@ TEST_CASE("webhook: after SIGTERM with --shutdown-delay it is not ready but stil
   Webhook w;
   REQUIRE_MESSAGE(w.Start("", "", {"--shutdown-delay=10s"}), w.pki.error(), w.child ? w.child->Output() : "");
   REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
-  json review = {{"apiVersion", "admission.k8s.io/v1"},
-                 {"kind", "AdmissionReview"},
-                 {"request",
-                  {{"uid", "u-drain"},
-                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"namespace", "shop"},
-                   {"operation", "CREATE"},
-                   {"object", Pod("p", true)}}}};
   std::string body = w.pki.dir() + "/drain.json";
-  std::ofstream(body) << review.dump();
+  std::ofstream(body) << PodReview("u-drain").dump();
   w.child->Signal(SIGTERM);
   bool draining = false;
   for (int i = 0; i < 100 && !draining; ++i) {
@@ -337,8 +338,7 @@ TEST_CASE("webhook: after SIGTERM with --shutdown-delay it is not ready but stil
     if (!draining) std::this_thread::sleep_for(50ms);
   }
   CHECK_MESSAGE(draining, w.child->Output());
-  auto r = Run({"curl", "-sS", "--cacert", w.pki.ca_file(), "-H", "Content-Type: application/json", "--data-binary",
-                "@" + body, "-o", "/dev/stdout", "-w", "\n%{http_code}", w.Url("/mutate/pods")});
+  auto r = PostReview(w, body);
   REQUIRE_MESSAGE(r.out.ends_with("200"), r.out, r.err);
   json reply = json::parse(r.out.substr(0, r.out.rfind('\n')));
   CHECK(reply["response"]["uid"] == "u-drain");
