@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "agent/target_finder.h"
+#include "graydebug/api/probe.h"
 #include "graydebug/dlv_client.h"
 #include "graydebug/duration.h"
 #include "graydebug/http_get.h"
@@ -227,40 +228,30 @@ const char* HowName(DlvProber::How how) {
 }
 
 http::Response ProbeResponse(const DlvProber::Outcome& o, int max_waiters) {
+  api::ProbeReply body;
   if (o.how == DlvProber::How::kBusy) {
-    json body = {{"ok", false},
-                 {"latencySeconds", 0.0},
-                 {"dlvVersion", ""},
-                 {"error", "a dlv probe is in flight and " + std::to_string(max_waiters) +
-                               " callers already wait for it; try again"},
-                 {"errorKind", "busy"},
-                 {"cached", false}};
-    return {503, "application/json", body.dump() + "\n"};
+    body.error =
+        "a dlv probe is in flight and " + std::to_string(max_waiters) + " callers already wait for it; try again";
+    body.error_kind = api::kProbeBusy;
+    return {503, "application/json", body.ToJson()};
+  }
+  body.latency_seconds = o.seconds;
+  body.cached = o.how == DlvProber::How::kCached;
+  body.shared = o.how == DlvProber::How::kShared;
+  if (!o.same_user_only.empty()) {
+    body.error = o.same_user_only;
+    body.error_kind = api::kProbeSameUserOnly;
+    return {502, "application/json", body.ToJson()};
   }
   const dlv::Reply& r = o.reply;
-  if (!o.same_user_only.empty()) {
-    json body = {{"ok", false},
-                 {"latencySeconds", o.seconds},
-                 {"dlvVersion", ""},
-                 {"error", o.same_user_only},
-                 {"errorKind", "same-user-only"},
-                 {"cached", o.how == DlvProber::How::kCached}};
-    if (o.how == DlvProber::How::kShared) body["shared"] = true;
-    return {502, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
-  }
-  std::string version;
   if (r.ok() && r.result.is_object()) {
     auto v = r.result.find("DelveVersion");
-    if (v != r.result.end() && v->is_string()) version = v->get<std::string>();
+    if (v != r.result.end() && v->is_string()) body.dlv_version = v->get<std::string>();
   }
-  json body = {{"ok", r.ok()},
-               {"latencySeconds", o.seconds},
-               {"dlvVersion", version},
-               {"error", r.error},
-               {"cached", o.how == DlvProber::How::kCached}};
-  if (o.how == DlvProber::How::kShared) body["shared"] = true;
-  if (!r.ok()) body["errorKind"] = dlv::ErrorKindName(r.error_kind);
-  return {r.ok() ? 200 : 502, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
+  body.ok = r.ok();
+  body.error = r.error;
+  if (!r.ok()) body.error_kind = dlv::ErrorKindName(r.error_kind);
+  return {r.ok() ? 200 : 502, "application/json", body.ToJson()};
 }
 
 // ---- The sampler ----
@@ -553,7 +544,7 @@ std::unique_ptr<Sidecar> Sidecar::Start(SidecarOptions options, std::string* err
   impl->server->Handle("GET", "/healthz", [](const http::Request&) {
     return http::Response{200, "text/plain", "ok\n"};
   });
-  impl->server->Handle("GET", "/probe/dlv", [self](const http::Request& req) {
+  impl->server->Handle("GET", api::kProbePath, [self](const http::Request& req) {
     DlvProber::Outcome o = self->prober.Probe(true);
     self->metrics.probe_requests.Add({{"answer", HowName(o.how)}}).Increment();
     if (o.how == DlvProber::How::kBusy) {

@@ -19,9 +19,11 @@
 #include <vector>
 
 #include "cli/plugin.h"
-#include "graydebug/circuit_breaker.h"
+#include "graydebug/api/circuits.h"
+#include "graydebug/api/pod.h"
 #include "graydebug/dlv_client.h"
 #include "graydebug/duration.h"
+#include "graydebug/json_read.h"
 #include "graydebug/kube/client.h"
 #include "graydebug/kube/config.h"
 #include "graydebug/kube/time.h"
@@ -43,15 +45,10 @@ int Fail(const Globals& g, const std::string& message) {
   return 1;
 }
 
-std::string Str(const json& j, const char* key) {
-  auto it = j.is_object() ? j.find(key) : j.end();
-  return j.is_object() && it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
+using jsonr::Str;
 
 const json& Field(const json& j, const char* key) {
-  static const json kEmpty = json::object();
-  auto it = j.is_object() ? j.find(key) : j.end();
-  return j.is_object() && it != j.end() && it->is_object() ? *it : kEmpty;
+  return jsonr::Obj(j, key);
 }
 
 const json& Status(const json& session) {
@@ -427,9 +424,10 @@ int Attach(const Globals& g, const AttachOptions& o) {
     if (!p.ok() && p.error().kind == kube::ErrorKind::kNotFound)
       return Fail(g, "pod " + c->ns + "/" + t.target->name + " not found");
     if (p.ok()) {
-      if (Str(Field(Field(*p, "metadata"), "labels"), "graydebug.io/injected") != "true") {
-        return Fail(g, "pod " + c->ns + "/" + t.target->name +
-                           " has no graydebug sidecars (no label graydebug.io/injected=true): is it a gray pod created "
+      if (Str(Field(Field(*p, "metadata"), "labels"), api::kInjectedLabel) != "true") {
+        return Fail(g, "pod " + c->ns + "/" + t.target->name + " has no graydebug sidecars (no label " +
+                           api::kInjectedSelector +
+                           "): is it a gray pod created "
                            "after graydebug was installed?");
       }
     }
@@ -576,13 +574,13 @@ int Status(const Globals& g, const std::string& circuits_namespace, const std::s
   int code = 0;
   auto c = Connect(g, &code);
   if (!c) return code;
-  auto r = c->client->Get(kube::Resource::ConfigMaps(), circuits_namespace, kCircuitsConfigMap);
+  auto r = c->client->Get(kube::Resource::ConfigMaps(), circuits_namespace, api::kCircuitsConfigMap);
   std::vector<BreakerRow> rows;
   if (r.ok()) {
     rows = BreakerRows(*r);
   } else if (r.error().kind != kube::ErrorKind::kNotFound) {
-    return Fail(g,
-                "cannot read configmap " + circuits_namespace + "/" + kCircuitsConfigMap + ": " + r.error().ToString());
+    return Fail(
+        g, "cannot read configmap " + circuits_namespace + "/" + api::kCircuitsConfigMap + ": " + r.error().ToString());
   }
   // -n narrows the view to the releases of one namespace.
   if (!g.namespace_.empty()) {
@@ -602,7 +600,7 @@ int Status(const Globals& g, const std::string& circuits_namespace, const std::s
   }
   if (rows.empty()) {
     std::cout << "no circuit breakers recorded yet";
-    if (!r.ok()) std::cout << " (no configmap " << circuits_namespace << "/" << kCircuitsConfigMap << ")";
+    if (!r.ok()) std::cout << " (no configmap " << circuits_namespace << "/" << api::kCircuitsConfigMap << ")";
     std::cout << "\n";
     return 0;
   }

@@ -1,7 +1,5 @@
 #include "cli/plugin.h"
 
-#include "graydebug/circuit_breaker.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,7 +7,11 @@
 #include <cstdio>
 #include <sstream>
 
+#include "graydebug/api/circuits.h"
+#include "graydebug/api/debug_session.h"
+#include "graydebug/api/pod.h"
 #include "graydebug/duration.h"
+#include "graydebug/json_read.h"
 #include "graydebug/kube/time.h"
 
 namespace graydebug::cli {
@@ -18,41 +20,17 @@ using nlohmann::json;
 
 namespace {
 
+using jsonr::Number;
+using jsonr::Obj;
+using jsonr::Str;
+
+const json& Condition(const json& status, const char* type) {
+  return api::ConditionOf(status, type);
+}
+
 // Kubernetes' generateName alphabet: no vowels (no words), no look-alikes (0/o, 1/l, 3/e).
 constexpr std::string_view kSuffixAlphabet = "bcdfghjklmnpqrstvwxz2456789";
 constexpr std::size_t kSuffixLength = 5;
-
-const json& Obj(const json& j, const char* key) {
-  static const json kEmpty = json::object();
-  if (!j.is_object()) return kEmpty;
-  auto it = j.find(key);
-  return it != j.end() && it->is_object() ? *it : kEmpty;
-}
-
-std::string Str(const json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-std::optional<double> Number(const json& j, const char* key) {
-  if (!j.is_object()) return std::nullopt;
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number()) return std::nullopt;
-  double v = it->get<double>();
-  return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
-}
-
-// The condition of `type` in status.conditions, or an empty object.
-const json& Condition(const json& status, const std::string& type) {
-  static const json kEmpty = json::object();
-  auto it = status.is_object() ? status.find("conditions") : status.end();
-  if (!status.is_object() || it == status.end() || !it->is_array()) return kEmpty;
-  for (const json& c : *it) {
-    if (c.is_object() && Str(c, "type") == type) return c;
-  }
-  return kEmpty;
-}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -103,13 +81,9 @@ std::size_t DisplayWidth(std::string_view s) {
   return n;
 }
 
-bool IsFinal(const std::string& phase) {
-  return phase == "Expired" || phase == "Failed" || phase == "Rejected" || phase == "Terminated";
-}
-
 // reason: message of the first condition that has a reason (Ready, then Attached).
 std::string ReasonOf(const json& status) {
-  for (const char* type : {"Ready", "Attached", "CircuitAllowed"}) {
+  for (const char* type : {api::condition::kReady, api::condition::kAttached, api::condition::kCircuitAllowed}) {
     const json& c = Condition(status, type);
     std::string reason = Str(c, "reason"), message = Str(c, "message");
     if (!reason.empty()) return OneLine(message.empty() ? reason : reason + ": " + message);
@@ -305,31 +279,28 @@ json BuildSession(const SessionRequest& r) {
   json target = r.target.kind == Target::Kind::kPod ? json{{"pod", r.target.name}} : json{{"selector", r.selector}};
   json spec = {{"target", target}, {"ttl", FormatDuration(r.ttl)}};
   if (!r.reason.empty()) spec["reason"] = r.reason;
-  return {{"apiVersion", "graydebug.io/v1alpha1"},
-          {"kind", "DebugSession"},
-          {"metadata", {{"name", r.name}, {"namespace", r.namespace_}}},
-          {"spec", spec}};
+  return api::NewSession(r.namespace_, r.name, std::move(spec));
 }
 
 Outcome SessionOutcome(const json& session) {
   std::string phase = Str(Obj(session, "status"), "phase");
-  if (phase == "Active") return Outcome::kActive;
-  if (phase == "Failed" || phase == "Rejected") return Outcome::kFailed;
-  if (phase == "Expired" || phase == "Terminated") return Outcome::kEnded;
+  if (phase == api::phase::kActive) return Outcome::kActive;
+  if (phase == api::phase::kFailed || phase == api::phase::kRejected) return Outcome::kFailed;
+  if (phase == api::phase::kExpired || phase == api::phase::kTerminated) return Outcome::kEnded;
   return Outcome::kWaiting;
 }
 
 std::string ProgressLine(const json& session) {
   const json& status = Obj(session, "status");
   std::string phase = Str(status, "phase");
-  const json& attached = Condition(status, "Attached");
+  const json& attached = Condition(status, api::condition::kAttached);
   std::string reason = Str(attached, "reason"), message = OneLine(Str(attached, "message"));
   if (phase.empty()) return "Waiting for graydebug-controller to pick the session up…";
-  if (phase == "Pending") {
+  if (phase == api::phase::kPending) {
     if (reason.empty()) return "Pending…";
     return "Pending: " + reason + (message.empty() ? "" : ": " + message);
   }
-  if (phase == "Attaching") {
+  if (phase == api::phase::kAttaching) {
     if (reason == "AttachRetrying") {
       auto attempts = Number(Obj(status, "attach"), "attempts").value_or(0);
       return "Attaching: attempt " + std::to_string(static_cast<int64_t>(attempts)) + " failed: " + message +
@@ -337,7 +308,7 @@ std::string ProgressLine(const json& session) {
     }
     return "Attaching…";
   }
-  if (phase == "Active") {
+  if (phase == api::phase::kActive) {
     auto latency = Number(Obj(status, "attach"), "latencySeconds");
     return latency ? "Active: attached in " + Latency(*latency) : "Active";
   }
@@ -349,7 +320,7 @@ std::string FailureLine(const json& session) {
   std::string phase = Str(status, "phase");
   std::string line = (phase.empty() ? std::string("Unknown") : OneLine(phase)) + ": " + ReasonOf(status);
   auto attempts = Number(Obj(status, "attach"), "attempts");
-  if (phase == "Failed" && attempts && *attempts > 0) {
+  if (phase == api::phase::kFailed && attempts && *attempts > 0) {
     auto n = static_cast<int64_t>(*attempts);
     line += " (" + std::to_string(n) + (n == 1 ? " attempt)" : " attempts)");
   }
@@ -357,13 +328,7 @@ std::string FailureLine(const json& session) {
 }
 
 int DlvPortOfPod(const json& pod, int fallback) {
-  std::string raw = Str(Obj(Obj(pod, "metadata"), "annotations"), "graydebug.io/status");
-  json status = json::parse(raw, nullptr, false);
-  if (!status.is_object()) return fallback;
-  auto it = status.find("dlvPort");
-  if (it == status.end() || !it->is_number_integer()) return fallback;
-  int64_t p = it->get<int64_t>();
-  return p > 0 && p < 65536 ? static_cast<int>(p) : fallback;
+  return api::DlvPortOf(pod, fallback);
 }
 
 json LaunchJson(const std::string& session, int local_port) {
@@ -519,7 +484,8 @@ std::string SessionTable(const json& list, bool all_namespaces, Clock::Wall now)
       latency = Latency(*l);
     }
     std::string expires = "-";
-    if (auto t = kube::ParseTime(Str(status, "expiresAt")); t && (!IsFinal(phase) || phase == "Expired")) {
+    if (auto t = kube::ParseTime(Str(status, "expiresAt"));
+        t && (!api::IsFinalPhase(phase) || phase == api::phase::kExpired)) {
       expires = Relative(*t, now);
     }
     std::string age;
@@ -533,33 +499,18 @@ std::string SessionTable(const json& list, bool all_namespaces, Clock::Wall now)
 
 std::vector<BreakerRow> BreakerRows(const json& configmap) {
   std::vector<BreakerRow> rows;
-  const json& data = Obj(configmap, "data");
-  for (const auto& [key, value] : data.items()) {  // a json object iterates in key order
+  for (const api::CircuitEntry& e : api::DecodeCircuits(Obj(configmap, "data"), api::ReaderBreakerConfig())) {
     BreakerRow row;
-    row.release = ReleaseKeyOfCircuitDataKey(key);
+    row.release = e.release_key;
     row.state = "unreadable";
-    json b = value.is_string() ? json::parse(value.get<std::string>(), nullptr, false) : json();
-    std::string state = Str(b, "state");
-    if (!b.is_object()) {
-      row.problem = "not a JSON object";
-    } else if (state != "closed" && state != "open" && state != "half-open") {
-      row.problem = state.empty() ? "no state" : "unknown state " + Quote(state);
-    } else {
-      row.state = state;
-      if (auto w = b.find("window"); w != b.end() && w->is_array()) {
-        for (const json& e : *w) {
-          if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer() || !e[1].is_number_integer()) continue;
-          ++row.attempts;
-          if (e[1].get<int64_t>() == 0) ++row.failures;
-        }
-      }
-      if (auto t = b.find("trips"); t != b.end() && t->is_number_integer())
-        row.trips = std::max<int64_t>(0, t->get<int64_t>());
-      if (auto r = b.find("retryAt");
-          r != b.end() && r->is_number_integer() && r->get<int64_t>() > 0 && r->get<int64_t>() < int64_t{1} << 50) {
-        row.retry_at = Clock::Wall(
-            std::chrono::duration_cast<Clock::Wall::duration>(std::chrono::milliseconds(r->get<int64_t>())));
-      }
+    row.problem = e.problem;
+    if (e.breaker) {
+      const CircuitBreaker& b = *e.breaker;
+      row.state = BreakerStateName(b.stored_state());
+      row.attempts = b.attempts();
+      row.failures = b.failures();
+      row.trips = b.trips();
+      if (b.RetryAt() > Clock::Wall{}) row.retry_at = b.RetryAt();
     }
     rows.push_back(std::move(row));
   }

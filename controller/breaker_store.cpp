@@ -4,6 +4,8 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include "graydebug/api/circuits.h"
+#include "graydebug/api/pod.h"
 #include "graydebug/kube/time.h"
 #include "graydebug/log.h"
 
@@ -48,14 +50,12 @@ BreakerStore::~BreakerStore() {
 }
 
 void BreakerStore::PublishLocked(const std::string& release_key, const CircuitBreaker& b, Clock::Wall now) {
-  auto slash = release_key.find('/');
-  std::string ns = release_key.substr(0, slash),
-              release = slash == std::string::npos ? "" : release_key.substr(slash + 1);
+  const auto [ns, release] = api::SplitReleaseKey(release_key);
   state_.Add({{"namespace", ns}, {"release", release}}).Set(static_cast<double>(b.State(now)));
 }
 
 bool BreakerStore::Load() {
-  auto cm = client_->Get(kube::Resource::ConfigMaps(), ns_, kCircuitsConfigMap);
+  auto cm = client_->Get(kube::Resource::ConfigMaps(), ns_, api::kCircuitsConfigMap);
   std::lock_guard l(mu_);
   if (!cm.ok()) {
     if (cm.error().kind == kube::ErrorKind::kNotFound) {
@@ -63,7 +63,7 @@ bool BreakerStore::Load() {
       return true;
     }
     log::Warn("cannot read the circuit breakers",
-              {{"configmap", ns_ + "/" + kCircuitsConfigMap}, {"error", cm.error().ToString()}});
+              {{"configmap", ns_ + "/" + api::kCircuitsConfigMap}, {"error", cm.error().ToString()}});
     return false;
   }
   rv_ = cm.value()["metadata"].value("resourceVersion", "");
@@ -74,17 +74,15 @@ bool BreakerStore::Load() {
   if (data != cm.value().end() && data->is_object()) {
     for (const auto& [key, value] : data->items()) {
       if (value.is_string()) stored_[key] = value.get<std::string>();
-      json j = value.is_string() ? json::parse(value.get<std::string>(), nullptr, false) : json();
-      auto b = CircuitBreaker::FromJson(j, config_);
-      if (!b) {
-        log::Warn("ignoring a malformed circuit breaker entry", {{"key", key}});
+      api::CircuitEntry e = api::DecodeCircuit(key, value, config_);
+      if (!e.breaker) {
+        log::Warn("ignoring a malformed circuit breaker entry", {{"key", key}, {"problem", e.problem}});
         continue;
       }
-      std::string release_key = ReleaseKeyOfCircuitDataKey(key);
-      breakers_.insert_or_assign(release_key, *b);
-      PublishLocked(release_key, *b, now);
+      breakers_.insert_or_assign(e.release_key, *e.breaker);
+      PublishLocked(e.release_key, *e.breaker, now);
       ++loaded;
-      open += b->State(now) != BreakerState::kClosed;
+      open += e.breaker->State(now) != BreakerState::kClosed;
     }
   }
   log::Info("circuit breakers loaded", {{"releases", std::to_string(loaded)}, {"not_closed", std::to_string(open)}});
@@ -101,9 +99,9 @@ void BreakerStore::AdoptLocked(const json* data, const std::string& rv, Clock::W
   // Entries we stored that are gone: an operator reset them.
   for (const auto& [key, value] : stored_) {
     if (current.count(key)) continue;
-    std::string release_key = ReleaseKeyOfCircuitDataKey(key);
+    std::string release_key = api::ReleaseKeyOfCircuitDataKey(key);
     if (breakers_.erase(release_key) > 0) {
-      log::Warn("circuit breaker reset: its entry was removed from ConfigMap " + std::string(kCircuitsConfigMap),
+      log::Warn("circuit breaker reset: its entry was removed from ConfigMap " + std::string(api::kCircuitsConfigMap),
                 {{"release", release_key}});
       PublishLocked(release_key, CircuitBreaker(config_), now);
     }
@@ -112,8 +110,9 @@ void BreakerStore::AdoptLocked(const json* data, const std::string& rv, Clock::W
   for (const auto& [key, value] : current) {
     auto was = stored_.find(key);
     if (was != stored_.end() && was->second == value) continue;
-    std::string release_key = ReleaseKeyOfCircuitDataKey(key);
-    auto b = CircuitBreaker::FromJson(json::parse(value, nullptr, false), config_);
+    api::CircuitEntry e = api::DecodeCircuit(key, json(value), config_);
+    const std::string& release_key = e.release_key;
+    const auto& b = e.breaker;
     if (!b) {
       log::Warn("circuit breaker entry edited into something unreadable: the release starts closed",
                 {{"release", release_key}});
@@ -121,7 +120,7 @@ void BreakerStore::AdoptLocked(const json* data, const std::string& rv, Clock::W
       PublishLocked(release_key, CircuitBreaker(config_), now);
       continue;
     }
-    log::Warn("circuit breaker replaced by an edit of ConfigMap " + std::string(kCircuitsConfigMap),
+    log::Warn("circuit breaker replaced by an edit of ConfigMap " + std::string(api::kCircuitsConfigMap),
               {{"release", release_key}, {"state", BreakerStateName(b->State(now))}});
     breakers_.insert_or_assign(release_key, *b);
     PublishLocked(release_key, *b, now);
@@ -131,13 +130,13 @@ void BreakerStore::AdoptLocked(const json* data, const std::string& rv, Clock::W
 }
 
 bool BreakerStore::SyncExternalEdits() {
-  auto cm = client_->Get(kube::Resource::ConfigMaps(), ns_, kCircuitsConfigMap);
+  auto cm = client_->Get(kube::Resource::ConfigMaps(), ns_, api::kCircuitsConfigMap);
   const auto now = std::chrono::system_clock::now();
   std::lock_guard l(mu_);
   if (!cm.ok()) {
     if (cm.error().kind != kube::ErrorKind::kNotFound) return false;
     if (rv_.empty()) return true;  // never written, and none exists
-    log::Warn("ConfigMap " + std::string(kCircuitsConfigMap) + " was deleted: every circuit breaker is reset");
+    log::Warn("ConfigMap " + std::string(api::kCircuitsConfigMap) + " was deleted: every circuit breaker is reset");
     AdoptLocked(nullptr, "", now);
     dirty_ = dirty_ || !breakers_.empty();
     return true;
@@ -205,7 +204,7 @@ bool BreakerStore::Flush() {
   uint64_t recorded = 0;
   {
     std::lock_guard l(mu_);
-    for (const auto& [key, b] : breakers_) data[CircuitDataKey(key)] = b.ToJson().dump();
+    for (const auto& [key, b] : breakers_) data[api::CircuitDataKey(key)] = b.ToJson().dump();
     dirty_ = urgent_ = false;
     rv = rv_;
     recorded = recorded_;
@@ -213,7 +212,7 @@ bool BreakerStore::Flush() {
   json cm = {{"apiVersion", "v1"},
              {"kind", "ConfigMap"},
              {"metadata",
-              {{"name", kCircuitsConfigMap},
+              {{"name", api::kCircuitsConfigMap},
                {"namespace", ns_},
                {"labels", {{"app.kubernetes.io/name", "graydebug"}, {"app.kubernetes.io/component", "circuits"}}}}},
              {"data", data}};
@@ -293,8 +292,8 @@ void BreakerStore::Record(const std::string& release_key, bool success, Clock::W
       PublishLocked(release_key, it->second, now);
     }
     if (change == CircuitBreaker::Change::kOpened) {
-      auto slash = release_key.find('/');
-      trips_.Add({{"namespace", release_key.substr(0, slash)}, {"release", release_key.substr(slash + 1)}}).Increment();
+      const auto [ns, release] = api::SplitReleaseKey(release_key);
+      trips_.Add({{"namespace", ns}, {"release", release}}).Increment();
       opened = it->second;
     } else if (change == CircuitBreaker::Change::kClosed) {
       log::Info("circuit breaker closed after successful trials", {{"release", release_key}});
@@ -334,7 +333,7 @@ void BreakerStore::OnOpened(const std::string& release_key, const CircuitBreaker
     std::string name = workload["metadata"].value("name", "");
     json patch = {{"metadata",
                    {{"annotations",
-                     {{"graydebug.io/paused-by", "circuit breaker of release " + release_key + " opened at " +
+                     {{api::kPausedByAnnotation, "circuit breaker of release " + release_key + " opened at " +
                                                      kube::FormatTime(std::chrono::system_clock::now())}}}}},
                   {"spec", {{"paused", true}}}};
     auto r = client_->Patch({"apps", "v1", "deployments", true}, ns, name, kube::PatchType::kMerge, patch.dump());

@@ -16,6 +16,7 @@
 #include "controller/breaker_store.h"
 #include "controller/controller_config.h"
 #include "controller/session_controller.h"
+#include "graydebug/api/circuits.h"
 #include "graydebug/http_server.h"
 #include "graydebug/kube/config.h"
 #include "graydebug/kube/leader_election.h"
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
                                    {"namespace", namespace_.empty() ? "(all)" : namespace_},
                                    {"leader_elect", leader_elect ? "true" : "false"},
                                    {"identity", identity},
-                                   {"circuits", lease_namespace + "/graydebug-circuits"},
+                                   {"circuits", lease_namespace + "/" + api::kCircuitsConfigMap},
                                    {"metrics_port", std::to_string(metrics_server->port())},
                                    {"health_port", std::to_string(health->port())},
                                    {"version", Version()}});

@@ -9,7 +9,11 @@
 #include <cstdlib>
 #include <thread>
 
+#include "graydebug/api/debug_session.h"
+#include "graydebug/api/pod.h"
+#include "graydebug/api/probe.h"
 #include "graydebug/http_get.h"
+#include "graydebug/json_read.h"
 #include "graydebug/log.h"
 
 namespace graydebug::controller {
@@ -17,11 +21,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string Str(const json& obj, const char* key) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
-}
+using jsonr::Str;
 
 // What the controller reads of a pod; everything else is dropped before caching (memory stays
 // flat with thousands of injected pods).
@@ -35,7 +35,7 @@ void TrimPod(json& pod) {
       if (auto it = md->find(k); it != md->end()) m[k] = std::move(*it);
     }
     if (auto a = md->find("annotations"); a != md->end() && a->is_object()) {
-      if (auto s = a->find("graydebug.io/status"); s != a->end()) m["annotations"] = {{"graydebug.io/status", *s}};
+      if (auto s = a->find(api::kStatusAnnotation); s != a->end()) m["annotations"] = {{api::kStatusAnnotation, *s}};
     }
     out["metadata"] = std::move(m);
   }
@@ -47,7 +47,7 @@ void TrimPod(json& pod) {
       json l = json::array();
       for (json& c : *it) {
         if (!c.is_object()) continue;
-        json kept = {{"name", c.value("name", "")}};
+        json kept = {{"name", Str(c, "name")}};
         if (c.contains("ports")) kept["ports"] = std::move(c["ports"]);
         l.push_back(std::move(kept));
       }
@@ -56,7 +56,7 @@ void TrimPod(json& pod) {
     out["spec"] = std::move(s);
   }
   if (auto status = pod.find("status"); status != pod.end() && status->is_object()) {
-    out["status"] = {{"phase", status->value("phase", "")}, {"podIP", status->value("podIP", "")}};
+    out["status"] = {{"phase", Str(*status, "phase")}, {"podIP", Str(*status, "podIP")}};
   }
   pod = std::move(out);
 }
@@ -64,7 +64,7 @@ void TrimPod(json& pod) {
 kube::InformerOptions PodOptions() {
   kube::InformerOptions o;
   o.name = "injected-pods";
-  o.label_selector = "graydebug.io/injected=true";
+  o.label_selector = api::kInjectedSelector;
   o.transform = TrimPod;
   return o;
 }
@@ -75,6 +75,11 @@ kube::InformerOptions SessionOptions() {
   return o;
 }
 
+bool IsBusy(const std::string& body) {
+  auto reply = api::ProbeReply::Parse(body);
+  return reply && reply->error_kind == api::kProbeBusy;
+}
+
 std::string KeyOf(const json& obj) {
   return kube::Informer::KeyOf(obj);
 }
@@ -83,13 +88,13 @@ std::string KeyOf(const json& obj) {
 
 ProbeResult HttpAttachProber::Probe(const std::string& address) {
   auto start = std::chrono::steady_clock::now();
-  HttpGetResult r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10, connect_timeout_);
+  HttpGetResult r = HttpGet("http://" + address + api::kProbePath, timeout_, 64 << 10, connect_timeout_);
   // The agent caps concurrent probes and answers 503 "busy" beyond that: not a dlv failure, so
   // ask again shortly (bounded), never count it against the release.
-  for (int i = 0; i < 5 && r.status == 503 && r.body.find("\"busy\"") != std::string::npos; ++i) {
+  for (int i = 0; i < 5 && r.status == 503 && IsBusy(r.body); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100 * (i + 1)));
     start = std::chrono::steady_clock::now();
-    r = HttpGet("http://" + address + "/probe/dlv", timeout_, 64 << 10, connect_timeout_);
+    r = HttpGet("http://" + address + api::kProbePath, timeout_, 64 << 10, connect_timeout_);
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!r.error.empty()) {
@@ -104,14 +109,12 @@ ProbeResult HttpAttachProber::Probe(const std::string& address) {
 ProbeResult ParseProbeReply(const std::string& address, int status, const std::string& raw, double seconds) {
   ProbeResult p;
   p.latency_seconds = seconds;
-  // The agent runs inside the user's pod: its answer is untrusted, so every member is read by
-  // type (json::value() would throw on a member of another type).
-  json body = json::parse(raw, nullptr, false);
-  if (!body.is_object() || !body.contains("ok") || !body["ok"].is_boolean()) {
+  auto reply = api::ProbeReply::Parse(raw);
+  if (!reply) {
     p.error = "agent at " + address + " answered HTTP " + std::to_string(status) + " without a probe result";
     return p;
   }
-  if (status == 503 && Str(body, "errorKind") == "busy") {
+  if (status == 503 && reply->error_kind == api::kProbeBusy) {
     p.own_fault = true;  // graydebug's own capacity, not the pod's dlv
     p.error = "agent at " + address + " is busy with other probes";
     return p;
@@ -119,15 +122,10 @@ ProbeResult ParseProbeReply(const std::string& address, int status, const std::s
   // The agent may answer from a dlv call that finished under 100 ms ago ("cached"): then this round
   // trip never reached dlv, so the reused call's own dlv time is added to keep the attach latency a
   // controller -> agent -> dlv figure.
-  if (auto cached = body.find("cached"); cached != body.end() && cached->is_boolean() && cached->get<bool>()) {
-    if (auto it = body.find("latencySeconds"); it != body.end() && it->is_number()) {
-      double reused = it->get<double>();
-      if (std::isfinite(reused) && reused >= 0) p.latency_seconds += reused;
-    }
-  }
-  p.ok = body["ok"].get<bool>() && status == 200;
+  if (reply->cached) p.latency_seconds += reply->latency_seconds;
+  p.ok = reply->ok && status == 200;
   if (!p.ok) {
-    p.error = Str(body, "error");
+    p.error = reply->error;
     if (p.error.empty()) p.error = "dlv probe failed (HTTP " + std::to_string(status) + ")";
   }
   return p;
@@ -187,7 +185,7 @@ void SessionController::Enqueue(const json& session) {
   std::string key = KeyOf(session);
   if (key.empty()) return;
   std::string ns = session.contains("metadata") ? Str(session["metadata"], "namespace") : "";
-  bool final = session.contains("status") && IsFinalPhase(Str(session["status"], "phase"));
+  bool final = session.contains("status") && api::IsFinalPhase(Str(session["status"], "phase"));
   {
     std::lock_guard l(index_mu_);
     if (final) {
@@ -338,11 +336,8 @@ bool SessionController::ReconcileKey(const std::string& key) {
     }
   }
   const json* pod = ResolvePod(session, pods);
-  std::string release;
-  if (pod != nullptr) {
-    std::string r = ReleaseOfPod(*pod, options_.reconciler.release_label);
-    if (!r.empty()) release = ns + "/" + r;
-  }
+  const std::string release =
+      pod != nullptr ? api::ReleaseKey(ns, api::ReleaseOf(*pod, options_.reconciler.release_label)) : "";
   SessionInput in{session,
                   pods,
                   release.empty() ? CircuitView{} : breakers_.View(release, clock_.WallNow()),
@@ -363,7 +358,7 @@ bool SessionController::ReconcileKey(const std::string& key) {
     std::lock_guard l(written_mu_);
     probed_[key] = *a.probed_at;
   }
-  std::string release_name = a.release.empty() ? "" : a.release.substr(a.release.find('/') + 1);
+  const std::string release_name = api::SplitReleaseKey(a.release).second;
   if (a.attempt) {
     RecordAttempt(ns, release_name, *a.attempt);
     if (!a.release.empty()) {
@@ -380,7 +375,7 @@ bool SessionController::ReconcileKey(const std::string& key) {
   std::string rv = Str(md, "resourceVersion");
   if (a.add_finalizer) {
     json finalizers = md.contains("finalizers") && md["finalizers"].is_array() ? md["finalizers"] : json::array();
-    finalizers.push_back(kFinalizer);
+    finalizers.push_back(api::kSessionFinalizer);
     auto r = client_->Patch(kube::Resource::DebugSessions(), ns, name, kube::PatchType::kMerge,
                             json{{"metadata", {{"finalizers", finalizers}, {"resourceVersion", rv}}}}.dump());
     if (!r.ok()) {
@@ -412,8 +407,8 @@ bool SessionController::ReconcileKey(const std::string& key) {
   }
   if (events_ != nullptr) {
     json ref = session;
-    ref["apiVersion"] = "graydebug.io/v1alpha1";
-    ref["kind"] = "DebugSession";
+    ref["apiVersion"] = api::kApiVersion;
+    ref["kind"] = api::kSessionKind;
     for (const auto& e : a.events) events_->Record(ref, e.type, e.reason, e.message);
   }
   for (const auto& e : a.events) {
@@ -421,14 +416,14 @@ bool SessionController::ReconcileKey(const std::string& key) {
   }
   const json& st = a.status;
   SetActive(key, a.active, ns, Str(st, "pod"), Str(st, "release"));
-  if (IsFinalPhase(Str(st, "phase"))) {
+  if (api::IsFinalPhase(Str(st, "phase"))) {
     std::lock_guard l(index_mu_);
     by_namespace_[ns].erase(key);
   }
   if (a.remove_finalizer) {
     json finalizers = json::array();
     for (const json& f : session["metadata"].value("finalizers", json::array())) {
-      if (f != kFinalizer) finalizers.push_back(f);
+      if (f != api::kSessionFinalizer) finalizers.push_back(f);
     }
     auto r = client_->Patch(
         kube::Resource::DebugSessions(), ns, name, kube::PatchType::kMerge,

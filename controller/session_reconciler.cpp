@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include "graydebug/api/debug_session.h"
+#include "graydebug/api/pod.h"
 #include "graydebug/duration.h"
+#include "graydebug/json_read.h"
 #include "graydebug/kube/time.h"
 
 namespace graydebug::controller {
@@ -11,38 +14,11 @@ namespace {
 using json = nlohmann::json;
 using std::chrono::milliseconds;
 
-std::string Str(const json& obj, const char* key) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-const json& Obj(const json& obj, const char* key) {
-  static const json kEmpty = json::object();
-  if (!obj.is_object()) return kEmpty;
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_object() ? *it : kEmpty;
-}
-
-int64_t Int(const json& obj, const char* key, int64_t fallback = 0) {
-  if (!obj.is_object()) return fallback;
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
-}
+using jsonr::Int;
+using jsonr::Obj;
+using jsonr::Str;
 
 }  // namespace
-
-std::string ReleaseOfPod(const json& pod, const std::string& label) {
-  const json& md = Obj(pod, "metadata");
-  if (std::string v = Str(Obj(md, "labels"), label.c_str()); !v.empty()) return v;
-  if (auto owners = md.find("ownerReferences"); owners != md.end() && owners->is_array()) {
-    for (const json& o : *owners) {
-      if (o.is_object() && o.value("controller", false)) return Str(o, "name");
-    }
-    if (!owners->empty()) return Str((*owners)[0], "name");
-  }
-  return "";
-}
 
 namespace {
 
@@ -50,35 +26,6 @@ bool PodReady(const json& pod) {
   const json& status = Obj(pod, "status");
   if (Str(status, "phase") != "Running" || Str(status, "podIP").empty()) return false;
   return !Obj(pod, "metadata").contains("deletionTimestamp");
-}
-
-int DlvPort(const json& pod, int fallback) {
-  std::string raw = Str(Obj(Obj(pod, "metadata"), "annotations"), "graydebug.io/status");
-  json status = json::parse(raw, nullptr, false);
-  int64_t p = status.is_object() ? Int(status, "dlvPort", fallback) : fallback;
-  return p > 0 && p < 65536 ? static_cast<int>(p) : fallback;
-}
-
-// Sets a metav1.Condition, keeping lastTransitionTime when the status does not change.
-void SetCondition(json& status, const std::string& type, bool value, const std::string& reason,
-                  const std::string& message, int64_t generation, Clock::Wall now) {
-  if (!status.contains("conditions") || !status["conditions"].is_array()) status["conditions"] = json::array();
-  std::string v = value ? "True" : "False";
-  for (json& c : status["conditions"]) {
-    if (Str(c, "type") != type) continue;
-    if (Str(c, "status") != v) c["lastTransitionTime"] = kube::FormatTime(now);
-    c["status"] = v;
-    c["reason"] = reason;
-    c["message"] = message;
-    c["observedGeneration"] = generation;
-    return;
-  }
-  status["conditions"].push_back({{"type", type},
-                                  {"status", v},
-                                  {"reason", reason},
-                                  {"message", message},
-                                  {"observedGeneration", generation},
-                                  {"lastTransitionTime", kube::FormatTime(now)}});
 }
 
 std::string Ms(double seconds) {
@@ -90,10 +37,6 @@ milliseconds Until(Clock::Wall from, Clock::Wall to) {
 }
 
 }  // namespace
-
-bool IsFinalPhase(const std::string& phase) {
-  return phase == "Expired" || phase == "Failed" || phase == "Rejected" || phase == "Terminated";
-}
 
 bool SelectorMatches(const json& selector, const json& labels) {
   if (!selector.is_object()) return false;
@@ -150,26 +93,6 @@ const json* ResolvePod(const json& session, const std::vector<json>& pods) {
   return best;
 }
 
-int AgentPort(const json& pod) {
-  auto containers = Obj(pod, "spec").find("containers");
-  std::vector<const json*> lists;
-  for (const char* list : {"containers", "initContainers"}) {
-    auto it = Obj(pod, "spec").find(list);
-    if (it == Obj(pod, "spec").end() || !it->is_array()) continue;
-    for (const json& c : *it) {
-      if (Str(c, "name") != "graydebug-agent") continue;
-      auto ports = c.find("ports");
-      if (ports == c.end() || !ports->is_array() || ports->empty()) return 0;
-      for (const json& p : *ports) {
-        if (Str(p, "name") == "gd-agent") return static_cast<int>(Int(p, "containerPort"));
-      }
-      return static_cast<int>(Int((*ports)[0], "containerPort"));
-    }
-  }
-  (void)containers;
-  return 0;
-}
-
 SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   const ReconcilerConfig& c = config_;
   SessionActions a;
@@ -181,7 +104,7 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   std::string phase = Str(st, "phase");
   bool has_finalizer = false;
   if (auto f = md.find("finalizers"); f != md.end() && f->is_array()) {
-    has_finalizer = std::find(f->begin(), f->end(), kFinalizer) != f->end();
+    has_finalizer = std::find(f->begin(), f->end(), api::kSessionFinalizer) != f->end();
   }
   auto finish = [&]() {
     a.status_changed = a.status != old_status;
@@ -192,7 +115,7 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
     a.remove_finalizer = has_finalizer;
     return finish();
   }
-  if (IsFinalPhase(phase)) {
+  if (api::IsFinalPhase(phase)) {
     a.remove_finalizer = has_finalizer;  // nothing left to clean up once final
     // Retention counts from status.finishedAt; a session that became final before graydebug
     // stamped it (or whose stamp was removed) gets one now, so its retention starts here.
@@ -227,45 +150,45 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   auto become = [&](const std::string& next, const std::string& type, const std::string& reason,
                     const std::string& message) {
     st["phase"] = next;
-    if (IsFinalPhase(next)) st["finishedAt"] = kube::FormatTime(in.now);
+    if (api::IsFinalPhase(next)) st["finishedAt"] = kube::FormatTime(in.now);
     a.events.push_back({type, reason, message});
     phase = next;
   };
 
   if (in.now >= expires) {
-    become("Expired", "Normal", "Expired", "the session reached its ttl of " + FormatDuration(ttl));
-    SetCondition(st, "Ready", false, "Expired", "the session expired", generation, in.now);
+    become(api::phase::kExpired, "Normal", "Expired", "the session reached its ttl of " + FormatDuration(ttl));
+    api::SetCondition(st, api::condition::kReady, false, "Expired", "the session expired", generation, in.now);
     return finish();
   }
 
   const json* pod = ResolvePod(in.session, in.pods);
   if (pod != nullptr) {
-    std::string release = ReleaseOfPod(*pod, c.release_label);
+    std::string release = api::ReleaseOf(*pod, c.release_label);
     a.release = release.empty() ? "" : ns + "/" + release;
   }
 
-  if (phase == "Attaching" || phase == "Active") {
+  if (phase == api::phase::kAttaching || phase == api::phase::kActive) {
     if (pod == nullptr || Obj(*pod, "metadata").contains("deletionTimestamp")) {
-      become("Terminated", "Normal", "PodGone", "pod " + Str(st, "pod") + " is gone");
-      SetCondition(st, "Ready", false, "PodGone", "the target pod is gone", generation, in.now);
+      become(api::phase::kTerminated, "Normal", "PodGone", "pod " + Str(st, "pod") + " is gone");
+      api::SetCondition(st, api::condition::kReady, false, "PodGone", "the target pod is gone", generation, in.now);
       return finish();
     }
   }
 
   if (phase.empty()) {
-    become("Pending", "Normal", "Pending", "looking for the target pod");
+    become(api::phase::kPending, "Normal", "Pending", "looking for the target pod");
   }
 
-  if (phase == "Pending") {
+  if (phase == api::phase::kPending) {
     std::string target = Str(Obj(spec, "target"), "pod");
     std::string what = target.empty() ? "ready injected pod matching the selector" : "injected pod " + target;
     if (pod != nullptr && in.circuit.state == CircuitState::kOpen) {
       std::string msg = "the circuit breaker of release " + a.release + " is open; it retries at " +
                         kube::FormatTime(in.circuit.retry_at);
-      SetCondition(st, "CircuitAllowed", false, "CircuitOpen", msg, generation, in.now);
-      SetCondition(st, "Ready", false, "CircuitOpen", msg, generation, in.now);
+      api::SetCondition(st, api::condition::kCircuitAllowed, false, "CircuitOpen", msg, generation, in.now);
+      api::SetCondition(st, api::condition::kReady, false, "CircuitOpen", msg, generation, in.now);
       st["release"] = a.release.substr(a.release.find('/') + 1);
-      become("Rejected", "Warning", "CircuitOpen", msg);
+      become(api::phase::kRejected, "Warning", "CircuitOpen", msg);
       return finish();
     }
     std::string reason, message;
@@ -275,19 +198,19 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
     } else if (!PodReady(*pod)) {
       reason = "PodNotRunning";
       message = "pod " + Str(Obj(*pod, "metadata"), "name") + " is not Running with an IP yet";
-    } else if (AgentPort(*pod) == 0) {
+    } else if (api::AgentPortOf(*pod) == 0) {
       reason = "NoAgentPort";
       message = "pod " + Str(Obj(*pod, "metadata"), "name") + " has no graydebug-agent port";
     }
     if (!reason.empty()) {
       if (in.now - created >= c.pending_timeout) {
-        SetCondition(st, "Attached", false, reason, message, generation, in.now);
-        SetCondition(st, "Ready", false, reason, message, generation, in.now);
-        become("Failed", "Warning", reason, message + " after " + FormatDuration(c.pending_timeout));
+        api::SetCondition(st, api::condition::kAttached, false, reason, message, generation, in.now);
+        api::SetCondition(st, api::condition::kReady, false, reason, message, generation, in.now);
+        become(api::phase::kFailed, "Warning", reason, message + " after " + FormatDuration(c.pending_timeout));
         return finish();
       }
-      SetCondition(st, "Attached", false, reason, message, generation, in.now);
-      SetCondition(st, "Ready", false, "Pending", "waiting for the target pod", generation, in.now);
+      api::SetCondition(st, api::condition::kAttached, false, reason, message, generation, in.now);
+      api::SetCondition(st, api::condition::kReady, false, "Pending", "waiting for the target pod", generation, in.now);
       a.requeue_after = std::min(c.pending_recheck, Until(in.now, created + c.pending_timeout));
       return finish();
     }
@@ -296,20 +219,21 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
     st["podIP"] = Str(Obj(*pod, "status"), "podIP");
     st["release"] = a.release.substr(a.release.find('/') + 1);
     st["attach"] = {{"attempts", 0}};
-    SetCondition(st, "CircuitAllowed", true, in.circuit.state == CircuitState::kHalfOpen ? "HalfOpenTrial" : "Closed",
-                 "the release's circuit breaker allows sessions", generation, in.now);
-    become("Attaching", "Normal", "Attaching", "attaching to dlv in pod " + Str(pmd, "name"));
+    api::SetCondition(st, api::condition::kCircuitAllowed, true,
+                      in.circuit.state == CircuitState::kHalfOpen ? "HalfOpenTrial" : "Closed",
+                      "the release's circuit breaker allows sessions", generation, in.now);
+    become(api::phase::kAttaching, "Normal", "Attaching", "attaching to dlv in pod " + Str(pmd, "name"));
   }
 
   // Attaching and Active both talk to the agent; the adapter runs the probe when asked.
-  int agent_port = AgentPort(*pod);
+  int agent_port = api::AgentPortOf(*pod);
   st["podIP"] = Str(Obj(*pod, "status"), "podIP");
   std::string address = Str(st, "podIP") + ":" + std::to_string(agent_port);
   json& attach = st["attach"];
   int64_t attempts = Int(attach, "attempts");
   auto last = kube::ParseTime(Str(attach, "lastProbeAt"));
 
-  if (phase == "Attaching") {
+  if (phase == api::phase::kAttaching) {
     if (!in.probe) {
       milliseconds backoff =
           c.attach_backoff * (int64_t{1} << std::min<int64_t>(std::max<int64_t>(attempts - 1, 0), 10));
@@ -328,26 +252,28 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
     if (p.ok) {
       attach["latencySeconds"] = p.latency_seconds;
       attach["lastError"] = "";
-      int dlv_port = DlvPort(*pod, c.default_dlv_port);
+      int dlv_port = api::DlvPortOf(*pod, c.default_dlv_port);
       st["startedAt"] = kube::FormatTime(in.now);
       st["connect"] = "kubectl port-forward -n " + ns + " pod/" + Str(st, "pod") + " " + std::to_string(dlv_port) +
                       ":" + std::to_string(dlv_port) + " && dlv connect 127.0.0.1:" + std::to_string(dlv_port);
-      SetCondition(st, "Attached", true, "Attached", "dlv answered in " + Ms(p.latency_seconds), generation, in.now);
-      SetCondition(st, "Ready", true, "Active", "the session is active", generation, in.now);
-      become("Active", "Normal", "Active", "attached to dlv in pod " + Str(st, "pod") + " in " + Ms(p.latency_seconds));
+      api::SetCondition(st, api::condition::kAttached, true, "Attached", "dlv answered in " + Ms(p.latency_seconds),
+                        generation, in.now);
+      api::SetCondition(st, api::condition::kReady, true, "Active", "the session is active", generation, in.now);
+      become(api::phase::kActive, "Normal", "Active",
+             "attached to dlv in pod " + Str(st, "pod") + " in " + Ms(p.latency_seconds));
       a.active = true;
       a.requeue_after = std::min(c.reprobe_interval, Until(in.now, expires));
       return finish();
     }
     attach["lastError"] = p.error;
     if (attempts >= c.max_attach_attempts) {
-      SetCondition(st, "Attached", false, "AttachFailed", p.error, generation, in.now);
-      SetCondition(st, "Ready", false, "AttachFailed", p.error, generation, in.now);
-      become("Failed", "Warning", "AttachFailed",
+      api::SetCondition(st, api::condition::kAttached, false, "AttachFailed", p.error, generation, in.now);
+      api::SetCondition(st, api::condition::kReady, false, "AttachFailed", p.error, generation, in.now);
+      become(api::phase::kFailed, "Warning", "AttachFailed",
              "attach failed " + std::to_string(attempts) + " times; last error: " + p.error);
       return finish();
     }
-    SetCondition(st, "Attached", false, "AttachRetrying", p.error, generation, in.now);
+    api::SetCondition(st, api::condition::kAttached, false, "AttachRetrying", p.error, generation, in.now);
     a.events.push_back(
         {"Warning", "AttachRetrying", "attach attempt " + std::to_string(attempts) + " failed: " + p.error});
     a.requeue_after = c.attach_backoff * (int64_t{1} << std::min<int64_t>(attempts - 1, 10));
@@ -379,17 +305,17 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   bool ready = false;
   if (st.contains("conditions") && st["conditions"].is_array()) {
     for (const json& cond : st["conditions"])
-      ready = ready || (Str(cond, "type") == "Ready" && Str(cond, "status") == "True");
+      ready = ready || (Str(cond, "type") == api::condition::kReady && Str(cond, "status") == "True");
   }
   if (p.ok && ready && persisted && in.now - *persisted < c.persist_interval) return finish();
   attach["lastProbeAt"] = kube::FormatTime(in.now);  // re-probes do not count as attach tries
   if (p.ok) {
     attach["latencySeconds"] = p.latency_seconds;
     attach["lastError"] = "";
-    SetCondition(st, "Ready", true, "Active", "the session is active", generation, in.now);
+    api::SetCondition(st, api::condition::kReady, true, "Active", "the session is active", generation, in.now);
   } else {
     attach["lastError"] = p.error;
-    SetCondition(st, "Ready", false, "ProbeFailed", p.error, generation, in.now);
+    api::SetCondition(st, api::condition::kReady, false, "ProbeFailed", p.error, generation, in.now);
     a.events.push_back({"Warning", "ProbeFailed", "dlv probe failed: " + p.error});
   }
   return finish();

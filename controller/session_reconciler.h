@@ -10,8 +10,6 @@
 
 namespace graydebug::controller {
 
-inline constexpr const char* kFinalizer = "graydebug.io/session-cleanup";
-
 enum class CircuitState { kClosed, kHalfOpen, kOpen };
 
 // What the breaker of the session's release says (SPEC §6).
@@ -96,15 +94,10 @@ class SessionReconciler {
   ReconcilerConfig config_;
 };
 
-bool IsFinalPhase(const std::string& phase);
 // The pod the session targets among `pods`: by name, or the newest ready pod matching the
 // selector. nullptr when none qualifies.
 const nlohmann::json* ResolvePod(const nlohmann::json& session, const std::vector<nlohmann::json>& pods);
 // Whether `labels` match a metav1.LabelSelector (matchLabels + matchExpressions).
 bool SelectorMatches(const nlohmann::json& selector, const nlohmann::json& labels);
-// The release of a pod: the value of `label`, else its controller owner's name, else "".
-std::string ReleaseOfPod(const nlohmann::json& pod, const std::string& label);
-// The port of the pod's graydebug-agent container (named gd-agent, else its first port); 0 if none.
-int AgentPort(const nlohmann::json& pod);
 
 }  // namespace graydebug::controller

@@ -146,16 +146,4 @@ std::optional<CircuitBreaker> CircuitBreaker::FromJson(const json& j, BreakerCon
   return b;
 }
 
-std::string CircuitDataKey(const std::string& release_key) {
-  std::string k = release_key;
-  if (auto slash = k.find('/'); slash != std::string::npos) k[slash] = '.';
-  return k;
-}
-
-std::string ReleaseKeyOfCircuitDataKey(const std::string& data_key) {
-  std::string k = data_key;
-  if (auto dot = k.find('.'); dot != std::string::npos) k[dot] = '/';
-  return k;
-}
-
 }  // namespace graydebug

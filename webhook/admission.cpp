@@ -3,6 +3,7 @@
 #include <cctype>
 #include <optional>
 
+#include "graydebug/api/debug_session.h"
 #include "graydebug/base64.h"
 #include "graydebug/json_patch.h"
 
@@ -179,7 +180,7 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
     if (d.refusal) return *d.refusal;
     const json& req = d.review["request"];
     std::string kind = req.contains("kind") ? StringOr(req["kind"], "kind") : "";
-    if (kind != "DebugSession") return Respond(d.review, nullptr, "", {"skipped", "not-debugsession"});
+    if (kind != api::kSessionKind) return Respond(d.review, nullptr, "", {"skipped", "not-debugsession"});
     std::string op = StringOr(req, "operation");
     auto obj = req.find("object");
     if (obj == req.end() || !obj->is_object()) return Respond(d.review, nullptr, "", {"skipped", "no-object"});

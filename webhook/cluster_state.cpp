@@ -1,6 +1,6 @@
 #include "webhook/cluster_state.h"
 
-#include "graydebug/circuit_breaker.h"
+#include "graydebug/api/circuits.h"
 #include "graydebug/log.h"
 
 namespace graydebug::webhook {
@@ -29,25 +29,15 @@ kube::InformerOptions NamespaceOptions() {
 
 std::pair<std::vector<std::string>, std::vector<std::string>> BreakerGates::Replace(const nlohmann::json& data) {
   std::map<std::string, Published> fresh;
-  if (data.is_object()) {
-    for (const auto& [key, value] : data.items()) {
-      nlohmann::json j =
-          value.is_string() ? nlohmann::json::parse(value.get<std::string>(), nullptr, false) : nlohmann::json();
-      if (!j.is_object()) continue;
-      // Read by type: json::value() would throw on a member of another type, in the informer's thread.
-      auto st = j.find("state");
-      std::string state = st != j.end() && st->is_string() ? st->get<std::string>() : "";
-      if (state != "open" && state != "half-open") continue;
-      auto num = [&](const char* k) -> int64_t {
-        auto it = j.find(k);
-        return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-      };
-      Published p;
-      p.open = state == "open";
-      p.retry_at_ms = num("retryAt");
-      p.period = std::to_string(num("trips")) + "/" + std::to_string(p.retry_at_ms);
-      fresh[ReleaseKeyOfCircuitDataKey(key)] = p;
-    }
+  for (const api::CircuitEntry& e : api::DecodeCircuits(data, api::ReaderBreakerConfig())) {
+    // An unreadable entry counts as closed, as the controller's leader reads it.
+    if (!e.breaker || e.breaker->stored_state() == BreakerState::kClosed) continue;
+    Published p;
+    p.open = e.breaker->stored_state() == BreakerState::kOpen;
+    p.retry_at_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(e.breaker->RetryAt().time_since_epoch()).count();
+    p.period = std::to_string(e.breaker->trips()) + "/" + std::to_string(p.retry_at_ms);
+    fresh[e.release_key] = p;
   }
   std::vector<std::string> opened, closed;
   for (const auto& [k, v] : fresh) {
@@ -81,7 +71,7 @@ ClusterBreakers::ClusterBreakers(std::shared_ptr<kube::Client> client, const std
     : informer_(std::move(client), kube::Resource::ConfigMaps(), ns, [] {
         kube::InformerOptions o;
         o.name = "circuits";
-        o.field_selector = std::string("metadata.name=") + kCircuitsConfigMap;
+        o.field_selector = std::string("metadata.name=") + api::kCircuitsConfigMap;
         return o;
       }()) {
   kube::EventHandlers h;
@@ -90,7 +80,7 @@ ClusterBreakers::ClusterBreakers(std::shared_ptr<kube::Client> client, const std
   h.on_delete = [this](const nlohmann::json&) {
     std::lock_guard l(mu_);
     gates_.Clear();
-    log::Info("ConfigMap " + std::string(kCircuitsConfigMap) + " deleted: every circuit counts as closed");
+    log::Info("ConfigMap " + std::string(api::kCircuitsConfigMap) + " deleted: every circuit counts as closed");
   };
   informer_.AddHandlers(h);
 }

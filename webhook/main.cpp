@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "graydebug/api/circuits.h"
 #include "graydebug/cli_app.h"
 #include "graydebug/config_file.h"
 #include "graydebug/http_server.h"
@@ -218,7 +219,7 @@ int main(int argc, char** argv) {
     auto cb = std::make_unique<ClusterBreakers>(client.value(), circuits_namespace);
     cluster_breakers = cb.get();
     breakers = std::move(cb);
-    log::Info("circuit breakers from the cluster", {{"configmap", circuits_namespace + "/graydebug-circuits"}});
+    log::Info("circuit breakers from the cluster", {{"configmap", circuits_namespace + "/" + api::kCircuitsConfigMap}});
   } else if (kube::IsNoConfig(kc)) {
     breakers = std::make_unique<StandaloneBreakers>();
   } else {

@@ -75,7 +75,7 @@ std::pair<json, json> BuildSidecars(const InjectionConfig& c, int dlv_port, cons
   std::string dlv_local = (c.dlv_listen_host == "::1" ? "[::1]:" : "127.0.0.1:") + std::to_string(dlv_port);
   json target_env = {{"name", "GRAYDEBUG_TARGET_CONTAINER"}, {"value", target}};
   json dlv = {
-      {"name", kDlvContainer},
+      {"name", api::kDlvContainer},
       {"image", dlv_image},
       {"imagePullPolicy", c.image_pull_policy},
       {"command", {c.agent_binary}},
@@ -100,7 +100,7 @@ std::pair<json, json> BuildSidecars(const InjectionConfig& c, int dlv_port, cons
                              {"failureThreshold", 3}};
   }
   json agent = {
-      {"name", kAgentContainer},
+      {"name", api::kAgentContainer},
       {"image", agent_image},
       {"imagePullPolicy", c.image_pull_policy},
       {"command", {c.agent_binary}},
@@ -109,7 +109,7 @@ std::pair<json, json> BuildSidecars(const InjectionConfig& c, int dlv_port, cons
        {target_env,
         {{"name", "POD_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}},
         {{"name", "POD_NAMESPACE"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}}}},
-      {"ports", {{{"name", "gd-agent"}, {"containerPort", c.agent_port}, {"protocol", "TCP"}}}},
+      {"ports", {{{"name", api::kAgentPortName}, {"containerPort", c.agent_port}, {"protocol", "TCP"}}}},
       {"readinessProbe",
        {{"httpGet", {{"path", "/healthz"}, {"port", c.agent_port}}},
         {"periodSeconds", 10},
@@ -183,22 +183,6 @@ DlvIdentity DlvIdentityFor(const json& pod, const std::string& target, int64_t f
   return id;
 }
 
-std::string ReleaseOf(const json& pod, const std::string& release_label) {
-  const json* md = Member(pod, "metadata");
-  if (auto v = StringAt(md ? Member(*md, "labels") : nullptr, release_label); v && !v->empty()) return *v;
-  const json& owners = ArrayAt(md, "ownerReferences");
-  for (const json& o : owners) {
-    const json* c = Member(o, "controller");
-    if (c != nullptr && c->is_boolean() && c->get<bool>()) {
-      if (auto n = StringAt(&o, "name")) return *n;
-    }
-  }
-  if (!owners.empty()) {
-    if (auto n = StringAt(&owners[0], "name")) return *n;
-  }
-  return "";
-}
-
 SidecarInjector::SidecarInjector(InjectionConfig config, std::string version)
     : config_(std::move(config)), version_(std::move(version)) {
   std::tie(dlv_template_, agent_template_) =
@@ -214,8 +198,8 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
 
   std::string ns = ctx.namespace_name;
   if (auto pod_ns = StringAt(md, "namespace"); ns.empty() && pod_ns) ns = *pod_ns;
-  std::string release = ReleaseOf(pod, c.release_label);
-  std::string release_key = release.empty() ? "" : ns + "/" + release;
+  std::string release = api::ReleaseOf(pod, c.release_label);
+  std::string release_key = api::ReleaseKey(ns, release);
 
   if (ctx.operation != "CREATE") {
     return Skip("not-create", "only new pods are injected (operation " + ctx.operation + ")", release_key);
@@ -226,11 +210,11 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   if (StringAt(labels, c.select_label_key) != c.select_label_value) {
     return Skip("not-selected", "label " + c.select_label_key + "=" + c.select_label_value + " is absent", release_key);
   }
-  if (StringAt(annotations, kOptOutAnnotation) == "false") {
-    return Skip("opted-out", std::string("annotation ") + kOptOutAnnotation + "=false", release_key);
+  if (StringAt(annotations, api::kOptOutAnnotation) == "false") {
+    return Skip("opted-out", std::string("annotation ") + api::kOptOutAnnotation + "=false", release_key);
   }
-  if (StringAt(labels, kInjectedLabel) == "true" || StringAt(annotations, kStatusAnnotation) ||
-      HasContainerNamed(spec, kDlvContainer) || HasContainerNamed(spec, kAgentContainer)) {
+  if (StringAt(labels, api::kInjectedLabel) == "true" || StringAt(annotations, api::kStatusAnnotation) ||
+      HasContainerNamed(spec, api::kDlvContainer) || HasContainerNamed(spec, api::kAgentContainer)) {
     return Skip("already-injected", "the pod already carries graydebug's sidecars", release_key);
   }
   if (const json* hn = Member(*spec, "hostNetwork"); hn != nullptr && hn->is_boolean() && hn->get<bool>()) {
@@ -241,12 +225,13 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   const json& containers = ArrayAt(spec, "containers");
   if (containers.empty()) return Skip("not-selected", "the pod has no containers", release_key);
   std::string target;
-  if (auto t = StringAt(annotations, kTargetAnnotation)) {
+  if (auto t = StringAt(annotations, api::kTargetAnnotation)) {
     bool found = false;
     for (const json& ct : containers) found = found || StringAt(&ct, "name") == *t;
     if (!found) {
       return Skip("invalid-annotation",
-                  std::string(kTargetAnnotation) + "=" + Quote(*t) + " names no container of the pod", release_key);
+                  std::string(api::kTargetAnnotation) + "=" + Quote(*t) + " names no container of the pod",
+                  release_key);
     }
     target = *t;
   } else {
@@ -255,37 +240,38 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
     target = *first;
   }
   std::string dlv_image = c.dlv_image, agent_image = c.agent_image;
-  if (auto v = StringAt(annotations, kDlvImageAnnotation)) {
+  if (auto v = StringAt(annotations, api::kDlvImageAnnotation)) {
     if (!ValidImage(*v)) {
-      return Skip("invalid-annotation", std::string(kDlvImageAnnotation) + "=" + Quote(*v) + " is not an image",
+      return Skip("invalid-annotation", std::string(api::kDlvImageAnnotation) + "=" + Quote(*v) + " is not an image",
                   release_key);
     }
     dlv_image = *v;
   }
-  if (auto v = StringAt(annotations, kAgentImageAnnotation)) {
+  if (auto v = StringAt(annotations, api::kAgentImageAnnotation)) {
     if (!ValidImage(*v)) {
-      return Skip("invalid-annotation", std::string(kAgentImageAnnotation) + "=" + Quote(*v) + " is not an image",
+      return Skip("invalid-annotation", std::string(api::kAgentImageAnnotation) + "=" + Quote(*v) + " is not an image",
                   release_key);
     }
     agent_image = *v;
   }
   int dlv_port = c.dlv_port;
   bool dlv_port_from_annotation = false;
-  if (auto v = StringAt(annotations, kDlvPortAnnotation)) {
+  if (auto v = StringAt(annotations, api::kDlvPortAnnotation)) {
     auto p = ParsePort(*v);
     if (!p || *p == c.agent_port) {
       return Skip(
           "invalid-annotation",
-          std::string(kDlvPortAnnotation) + "=" + Quote(*v) + " is not a port in 1..65535 other than the agent's",
+          std::string(api::kDlvPortAnnotation) + "=" + Quote(*v) + " is not a port in 1..65535 other than the agent's",
           release_key);
     }
     dlv_port = *p;
     dlv_port_from_annotation = true;
   }
   std::string expvar_url = c.expvar_url;
-  if (auto v = StringAt(annotations, kExpvarUrlAnnotation)) {
+  if (auto v = StringAt(annotations, api::kExpvarUrlAnnotation)) {
     if (std::string why = ExpvarUrlProblem(*v); !why.empty()) {
-      return Skip("invalid-annotation", std::string(kExpvarUrlAnnotation) + "=" + Quote(*v) + " " + why, release_key);
+      return Skip("invalid-annotation", std::string(api::kExpvarUrlAnnotation) + "=" + Quote(*v) + " " + why,
+                  release_key);
     }
     expvar_url = *v;
   }
@@ -367,16 +353,16 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
     b.AppendToArray(pod, {"spec", "containers"}, std::move(dlv));
     b.AppendToArray(pod, {"spec", "containers"}, std::move(agent));
   }
-  b.SetInMap(pod, {"metadata", "labels"}, kInjectedLabel, "true");
-  json status = {{"containers", {kDlvContainer, kAgentContainer}},
-                 {"version", version_},
-                 {"target", target},
-                 {"dlvPort", dlv_port},
-                 {"agentPort", c.agent_port},
-                 {"dlvUser", identity.source}};
-  b.SetInMap(pod, {"metadata", "annotations"}, kStatusAnnotation, status.dump());
-  if (!StringAt(annotations, kDefaultContainerAnnotation)) {
-    b.SetInMap(pod, {"metadata", "annotations"}, kDefaultContainerAnnotation, target);
+  b.SetInMap(pod, {"metadata", "labels"}, api::kInjectedLabel, "true");
+  api::InjectionStatus status;
+  status.version = version_;
+  status.target = target;
+  status.dlv_port = dlv_port;
+  status.agent_port = c.agent_port;
+  status.dlv_user = identity.source;
+  b.SetInMap(pod, {"metadata", "annotations"}, api::kStatusAnnotation, status.ToJson().dump());
+  if (!StringAt(annotations, api::kDefaultContainerAnnotation)) {
+    b.SetInMap(pod, {"metadata", "annotations"}, api::kDefaultContainerAnnotation, target);
   }
   if (c.scrape_annotations && !StringAt(annotations, "prometheus.io/scrape") &&
       !StringAt(annotations, "prometheus.io/port") && !StringAt(annotations, "prometheus.io/path")) {
@@ -389,8 +375,8 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   r.inject = true;
   r.release_key = release_key;
   r.half_open_trial = trial;
-  r.message = "injected " + std::string(kDlvContainer) + " and " + kAgentContainer + " (target container " + target +
-              ", dlv-server as uid " + std::to_string(identity.run_as_user) + ": " + identity.source + ")" +
+  r.message = "injected " + std::string(api::kDlvContainer) + " and " + api::kAgentContainer + " (target container " +
+              target + ", dlv-server as uid " + std::to_string(identity.run_as_user) + ": " + identity.source + ")" +
               (trial ? "; a trial pod of the half-open circuit breaker of release " + release_key : "");
   r.patch = b.Take();
   return r;

@@ -4,22 +4,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "graydebug/api/pod.h"
 #include "webhook/injection_config.h"
 
 namespace graydebug::webhook {
-
-// Well-known names (SPEC §2).
-inline constexpr const char* kDlvContainer = "dlv-server";
-inline constexpr const char* kAgentContainer = "graydebug-agent";
-inline constexpr const char* kInjectedLabel = "graydebug.io/injected";
-inline constexpr const char* kStatusAnnotation = "graydebug.io/status";
-inline constexpr const char* kOptOutAnnotation = "graydebug.io/inject";
-inline constexpr const char* kTargetAnnotation = "graydebug.io/target-container";
-inline constexpr const char* kDlvImageAnnotation = "graydebug.io/dlv-image";
-inline constexpr const char* kAgentImageAnnotation = "graydebug.io/agent-image";
-inline constexpr const char* kDlvPortAnnotation = "graydebug.io/dlv-port";
-inline constexpr const char* kExpvarUrlAnnotation = "graydebug.io/expvar-url";
-inline constexpr const char* kDefaultContainerAnnotation = "kubectl.kubernetes.io/default-container";
 
 // What a release's breaker allows for one new pod (SPEC §6).
 enum class BreakerGate {
@@ -76,10 +64,6 @@ struct DlvIdentity {
 };
 DlvIdentity DlvIdentityFor(const nlohmann::json& pod, const std::string& target, int64_t fallback_uid,
                            int64_t fallback_gid);
-
-// The release a pod belongs to: the value of `release_label`, else the name of its controller owner
-// (the first ownerReference with controller: true, else the first one), else "".
-std::string ReleaseOf(const nlohmann::json& pod, const std::string& release_label);
 
 // Pure: pod JSON + config + context -> decision and patch. Never throws on any JSON input (a
 // value of the wrong type counts as absent). Idempotent: a pod it injected is skipped with

@@ -43,6 +43,8 @@ class CircuitBreaker {
   Change Advance(Clock::Wall now);
   // The state at `now` (an open breaker whose cool-down passed reads as half-open).
   BreakerState State(Clock::Wall now) const;
+  // The state as recorded, without the clock (an open breaker stays open past its cool-down).
+  BreakerState stored_state() const { return state_; }
   // When an open breaker turns half-open.
   Clock::Wall RetryAt() const { return retry_at_; }
   int attempts() const { return static_cast<int>(window_.size()); }
@@ -66,11 +68,5 @@ class CircuitBreaker {
   Clock::Wall opened_at_{}, retry_at_{};
   int trips_ = 0, consecutive_trips_ = 0, trial_successes_ = 0;
 };
-
-// ConfigMap graydebug-circuits keys its data by release: "<namespace>/<release>" is stored as
-// "<namespace>.<release>" (ConfigMap keys allow no '/'; namespaces hold no '.', so it reverses).
-inline constexpr const char* kCircuitsConfigMap = "graydebug-circuits";
-std::string CircuitDataKey(const std::string& release_key);
-std::string ReleaseKeyOfCircuitDataKey(const std::string& data_key);
 
 }  // namespace graydebug

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "graydebug/api/debug_session.h"
 #include "graydebug/backoff.h"
 #include "graydebug/clock.h"
 #include "graydebug/kube/config.h"
@@ -26,7 +27,7 @@ struct Resource {
   static Resource ConfigMaps() { return {"", "v1", "configmaps", true}; }
   static Resource Events() { return {"", "v1", "events", true}; }
   static Resource Leases() { return {"coordination.k8s.io", "v1", "leases", true}; }
-  static Resource DebugSessions() { return {"graydebug.io", "v1alpha1", "debugsessions", true}; }
+  static Resource DebugSessions() { return {api::kGroup, api::kVersion, api::kSessionResource, true}; }
 };
 
 struct ListOptions {

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "graydebug/api/debug_session.h"
 #include "graydebug/kube/time.h"
 
 using namespace graydebug::controller;
@@ -9,6 +10,7 @@ using graydebug::Clock;
 using graydebug::kube::FormatTime;
 using graydebug::kube::ParseTime;
 using json = nlohmann::json;
+namespace api = graydebug::api;
 using namespace std::chrono_literals;
 
 namespace {
@@ -24,7 +26,7 @@ json Session(const std::string& pod = "order-1", const std::string& ttl = "15m")
               {"generation", 1},
               {"uid", "u1"},
               {"creationTimestamp", FormatTime(kT0)},
-              {"finalizers", {kFinalizer}}}},
+              {"finalizers", {api::kSessionFinalizer}}}},
             {"spec", {{"target", {{"pod", pod}}}, {"ttl", ttl}}}};
   return s;
 }
@@ -64,7 +66,7 @@ struct Driver {
     }
     if (a.probed_at) last_probe = a.probed_at;
     session["status"] = a.status;
-    if (a.add_finalizer) session["metadata"]["finalizers"] = {kFinalizer};
+    if (a.add_finalizer) session["metadata"]["finalizers"] = {api::kSessionFinalizer};
     return a;
   }
   std::string Phase() const { return session["status"].value("phase", ""); }

@@ -13,6 +13,7 @@
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace graydebug::webhook;
+namespace api = graydebug::api;
 
 namespace {
 
@@ -70,15 +71,15 @@ void CheckProperties(const SidecarInjector& inj, const json& pod, const Injectio
       CHECK(c["name"].is_string());
       CHECK_MESSAGE(names.insert(c["name"].get<std::string>()).second, "duplicate container ", c["name"]);
       if (c.contains("restartPolicy") || list == std::string("containers")) {
-        if (c["name"] == kDlvContainer || c["name"] == kAgentContainer) {
+        if (c["name"] == api::kDlvContainer || c["name"] == api::kAgentContainer) {
           CHECK(c["resources"]["requests"].contains("memory"));
           CHECK(c["resources"]["limits"].contains("memory"));
         }
       }
     }
   }
-  CHECK(names.count(kDlvContainer) == 1);
-  CHECK(names.count(kAgentContainer) == 1);
+  CHECK(names.count(api::kDlvContainer) == 1);
+  CHECK(names.count(api::kAgentContainer) == 1);
   // Every original container is kept, unchanged and in place.
   for (const char* list : {"containers", "initContainers"}) {
     if (!pod["spec"].contains(list)) continue;
@@ -88,17 +89,17 @@ void CheckProperties(const SidecarInjector& inj, const json& pod, const Injectio
     if (!pod["metadata"].contains(map)) continue;
     for (const auto& [k, v] : pod["metadata"][map].items()) CHECK(out["metadata"][map][k] == v);
   }
-  CHECK(out["metadata"]["labels"][kInjectedLabel] == "true");
-  json status = json::parse(out["metadata"]["annotations"][kStatusAnnotation].get<std::string>());
-  CHECK(status["containers"] == json{kDlvContainer, kAgentContainer});
+  CHECK(out["metadata"]["labels"][api::kInjectedLabel] == "true");
+  json status = json::parse(out["metadata"]["annotations"][api::kStatusAnnotation].get<std::string>());
+  CHECK(status["containers"] == json{api::kDlvContainer, api::kAgentContainer});
   // dlv: SYS_PTRACE and loopback; the agent: no added capability, non-root.
   for (const char* list : {"containers", "initContainers"}) {
     if (!spec.contains(list)) continue;
     for (const json& c : spec[list]) {
-      if (c["name"] == kDlvContainer) {
+      if (c["name"] == api::kDlvContainer) {
         CHECK(c["securityContext"]["capabilities"]["add"] == json{"SYS_PTRACE"});
         CHECK(c["args"][1].get<std::string>().rfind("--listen=127.0.0.1:", 0) == 0);
-      } else if (c["name"] == kAgentContainer) {
+      } else if (c["name"] == api::kAgentContainer) {
         CHECK_FALSE(c["securityContext"]["capabilities"].contains("add"));
         CHECK(c["securityContext"]["runAsNonRoot"] == true);
         CHECK(c["securityContext"]["allowPrivilegeEscalation"] == false);
@@ -184,10 +185,10 @@ TEST_CASE("skip reasons") {
 
 TEST_CASE("release falls back to the controller owner's name") {
   json pod = json::parse(Slurp(kFixtures / "simple-gray.pod.json"));
-  CHECK(ReleaseOf(pod, "version") == "v2-alpha");
-  CHECK(ReleaseOf(pod, "track") == "order-v2-alpha-7d9f8c6b5");
+  CHECK(api::ReleaseOf(pod, "version") == "v2-alpha");
+  CHECK(api::ReleaseOf(pod, "track") == "order-v2-alpha-7d9f8c6b5");
   pod["metadata"].erase("ownerReferences");
-  CHECK(ReleaseOf(pod, "track").empty());
+  CHECK(api::ReleaseOf(pod, "track").empty());
 }
 
 TEST_CASE("hostile values never throw and never inject a broken pod") {
