@@ -44,7 +44,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "graydebug/config_file.h"
+#include "graydebug/file_read.h"
 #include "graydebug/flags.h"
 #include "graydebug/log.h"
 

@@ -2,7 +2,7 @@
 
 #include <sys/stat.h>
 
-#include "graydebug/config_file.h"
+#include "graydebug/file_read.h"
 #include "graydebug/log.h"
 
 namespace graydebug::kube {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The libraries keep to the pure/adapter line (docs/architecture.md, "Libraries"): the pure core
+# references no cpprest, Beast, Asio or yaml-cpp symbol, and each binary needs only the shared
+# libraries it uses (the agent neither cpprest nor yaml-cpp; kubectl-graydebug no prometheus).
+# Usage: link_deps_test.sh BUILD_DIR
+set -uo pipefail
+build=$1
+fails=0
+ok() { echo "ok   - $1"; }
+fail() { echo "FAIL - $1"; fails=$((fails + 1)); }
+
+core=$build/lib/libgraydebug_core.a
+if [ ! -f "$core" ]; then fail "no $core"; exit 1; fi
+# Undefined symbols of the core's objects, demangled: what it needs from elsewhere.
+bad=$(nm -C -u "$core" | grep -E 'web::|pplx::|concurrency::streams|boost::beast|boost::asio|YAML::' | sort -u | head -5)
+if [ -z "$bad" ]; then ok "graydebug_core needs no cpprest, Beast, Asio or yaml-cpp symbol"; else fail "graydebug_core needs: $bad"; fi
+
+needed() { readelf -d "$build/bin/$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' '; }
+# binary, shared libraries it must not need
+while read -r bin forbidden; do
+  [ -n "$bin" ] || continue
+  n=$(needed "$bin")
+  [ -n "$n" ] || { fail "$bin: no NEEDED entries read"; continue; }
+  hit=""
+  for lib in $forbidden; do case " $n" in *" $lib"*) hit="$hit $lib" ;; esac; done
+  if [ -z "$hit" ]; then ok "$bin needs none of: $forbidden"; else fail "$bin needs$hit (NEEDED: $n)"; fi
+done <<'LIST'
+graydebug-agent libcpprest libyaml-cpp libboost
+graydebug-webhook libboost
+graydebug-controller libboost
+kubectl-graydebug libprometheus-cpp libboost
+LIST
+[ "$fails" -eq 0 ]
