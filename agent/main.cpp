@@ -15,6 +15,7 @@
 #include "graydebug/dlv_client.h"
 #include "graydebug/http_get.h"
 #include "graydebug/log.h"
+#include "graydebug/net/address.h"
 #include "graydebug/stop_signals.h"
 
 using namespace graydebug;
@@ -91,8 +92,9 @@ int ProbeDlv(const std::vector<std::string>& args) {
               << "); the reason is in the dlv-server container's log\n";
     return 1;
   }
-  auto colon = addr.rfind(':');
-  if (auto d = agent::FindDlvServing("/proc", std::atoi(addr.c_str() + colon + 1)); d && !d->any_user) {
+  std::string unused;
+  const int port = net::ParseHostPort(addr, &unused).value_or(net::HostPort{}).port;
+  if (auto d = agent::FindDlvServing("/proc", port); d && !d->any_user) {
     std::cout << "dlv (pid " << d->pid << ") accepts only uid " << d->uid
               << " (started without --only-same-user=false); port-forwarded clients will be refused\n";
     return 1;

@@ -24,6 +24,7 @@
 #include "graydebug/http_server.h"
 #include "graydebug/log.h"
 #include "graydebug/metrics.h"
+#include "graydebug/net/address.h"
 #include "graydebug/stop_signals.h"
 
 namespace graydebug::agent {
@@ -196,8 +197,9 @@ class DlvProber {
   static bool Up(const Outcome& o) { return o.reply.ok() && o.same_user_only.empty(); }
 
   static int PortOf(const std::string& address) {
-    auto colon = address.rfind(':');
-    return colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
+    std::string unused;
+    auto hp = net::ParseHostPort(address, &unused);
+    return hp ? hp->port : 0;
   }
 
   const dlv::Client client_;

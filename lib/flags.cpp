@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "graydebug/duration.h"
+#include "graydebug/net/address.h"
 
 namespace graydebug {
 
@@ -187,33 +188,8 @@ std::string FlagSet::Help() const {
 }
 
 std::string ValidateListenAddress(const std::string& address) {
-  if (address.size() > 300) return "address too long";
-  std::string host, port;
-  if (!address.empty() && address[0] == '[') {
-    auto close = address.find(']');
-    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':') {
-      return "must be host:port, :port or [ipv6]:port";
-    }
-    host = address.substr(1, close - 1);
-    port = address.substr(close + 2);
-  } else {
-    auto colon = address.rfind(':');
-    if (colon == std::string::npos) return "must be host:port, :port or [ipv6]:port";
-    host = address.substr(0, colon);
-    port = address.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return "an IPv6 host must be in brackets, like [::1]:8443";
-  }
-  for (char c : host) {
-    bool ok =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':';
-    if (!ok) return "host has an invalid character";
-  }
-  int p = -1;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || p < 0 || p > 65535) {
-    return "port must be a number from 0 to 65535";
-  }
-  return "";
+  std::string error;
+  return net::ParseHostPort(address, &error) ? "" : error;
 }
 
 }  // namespace graydebug

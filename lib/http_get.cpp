@@ -2,7 +2,6 @@
 // expvar, the agent's /probe/dlv). cpprest's client is for the Kubernetes API (TLS, streaming).
 #include "graydebug/http_get.h"
 
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +11,8 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+
+#include "graydebug/net/connect.h"
 
 namespace graydebug {
 namespace {
@@ -28,7 +29,8 @@ std::string Lower(std::string s) {
 // ---- HTTP/1.0 GET ----
 
 struct Url {
-  std::string host, port, path;
+  net::HostPort to;
+  std::string path;
 };
 
 std::optional<Url> ParseUrl(const std::string& url, std::string* error) {
@@ -50,35 +52,17 @@ std::optional<Url> ParseUrl(const std::string& url, std::string* error) {
     *error = "credentials in the URL are not supported";
     return std::nullopt;
   }
-  std::string port_text;
-  if (authority[0] == '[') {
-    auto close = authority.find(']');
-    if (close == std::string::npos) {
-      *error = "unterminated [IPv6] host";
-      return std::nullopt;
-    }
-    u.host = authority.substr(1, close - 1);
-    std::string after = authority.substr(close + 1);
-    if (!after.empty() && after[0] != ':') {
-      *error = "junk after the [IPv6] host";
-      return std::nullopt;
-    }
-    port_text = after.empty() ? "" : after.substr(1);
-  } else {
-    auto colon = authority.rfind(':');
-    u.host = authority.substr(0, colon);
-    port_text = colon == std::string::npos ? "" : authority.substr(colon + 1);
+  std::string bad;
+  auto hp = net::ParseHostPort(authority, &bad, {.default_port = 80, .min_port = 1});
+  if (!hp) {
+    *error = bad;
+    return std::nullopt;
   }
-  if (u.host.empty()) {
+  if (hp->host.empty()) {
     *error = "no host";
     return std::nullopt;
   }
-  u.port = port_text.empty() ? "80" : port_text;
-  if (u.port.size() > 5 || u.port.find_first_not_of("0123456789") != std::string::npos || std::stoi(u.port) == 0 ||
-      std::stoi(u.port) > 65535) {
-    *error = "bad port \"" + port_text + "\"";
-    return std::nullopt;
-  }
+  u.to = *hp;
   for (char c : u.path) {
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
       *error = "the path has spaces or control characters";
@@ -88,23 +72,11 @@ std::optional<Url> ParseUrl(const std::string& url, std::string* error) {
   return u;
 }
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-int RemainingMs(SteadyClock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
-
 // Waits until `fd` is ready for `events`; "" when ready, else why not.
 std::string WaitFor(int fd, short events, SteadyClock::time_point deadline) {
   for (;;) {
     pollfd p{fd, events, 0};
-    int n = ::poll(&p, 1, RemainingMs(deadline));
+    int n = ::poll(&p, 1, net::RemainingMs(deadline));
     if (n > 0) return "";
     if (n == 0) return "timed out";
     if (errno != EINTR) return std::string("poll: ") + std::strerror(errno);
@@ -134,42 +106,20 @@ HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout,
   std::string error;
   std::optional<Url> u = ParseUrl(url, &error);
   if (!u) return GetError("bad URL \"" + url + "\": " + error);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (int rc = getaddrinfo(u->host.c_str(), u->port.c_str(), &hints, &res); rc != 0 || res == nullptr) {
-    return GetError("cannot resolve " + u->host + ": " + gai_strerror(rc));
-  }
-  Fd sock;
-  sock.fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int rc = sock.fd < 0 ? -1 : ::connect(sock.fd, res->ai_addr, res->ai_addrlen);
-  int connect_errno = errno;
-  freeaddrinfo(res);
-  if (sock.fd < 0) return GetError(std::string("socket: ") + std::strerror(connect_errno));
-  const std::string where = u->host + ":" + u->port;
-  if (rc != 0 && connect_errno != EINPROGRESS) {
-    return GetError("connect to " + where + ": " + std::strerror(connect_errno), connect_errno == ECONNREFUSED);
-  }
-  if (rc != 0) {
-    if (std::string why = WaitFor(sock.fd, POLLOUT, connect_deadline); !why.empty()) {
-      return GetError("connect to " + where + ": " + why, false, why == "timed out");
-    }
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ::getsockopt(sock.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) return GetError("connect to " + where + ": " + std::strerror(err), err == ECONNREFUSED);
-  }
+  const std::string where = u->to.ToString();
+  net::Connection conn = net::ConnectWithDeadline(u->to, connect_deadline);
+  if (!conn.error.empty()) return GetError("connect to " + where + ": " + conn.error, conn.refused, conn.timed_out);
+  const int fd = conn.fd.get();
 
-  const std::string host_header = u->host.find(':') != std::string::npos ? "[" + u->host + "]:" + u->port : where;
+  const std::string& host_header = where;
   const std::string request = "GET " + u->path + " HTTP/1.0\r\nHost: " + host_header +
                               "\r\nUser-Agent: graydebug\r\nAccept: */*\r\nConnection: close\r\n\r\n";
   for (std::size_t sent = 0; sent < request.size();) {
-    ssize_t n = ::send(sock.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (std::string why = WaitFor(sock.fd, POLLOUT, deadline); !why.empty()) {
+      if (std::string why = WaitFor(fd, POLLOUT, deadline); !why.empty()) {
         return GetError("send to " + where + ": " + why, false, why == "timed out");
       }
     } else if (n < 0 && errno == EINTR) {
@@ -239,10 +189,10 @@ HttpGetResult HttpGet(const std::string& url, std::chrono::milliseconds timeout,
         return out;
       }
     }
-    if (std::string why = WaitFor(sock.fd, POLLIN, deadline); !why.empty()) {
+    if (std::string why = WaitFor(fd, POLLIN, deadline); !why.empty()) {
       return GetError("read from " + where + ": " + why, false, why == "timed out");
     }
-    ssize_t n = ::recv(sock.fd, chunk, sizeof(chunk), 0);
+    ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;

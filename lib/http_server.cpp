@@ -47,6 +47,7 @@
 #include "graydebug/file_read.h"
 #include "graydebug/flags.h"
 #include "graydebug/log.h"
+#include "graydebug/net/address.h"
 
 namespace graydebug::http {
 namespace {
@@ -310,18 +311,11 @@ std::optional<ListenAddress> ParseListen(const std::string& listen, std::string*
     *error = "listen address \"" + listen + "\": " + why;
     return std::nullopt;
   }
+  std::string unused;
+  graydebug::net::HostPort hp = *graydebug::net::ParseHostPort(listen, &unused);
   ListenAddress out;
-  std::size_t port_at = 0;
-  if (listen[0] == '[') {
-    auto close = listen.find(']');
-    out.host = listen.substr(1, close - 1);
-    port_at = close + 2;
-  } else {
-    auto colon = listen.rfind(':');
-    out.host = colon == 0 ? "0.0.0.0" : listen.substr(0, colon);
-    port_at = colon + 1;
-  }
-  std::from_chars(listen.data() + port_at, listen.data() + listen.size(), out.port);
+  out.host = hp.host.empty() ? "0.0.0.0" : hp.host;
+  out.port = hp.port;
   return out;
 }
 
