@@ -3,6 +3,7 @@
 #include <random>
 
 #include "graydebug/kube/leader_election.h"
+#include "graydebug/kube/time.h"
 #include "graydebug/log.h"
 
 namespace graydebug::kube {
@@ -10,11 +11,6 @@ namespace graydebug::kube {
 using nlohmann::json;
 
 namespace {
-
-std::string RfcTime(Clock::Wall t) {
-  std::string micro = FormatMicroTime(t);  // "...:SS.ffffffZ" -> "...:SSZ"
-  return micro.substr(0, micro.find('.')) + "Z";
-}
 
 std::string Md(const json& o, const char* key) {
   return o.contains("metadata") && o["metadata"].is_object() ? o["metadata"].value(key, "") : "";
@@ -105,7 +101,7 @@ void EventRecorder::Send(const Pending& p) {
   auto it = seen_.find(agg_key);
   if (it != seen_.end() && p.when - it->second.last < options_.aggregate_window) {
     Seen& s = it->second;
-    json patch = {{"count", s.count + 1}, {"lastTimestamp", RfcTime(p.when)}};
+    json patch = {{"count", s.count + 1}, {"lastTimestamp", FormatTime(p.when)}};
     auto r = client_->Patch(Resource::Events(), s.ns, s.event_name, PatchType::kMerge, patch.dump());
     if (r.ok()) {
       s.count++;
@@ -141,8 +137,8 @@ void EventRecorder::Send(const Pending& p) {
                 {"reason", p.reason},
                 {"message", p.message},
                 {"count", 1},
-                {"firstTimestamp", RfcTime(p.when)},
-                {"lastTimestamp", RfcTime(p.when)},
+                {"firstTimestamp", FormatTime(p.when)},
+                {"lastTimestamp", FormatTime(p.when)},
                 {"source", {{"component", options_.component}}},
                 {"reportingComponent", options_.component},
                 {"reportingInstance", options_.instance.empty() ? options_.component : options_.instance}};

@@ -3,23 +3,12 @@
 #include <ctime>
 #include <thread>
 
+#include "graydebug/kube/time.h"
 #include "graydebug/log.h"
 
 namespace graydebug::kube {
 
 using nlohmann::json;
-
-std::string FormatMicroTime(Clock::Wall t) {
-  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
-  std::time_t tt = std::chrono::system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(micros));
-  return buf;
-}
 
 LeaderElector::LeaderElector(std::shared_ptr<Client> client, LeaderElectionConfig config)
     : client_(std::move(client)), config_(std::move(config)), clock_(client_->clock()) {}
@@ -64,7 +53,7 @@ void LeaderElector::Stop() {
 
 bool LeaderElector::TryAcquireOrRenew() {
   const Resource leases = Resource::Leases();
-  const std::string now = FormatMicroTime(clock_.WallNow());
+  const std::string now = FormatTime(clock_.WallNow(), 6);
   const int64_t duration_s = std::max<int64_t>(1, config_.lease_duration.count() / 1000);
   Result<json> got = client_->Get(leases, config_.lease_namespace, config_.lease_name);
   if (!got.ok() && got.error().kind != ErrorKind::kNotFound) {
@@ -148,7 +137,7 @@ bool LeaderElector::Release() {
   if (lease["spec"].value("holderIdentity", "") != config_.identity) return false;
   lease["spec"]["holderIdentity"] = "";
   lease["spec"]["leaseDurationSeconds"] = 1;
-  lease["spec"]["renewTime"] = FormatMicroTime(clock_.WallNow());
+  lease["spec"]["renewTime"] = FormatTime(clock_.WallNow(), 6);
   return client_->Update(Resource::Leases(), config_.lease_namespace, lease).ok();
 }
 

@@ -5,12 +5,20 @@
 
 namespace graydebug::kube {
 
-std::string FormatTime(Clock::Wall t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+std::string FormatTime(Clock::Wall t, int fraction_digits) {
+  const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  std::time_t tt = std::chrono::system_clock::to_time_t(secs);
   std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour, tm.tm_min, tm.tm_sec);
+  if (fraction_digits == 3 || fraction_digits == 6) {
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
+    const long frac = fraction_digits == 3 ? static_cast<long>(micros / 1000) : static_cast<long>(micros);
+    n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), ".%0*ld", fraction_digits, frac);
+  }
+  std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), "Z");
   return buf;
 }
 

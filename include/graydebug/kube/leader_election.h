@@ -76,7 +76,4 @@ class LeaderElector {
   Clock::Steady observed_time_{};
 };
 
-// Formats a wall time as Kubernetes MicroTime ("2026-11-25T18:00:00.123456Z").
-std::string FormatMicroTime(Clock::Wall t);
-
 }  // namespace graydebug::kube

@@ -7,8 +7,10 @@
 
 namespace graydebug::kube {
 
-// metav1.Time: RFC 3339 in UTC with second precision ("2026-11-26T14:00:00Z").
-std::string FormatTime(Clock::Wall t);
+// RFC 3339 in UTC, the one formatter of every timestamp graydebug writes. fraction_digits 0:
+// metav1.Time ("2026-11-26T14:00:00Z"); 3: log lines ("...T14:00:00.123Z"); 6: metav1.MicroTime
+// ("...T14:00:00.123456Z"); other values count as 0.
+std::string FormatTime(Clock::Wall t, int fraction_digits = 0);
 // Parses RFC 3339 ("Z" or a numeric offset, optional fraction); nullopt when malformed.
 std::optional<Clock::Wall> ParseTime(const std::string& text);
 

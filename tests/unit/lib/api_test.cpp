@@ -185,3 +185,12 @@ TEST_CASE("api: circuit entries: the writer's form decodes, hostile ones say why
   CHECK(entries[4].breaker->RetryAt() == b.RetryAt());
   CHECK(api::DecodeCircuits(json("x"), api::ReaderBreakerConfig()).empty());
 }
+
+TEST_CASE("time: one RFC 3339 formatter for metav1.Time, log lines and MicroTime") {
+  const Clock::Wall t = *kube::ParseTime("2026-11-26T10:00:00Z") + std::chrono::microseconds(123456);
+  CHECK(kube::FormatTime(t) == "2026-11-26T10:00:00Z");
+  CHECK(kube::FormatTime(t, 3) == "2026-11-26T10:00:00.123Z");
+  CHECK(kube::FormatTime(t, 6) == "2026-11-26T10:00:00.123456Z");
+  CHECK(kube::FormatTime(t, 4) == "2026-11-26T10:00:00Z");
+  CHECK(*kube::ParseTime(kube::FormatTime(t, 6)) == t);
+}
