@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/target_finder.h"
+#include "graydebug/backoff.h"
 #include "graydebug/log.h"
 
 extern char** environ;
@@ -163,7 +164,8 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
         if (stop) {
           log::Info("stopping dlv", {{"dlv_pid", std::to_string(dlv)}});
         } else {
-          log::Info("target exited or exec'd another program; stopping dlv", {{"target_pid", std::to_string(target.pid)}});
+          log::Info("target exited or exec'd another program; stopping dlv",
+                    {{"target_pid", std::to_string(target.pid)}});
         }
         StopDlv(dlv);
         break;
@@ -175,8 +177,7 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
         break;
       }
       failures = Clock::now() - started >= o.stable_after ? 1 : failures + 1;
-      milliseconds wait =
-          std::min<milliseconds>(o.backoff_cap, o.backoff_base * (int64_t{1} << std::min(failures - 1, 16)));
+      const milliseconds wait = Backoff::Ceiling(o.backoff_base, o.backoff_cap, failures);
       const std::string restart_in = std::to_string(wait.count()) + "ms", dlv_status = Describe(status),
                         count = std::to_string(failures);
       if (problem.empty()) {

@@ -17,6 +17,7 @@
 #include "controller/controller_config.h"
 #include "controller/session_controller.h"
 #include "graydebug/api/circuits.h"
+#include "graydebug/backoff.h"
 #include "graydebug/http_server.h"
 #include "graydebug/kube/config.h"
 #include "graydebug/kube/leader_election.h"
@@ -141,13 +142,12 @@ int main(int argc, char** argv) {
   std::atomic<bool> stopping{false};
   std::mutex start_mu;
   auto start_leading = [&] {
-    auto retry = 1s;
-    while (!breakers.Load()) {
+    for (int failures = 1; !breakers.Load(); ++failures) {
+      const auto retry = Backoff::Ceiling(1s, 30s, failures);
       for (auto waited = 0ms; waited < retry; waited += 100ms) {
         if (stopping) return;
         std::this_thread::sleep_for(100ms);
       }
-      retry = std::min<std::chrono::seconds>(retry * 2, 30s);
     }
     std::lock_guard lock(start_mu);
     if (stopping) return;

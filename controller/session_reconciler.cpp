@@ -4,6 +4,7 @@
 
 #include "graydebug/api/debug_session.h"
 #include "graydebug/api/pod.h"
+#include "graydebug/backoff.h"
 #include "graydebug/duration.h"
 #include "graydebug/json_read.h"
 #include "graydebug/kube/time.h"
@@ -30,6 +31,12 @@ bool PodReady(const json& pod) {
 
 std::string Ms(double seconds) {
   return std::to_string(static_cast<int64_t>(seconds * 1000 + 0.5)) + "ms";
+}
+
+// The wait after `attempts` failed attach attempts: attach_backoff doubling, at most 1024 times it.
+milliseconds AttachBackoff(const ReconcilerConfig& c, int64_t attempts) {
+  return Backoff::Ceiling(c.attach_backoff, c.attach_backoff * 1024,
+                          static_cast<int>(std::clamp<int64_t>(attempts, 1, 64)));
 }
 
 milliseconds Until(Clock::Wall from, Clock::Wall to) {
@@ -235,8 +242,7 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
 
   if (phase == api::phase::kAttaching) {
     if (!in.probe) {
-      milliseconds backoff =
-          c.attach_backoff * (int64_t{1} << std::min<int64_t>(std::max<int64_t>(attempts - 1, 0), 10));
+      const milliseconds backoff = AttachBackoff(c, attempts);
       if (attempts > 0 && last && in.now < *last + backoff) {
         a.requeue_after = Until(in.now, *last + backoff);
         return finish();
@@ -276,7 +282,7 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
     api::SetCondition(st, api::condition::kAttached, false, "AttachRetrying", p.error, generation, in.now);
     a.events.push_back(
         {"Warning", "AttachRetrying", "attach attempt " + std::to_string(attempts) + " failed: " + p.error});
-    a.requeue_after = c.attach_backoff * (int64_t{1} << std::min<int64_t>(attempts - 1, 10));
+    a.requeue_after = AttachBackoff(c, attempts);
     return finish();
   }
 

@@ -1,5 +1,7 @@
 #include "graydebug/circuit_breaker.h"
 
+#include "graydebug/backoff.h"
+
 #include <algorithm>
 
 namespace graydebug {
@@ -42,9 +44,8 @@ void CircuitBreaker::Open(Clock::Wall now) {
   ++trips_;
   ++consecutive_trips_;
   trial_successes_ = 0;
-  auto cool = config_.cool_down;
-  for (int i = 1; i < consecutive_trips_ && cool < config_.max_cool_down; ++i) cool *= 2;
-  cool = std::min(cool, config_.max_cool_down);
+  // The cool-down doubles with every trip in a row, capped.
+  const auto cool = Backoff::Ceiling(config_.cool_down, config_.max_cool_down, consecutive_trips_);
   opened_at_ = now;
   retry_at_ = now + cool;
 }
