@@ -32,7 +32,8 @@ for i in $(seq 1 7); do
   new_session "$NS" "broken-$i" "pod ${PODS[$((i % 2))]}"
 done
 check "the breaker of $NS/v2-alpha opens" wait_until 240 breaker_is "$KEY" open
-check "the failed sessions are Failed" sh -c "[ \$(kubectl -n $NS get debugsessions -o jsonpath='{range .items[*]}{.status.phase}{\"\\n\"}{end}' | grep -c Failed) -ge 7 ]"
+# The session whose attempt tripped the breaker writes its status after the breaker's ConfigMap.
+check "the failed sessions are Failed" wait_until 60 sh -c "[ \$(kubectl -n $NS get debugsessions -o jsonpath='{range .items[*]}{.status.phase}{\"\\n\"}{end}' | grep -c Failed) -ge 7 ]"
 check "kubectl graydebug status shows the release open" sh -c "kubectl graydebug status --circuits-namespace $RELEASE_NS -n $NS 2>&1 | grep -i '$NS/v2-alpha' | grep -qi open"
 check "a Warning Event on the Deployment" wait_until 30 sh -c \
   "kubectl -n $NS get events --field-selector involvedObject.kind=Deployment,involvedObject.name=order-v2-alpha,type=Warning -o name | grep -q ."

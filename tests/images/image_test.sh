@@ -136,7 +136,7 @@ for b in graydebug-webhook graydebug-controller graydebug-agent kubectl-graydebu
 done
 timeout 60 chroot --userspec="$want_user" "$ROOT" /usr/local/bin/dlv version >/dev/null 2>&1 || problem "graydebug: dlv version fails in the image"
 gcflags() { "$(command -v go || echo /usr/local/go/bin/go)" version -m "$1" 2>/dev/null | awk '$2 ~ /^-gcflags=/ {sub(/^-gcflags=/, "", $2); print $0}'; }
-gcflags "$ROOT/usr/local/bin/leaky-app" | grep -q 'all=-N -l' || problem "graydebug: /usr/local/bin/leaky-app is not built with -gcflags='all=-N -l'"
+grep -q 'all=-N -l' <<<"$(gcflags "$ROOT/usr/local/bin/leaky-app")" || problem "graydebug: /usr/local/bin/leaky-app is not built with -gcflags='all=-N -l'"
 ok "graydebug: binaries run as $want_user"
 
 # --- leaky-app ----------------------------------------------------------------------------------
@@ -144,8 +144,8 @@ APP="$WORK/unpacked/leaky-app/rootfs"
 [ "$(cfg leaky-app '.config.Entrypoint')" = '["/usr/local/bin/leaky-app"]' ] || problem "leaky-app: Entrypoint $(cfg leaky-app .config.Entrypoint)"
 [ "$(cfg leaky-app '.config.User // ""')" = '""' ] || problem "leaky-app: User $(cfg leaky-app .config.User), want root (unset)"
 timeout 60 chroot "$APP" /usr/local/bin/leaky-app -h >/dev/null 2>&1; [ $? -le 2 ] || problem "leaky-app: the binary does not start in its image (static?)"
-readelf -l "$APP/usr/local/bin/leaky-app" 2>/dev/null | grep -q INTERP && problem "leaky-app: the binary is dynamically linked"
-gcflags "$APP/usr/local/bin/leaky-app" | grep -q 'all=-N -l' || problem "leaky-app: not built with -gcflags='all=-N -l'"
+grep -q INTERP <<<"$(readelf -l "$APP/usr/local/bin/leaky-app" 2>/dev/null)" && problem "leaky-app: the binary is dynamically linked"
+grep -q 'all=-N -l' <<<"$(gcflags "$APP/usr/local/bin/leaky-app")" || problem "leaky-app: not built with -gcflags='all=-N -l'"
 grep -q '^root:x:0:0:' "$APP/etc/passwd" && grep -q '^nobody:x:65534:65534:' "$APP/etc/passwd" || problem "leaky-app: /etc/passwd lacks root or nobody"
 [ "$(stat -c %a "$APP/tmp" 2>/dev/null)" = 1777 ] || problem "leaky-app: /tmp is not mode 1777"
 # ENTRYPOINT + CMD as nobody, in a network namespace of its own (only its loopback is used).
@@ -167,7 +167,7 @@ ok "leaky-app: ${argv[*]} serves as nobody"
 P="$WORK/unpacked/pause/rootfs"
 [ "$(cfg pause '.config.User')" = '"65535:65535"' ] || problem "pause: User $(cfg pause .config.User), want 65535:65535"
 [ "$(cfg pause '.config.Entrypoint')" = '["/pause"]' ] || problem "pause: Entrypoint $(cfg pause .config.Entrypoint)"
-readelf -l "$P/pause" 2>/dev/null | grep -q INTERP && problem "pause: /pause is dynamically linked"
+grep -q INTERP <<<"$(readelf -l "$P/pause" 2>/dev/null)" && problem "pause: /pause is dynamically linked"
 chroot --userspec=65535:65535 "$P" /pause 2>/dev/null &
 pp=$!
 sleep 0.3
@@ -176,7 +176,9 @@ kill -TERM "$pp" 2>/dev/null; wait "$pp"; rc=$?
 [ $rc -eq 0 ] || problem "pause: exit status $rc on SIGTERM, want 0"
 C="$WORK/unpacked/coredns/rootfs"
 [ "$(cfg coredns '.config.Entrypoint')" = '["/coredns"]' ] || problem "coredns: Entrypoint $(cfg coredns .config.Entrypoint)"
-timeout 60 chroot "$C" /coredns -version 2>/dev/null | grep -q "CoreDNS-${COREDNS_VERSION#v}" || problem "coredns: /coredns -version in its image does not print CoreDNS-${COREDNS_VERSION#v}"
+# Output first, then grep: under pipefail, `cmd | grep -q` fails when grep exits before cmd has
+# written everything (cmd gets SIGPIPE), which made this check flaky.
+grep -q "CoreDNS-${COREDNS_VERSION#v}" <<<"$(timeout 60 chroot "$C" /coredns -version 2>/dev/null)" || problem "coredns: /coredns -version in its image does not print CoreDNS-${COREDNS_VERSION#v}"
 ok "pause and coredns checked"
 
 # --- import into a throwaway containerd -------------------------------------------------------------
