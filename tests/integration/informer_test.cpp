@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "graydebug/kube/informer.h"
+#include "support/eventually.h"
 #include "support/local_cluster.h"
 
 using graydebug::kube::Client;
@@ -34,16 +35,7 @@ json Cm(const std::string& name, const std::string& label, const std::string& v)
           {"data", {{"v", v}}}};
 }
 
-// Waits (bounded) until `pred` holds; tests never assert on how long it took.
-template <class Pred>
-bool Eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(60)) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
+using graydebug::testing::Eventually;
 
 // The informer's cache equals the server's list, item by item (name -> data.v).
 std::map<std::string, std::string> View(const std::vector<json>& items) {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "graydebug/kube/leader_election.h"
+#include "support/eventually.h"
 #include "support/local_cluster.h"
 #include "support/stall_proxy.h"
 
@@ -23,15 +24,7 @@ using graydebug::testing::StallProxy;
 
 namespace {
 
-template <class Pred>
-bool Eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(60)) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
-}
+using graydebug::testing::Eventually;
 
 std::unique_ptr<Child> Candidate(LocalCluster& c, const std::string& id, const std::string& lease,
                                  const std::string& lease_duration, const std::string& kubeconfig = "") {

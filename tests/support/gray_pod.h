@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "support/eventually.h"
 #include "support/local_cluster.h"
 #include "support/process.h"
 
@@ -35,16 +36,6 @@ inline int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
-}
-
-template <class F>
-inline bool Eventually(F&& f, std::chrono::seconds bound = 60s) {
-  auto until = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < until) {
-    if (f()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return f();
 }
 
 inline std::string LogField(const std::string& output, const std::string& msg, const std::string& field) {

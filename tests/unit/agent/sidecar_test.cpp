@@ -25,6 +25,7 @@
 #include "graydebug/dlv_client.h"
 #include "graydebug/http_get.h"
 #include "graydebug/log.h"
+#include "support/eventually.h"
 #include "support/log_capture.h"
 #include "support/process.h"
 
@@ -52,16 +53,7 @@ bool Logged(const std::string& text) {
 
 // ---- Helpers ----
 
-// Polls `ok` until it holds or `limit` passes; a bound for liveness, never a timing assertion.
-template <class F>
-bool Eventually(F ok, std::chrono::milliseconds limit = 60s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ok()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return ok();
-}
+using graydebug::testing::Eventually;
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

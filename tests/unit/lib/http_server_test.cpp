@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "graydebug/log.h"
+#include "support/eventually.h"
 #include "support/log_capture.h"
 #include "support/process.h"
 
@@ -40,16 +41,7 @@ graydebug::testing::LockedBuf& Logs() {
   return graydebug::testing::CapturedLogs("http-test");
 }
 
-// Polls `ok` until it holds or `limit` passes; a bound for liveness, never a timing assertion.
-template <class F>
-bool Eventually(F ok, std::chrono::milliseconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ok()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return ok();
-}
+using graydebug::testing::Eventually;
 
 // ---- Files and certificates ----
 

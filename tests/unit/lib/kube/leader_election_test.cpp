@@ -1,6 +1,7 @@
 // The elector's renew deadline over an in-memory Lease API and a fake clock: a leader whose renewal
 // hangs (a black-holed connection) stops leading at the deadline, a renewing leader keeps leading.
 #include "graydebug/kube/leader_election.h"
+#include "support/eventually.h"
 
 #include <doctest/doctest.h>
 
@@ -88,14 +89,10 @@ class LeaseServer final : public HttpTransport {
   json lease_;
 };
 
+// The fake clock decides; the 10 s bound only keeps a broken test from hanging.
 template <class Pred>
 bool Eventually(Pred pred) {
-  auto end = std::chrono::steady_clock::now() + 10s;  // generous: the fake clock decides, not this
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return pred();
+  return graydebug::testing::Eventually(pred, 10s, 1ms);
 }
 
 // Moves the fake clock by `step`, then on by 1 ms per real millisecond until `pred` holds: the
