@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   client_options.user_agent = "graydebug-controller/" + std::string(Version());
   client_options.request_timeout = kube_api_timeout;
   client_options.watch_idle_timeout = std::chrono::duration_cast<std::chrono::seconds>(watch_idle_timeout);
-  auto client = kube::Client::Create(kc.config, client_options);
+  auto client = kube::Client::Create(kc.config, client_options);  // sends nothing yet
   if (!client.ok()) return UsageError(flags, client.error().ToString());
   if (lease_namespace.empty()) {
     const char* pod_ns = std::getenv("POD_NAMESPACE");
@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
   identity += "-" + std::to_string(std::random_device{}() % 1000000);
 
   auto registry = std::make_shared<prometheus::Registry>();
+  auto telemetry = metrics::InstallTelemetry(registry);  // before any request, queue or server
   std::string error;
   auto metrics_server = metrics::StartMetricsServer(metrics_addr, registry, &error);
   if (!metrics_server) {

@@ -155,6 +155,7 @@ SessionController::SessionController(std::shared_ptr<kube::Client> client, Contr
                     .Name("graydebug_attach_attempts_total")
                     .Help("Attach attempts by release and result (success, failure)")
                     .Register(registry)) {
+  queue_.Instrument("debugsession");
   kube::EventHandlers sh;
   sh.on_add = [this](const json& s) { Enqueue(s); };
   sh.on_update = [this](const json&, const json& s) { Enqueue(s); };

@@ -48,6 +48,7 @@
 #include "graydebug/flags.h"
 #include "graydebug/log.h"
 #include "graydebug/net/address.h"
+#include "graydebug/telemetry.h"
 
 namespace graydebug::http {
 namespace {
@@ -271,6 +272,7 @@ class TlsSource {
     if (!pair) {
       log::Warn("tls files changed but are unusable; keeping the current certificate",
                 {{"server", server_}, {"error", error}});
+      telemetry::Current().TlsReload(server_, false);
       return;
     }
     {
@@ -278,6 +280,7 @@ class TlsSource {
       current_ = pair;
     }
     std::string count = std::to_string(++reloads_);
+    telemetry::Current().TlsReload(server_, true);
     log::Info("tls certificate reloaded",
               {{"server", server_}, {"subject", pair->subject}, {"not_after", pair->not_after}, {"reloads", count}});
   }

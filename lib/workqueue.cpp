@@ -7,12 +7,27 @@ namespace graydebug {
 WorkQueue::WorkQueue(const Clock& clock, std::chrono::milliseconds backoff_base, std::chrono::milliseconds backoff_cap)
     : clock_(clock), base_(backoff_base), cap_(backoff_cap) {}
 
+void WorkQueue::Instrument(std::string_view name) {
+  auto metrics = telemetry::Current().Queue(name);
+  std::lock_guard lock(mu_);
+  metrics_ = std::move(metrics);
+}
+
+void WorkQueue::PushLocked(const std::string& key) {
+  queue_.push_back(key);
+  if (metrics_) {
+    queued_at_.emplace(key, clock_.Now());
+    metrics_->Depth(static_cast<std::int64_t>(queue_.size()));
+  }
+  cv_.notify_one();
+}
+
 void WorkQueue::AddLocked(const std::string& key) {
   if (shutting_down_ || dirty_.count(key) != 0) return;
+  if (metrics_) metrics_->Added();
   dirty_.insert(key);
   if (processing_.count(key) != 0) return;  // re-queued by Done
-  queue_.push_back(key);
-  cv_.notify_one();
+  PushLocked(key);
 }
 
 void WorkQueue::Add(const std::string& key) {
@@ -36,6 +51,7 @@ void WorkQueue::AddRateLimited(const std::string& key) {
   {
     std::lock_guard lock(mu_);
     failures = ++failures_[key];
+    if (metrics_) metrics_->Retried();
   }
   AddAfter(key, Backoff::Ceiling(base_, cap_, failures));
 }
@@ -84,16 +100,28 @@ std::optional<std::string> WorkQueue::Get() {
   queue_.pop_front();
   processing_.insert(key);
   dirty_.erase(key);
+  if (metrics_) {
+    auto now = clock_.Now();
+    if (auto it = queued_at_.find(key); it != queued_at_.end()) {
+      metrics_->Waited(std::chrono::duration<double>(now - it->second).count());
+      queued_at_.erase(it);
+    }
+    started_at_[key] = now;
+    metrics_->Depth(static_cast<std::int64_t>(queue_.size()));
+  }
   return key;
 }
 
 void WorkQueue::Done(const std::string& key) {
   std::lock_guard lock(mu_);
   processing_.erase(key);
-  if (dirty_.count(key) != 0) {
-    queue_.push_back(key);
-    cv_.notify_one();
+  if (metrics_) {
+    if (auto it = started_at_.find(key); it != started_at_.end()) {
+      metrics_->Worked(std::chrono::duration<double>(clock_.Now() - it->second).count());
+      started_at_.erase(it);
+    }
   }
+  if (dirty_.count(key) != 0) PushLocked(key);
 }
 
 void WorkQueue::ShutDown() {

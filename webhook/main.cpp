@@ -195,6 +195,9 @@ int main(int argc, char** argv) {
   // The stop signals are taken below; block them before any thread starts.
   BlockStopSignals();
 
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto telemetry = metrics::InstallTelemetry(registry);  // before any request, informer or server
+
   // Cluster access: --kubeconfig, else in-cluster, else standalone (never ~/.kube/config by accident).
   std::unique_ptr<NamespaceLevels> namespaces;
   std::unique_ptr<BreakerView> breakers;
@@ -233,7 +236,6 @@ int main(int argc, char** argv) {
   }
   ReloadingAdmission admission(config, config_text, cfg.config, view, Version());
 
-  auto registry = std::make_shared<prometheus::Registry>();
   AdmissionMetrics metrics(*registry);
   auto& reloads = prometheus::BuildCounter()
                       .Name("graydebug_webhook_config_reloads_total")

@@ -4,14 +4,17 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "graydebug/clock.h"
+#include "graydebug/telemetry.h"
 
 namespace graydebug {
 
@@ -44,8 +47,13 @@ class WorkQueue {
   // Keys ready to be handed out (not counting delayed or in-process keys).
   std::size_t Len() const;
 
+  // Reports depth, adds, time queued, time in process and retries as `name` through the installed
+  // telemetry sink (workqueue_* metrics). Call once, before the queue is used.
+  void Instrument(std::string_view name);
+
  private:
   void AddLocked(const std::string& key);
+  void PushLocked(const std::string& key);
   void PromoteDueLocked();
 
   const Clock& clock_;
@@ -58,6 +66,9 @@ class WorkQueue {
   std::unordered_map<std::string, int> failures_;
   uint64_t generation_ = 0;  // bumped by AddAfter so a sleeping Get re-plans
   bool shutting_down_ = false;
+  // Set by Instrument: when each queued key was queued, when each key in process was handed out.
+  std::shared_ptr<telemetry::QueueMetrics> metrics_;
+  std::unordered_map<std::string, Clock::Steady> queued_at_, started_at_;
 };
 
 }  // namespace graydebug

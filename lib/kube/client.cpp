@@ -4,6 +4,7 @@
 
 #include "graydebug/file_read.h"
 #include "graydebug/log.h"
+#include "graydebug/telemetry.h"
 
 namespace graydebug::kube {
 
@@ -151,7 +152,10 @@ Result<json> Client::Send(HttpRequest request, bool idempotent) {
     if (auto wait = limiter_.Reserve(); wait.count() > 0) clock_->Sleep(wait);
     HttpRequest r = request;
     Authorize(r);
+    auto started = clock_->Now();
     HttpResponse resp = transport_->Do(r);
+    telemetry::Current().KubeRequest(r.method, resp.status,
+                                     std::chrono::duration<double>(clock_->Now() - started).count());
     ApiError err;
     if (resp.status >= 200 && resp.status <= 299) {
       json body = json::parse(resp.body, nullptr, false);
@@ -174,6 +178,7 @@ Result<json> Client::Send(HttpRequest request, bool idempotent) {
                                                    {"path", r.path},
                                                    {"error", err.ToString()},
                                                    {"delay_ms", std::to_string(delay.count())}});
+    telemetry::Current().KubeRetry(r.method);
     clock_->Sleep(delay);
   }
 }
@@ -254,7 +259,10 @@ Result<std::unique_ptr<Watch>> Client::StartWatch(const Resource& r, const std::
   req.headers.emplace_back("Accept", "application/json");
   req.headers.emplace_back("User-Agent", options_.user_agent);
   Authorize(req);
+  auto started = clock_->Now();
   StreamResponse resp = transport_->Stream(req);
+  telemetry::Current().KubeRequest("WATCH", resp.head.status,
+                                   std::chrono::duration<double>(clock_->Now() - started).count());
   if (resp.head.status == 0) return resp.head.error;
   if (resp.head.status < 200 || resp.head.status > 299) {
     return ErrorFromResponse(resp.head.status, resp.head.body, resp.head.retry_after);

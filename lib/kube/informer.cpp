@@ -7,6 +7,7 @@
 
 #include "graydebug/backoff.h"
 #include "graydebug/log.h"
+#include "graydebug/telemetry.h"
 
 namespace graydebug::kube {
 
@@ -131,6 +132,7 @@ bool Informer::ListAndReplace() {
     std::string key = KeyOf(item);
     if (!key.empty()) fresh.insert_or_assign(std::move(key), Pack(item));
   });
+  telemetry::Current().InformerList(options_.name, rv.ok());
   if (!rv.ok()) {
     log::Warn("list failed; retrying with backoff", {{"informer", options_.name}, {"error", rv.error().ToString()}});
     return false;
@@ -229,7 +231,9 @@ bool Informer::WatchUntilRelist() {
     o.timeout_seconds = options_.watch_timeout_seconds + jitter(rng);
     Result<std::unique_ptr<Watch>> started = client_->StartWatch(resource_, ns_, o);
     if (!started.ok()) {
-      if (started.error().kind == ErrorKind::kGone) return true;
+      const bool gone = started.error().kind == ErrorKind::kGone;
+      telemetry::Current().WatchRestart(options_.name, gone ? "gone" : "error");
+      if (gone) return true;
       log::Warn("watch failed to start; retrying with backoff",
                 {{"informer", options_.name}, {"error", started.error().ToString()}});
       SleepInterruptible(backoff.Next());
@@ -268,8 +272,10 @@ bool Informer::WatchUntilRelist() {
       current_watch_ = nullptr;
     }
     if (stopping_) return false;
+    const bool closed = err.kind == ErrorKind::kNone || err.kind == ErrorKind::kTimeout;
+    telemetry::Current().WatchRestart(options_.name, relist ? "gone" : closed ? "closed" : "error");
     if (relist) return true;
-    if (err.kind == ErrorKind::kNone || err.kind == ErrorKind::kTimeout) {
+    if (closed) {
       // The server closed the watch (timeoutSeconds) or it was idle: reconnect at once.
       backoff.Reset();
       continue;

@@ -5,6 +5,7 @@
 
 #include "graydebug/kube/time.h"
 #include "graydebug/log.h"
+#include "graydebug/telemetry.h"
 
 namespace graydebug::kube {
 
@@ -159,6 +160,7 @@ void LeaderElector::WatchRenewDeadline() {
             {{"lease", config_.lease_namespace + "/" + config_.lease_name},
              {"identity", config_.identity},
              {"renew_deadline_ms", std::to_string(config_.renew_deadline.count())}});
+  telemetry::Current().Leading(config_.lease_name, false);
   if (config_.on_stopped_leading) config_.on_stopped_leading();
 }
 
@@ -188,6 +190,7 @@ bool LeaderElector::Run() {
   }
   log::Info("became the leader",
             {{"lease", config_.lease_namespace + "/" + config_.lease_name}, {"identity", config_.identity}});
+  telemetry::Current().Leading(config_.lease_name, true);
   if (config_.on_started_leading) config_.on_started_leading();
   std::thread watchdog([this] { WatchRenewDeadline(); });
   // Renew every retry_period until Stop(), the lease is seen taken, or the watchdog ends leadership.
@@ -216,6 +219,7 @@ bool LeaderElector::Run() {
   bool released = !taken && Release();
   log::Info(taken ? "lost the leader lease" : "released the leader lease",
             {{"lease", config_.lease_namespace + "/" + config_.lease_name}, {"identity", config_.identity}});
+  telemetry::Current().Leading(config_.lease_name, false);
   if (config_.on_stopped_leading) config_.on_stopped_leading();
   return released;
 }

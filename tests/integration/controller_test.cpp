@@ -64,6 +64,18 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
   CHECK(m.find("debug_session_active{namespace=\"" + ns + "\",pod=\"" + pod.name + "\",release=\"v2-alpha\"} 1") !=
         std::string::npos);
   CHECK(m.find("dlv_attach_latency_seconds_count{status=\"success\"}") != std::string::npos);
+  // The libraries' own series (issue #17 item 5): the work queue, the informers, the kube client
+  // (leadership: the next test case; without --leader-elect there is no such series).
+  CHECK(MetricValue(m, "leader_election_master_status{name=\"graydebug-controller\"}") == -1);
+  CHECK(MetricValue(m, "workqueue_adds_total{name=\"debugsession\"}") >= 1);
+  CHECK(MetricValue(m, "workqueue_queue_duration_seconds_count{name=\"debugsession\"}") >= 1);
+  CHECK(MetricValue(m, "workqueue_work_duration_seconds_count{name=\"debugsession\"}") >= 1);
+  CHECK(MetricValue(m, "workqueue_depth{name=\"debugsession\"}") >= 0);
+  CHECK(MetricValue(m, "graydebug_informer_lists_total{informer=\"debugsessions\",result=\"ok\"}") >= 1);
+  CHECK(MetricValue(m, "graydebug_informer_lists_total{informer=\"injected-pods\",result=\"ok\"}") >= 1);
+  CHECK(MetricValue(m, "graydebug_kube_requests_total{code=\"200\",verb=\"GET\"}") >= 2);
+  CHECK(MetricValue(m, "graydebug_kube_requests_total{code=\"200\",verb=\"PUT\"}") >= 1);  // status, lease
+  CHECK(MetricValue(m, "graydebug_kube_request_duration_seconds_count{verb=\"GET\"}") >= 2);
   // The printed address really is dlv (through the pod's loopback here).
   auto version = Run({"python3", "-c",
                       "import socket,sys; s=socket.create_connection(('127.0.0.1'," + std::to_string(pod.dlv_port) +
@@ -155,12 +167,19 @@ TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expi
   REQUIRE((a && b));
   Child* leader = nullptr;
   Child* follower = nullptr;
+  // Who leads, from each replica's leader_election_master_status.
+  const std::string port_a = ControllerMetricsPort(*a), port_b = ControllerMetricsPort(*b);
+  REQUIRE((!port_a.empty() && !port_b.empty()));
+  auto leads = [&](const std::string& port) {
+    std::string m = Run({"curl", "-sS", "http://127.0.0.1:" + port + "/metrics"}).out;
+    return MetricValue(m, "leader_election_master_status{name=\"" + lease + "\"}") == 1;
+  };
   REQUIRE(Eventually(
       [&] {
-        if (a->Output().find("leading: starting workers") != std::string::npos) {
+        if (leads(port_a)) {
           leader = a.get();
           follower = b.get();
-        } else if (b->Output().find("leading: starting workers") != std::string::npos) {
+        } else if (leads(port_b)) {
           leader = b.get();
           follower = a.get();
         }
@@ -168,6 +187,7 @@ TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expi
       },
       60s));
   // Only one leads.
+  CHECK(!leads(follower == a.get() ? port_a : port_b));
   CHECK(follower->Output().find("leading: starting workers") == std::string::npos);
 
   // 200 sessions at once.
@@ -191,7 +211,9 @@ TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expi
   // The leader dies hard: the follower takes over within the lease and serves new sessions.
   leader->Signal(SIGKILL);
   leader->Wait(10s);
-  CHECK(Eventually([&] { return follower->Output().find("leading: starting workers") != std::string::npos; }, 60s));
+  const std::string& follower_port = follower == a.get() ? port_a : port_b;
+  CHECK(Eventually([&] { return leads(follower_port); }, 60s));
+  CHECK(follower->Output().find("leading: starting workers") != std::string::npos);
   REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("after-failover", pod.name).dump()).exit_code == 0);
   json s;
   CHECK(Eventually([&] { return Phase(s = GetSession(c, ns, "after-failover")) == "Active"; }, 60s));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -151,6 +152,18 @@ inline std::string ControllerMetricsPort(const Child& controller) {
   Eventually([&] { return !(port = LogField(controller.Output(), "controller started", "metrics_port")).empty(); },
              30s);
   return port;
+}
+
+// The value of one series in a Prometheus text exposition, e.g.
+// MetricValue(text, "workqueue_adds_total{name=\"debugsession\"}") (labels in the exposition's
+// order: sorted by name); -1 when the series is absent.
+inline double MetricValue(const std::string& exposition, const std::string& series) {
+  std::size_t at = 0;
+  while ((at = exposition.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || exposition[at - 1] == '\n') return std::strtod(exposition.c_str() + at + series.size() + 1, nullptr);
+    at += series.size();
+  }
+  return -1;
 }
 
 }  // namespace graydebug::testing

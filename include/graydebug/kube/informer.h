@@ -32,7 +32,7 @@ struct InformerOptions {
   int64_t page_size = 500;
   std::chrono::milliseconds backoff_base{250};
   std::chrono::milliseconds backoff_cap{30000};
-  std::string name = "informer";  // for logs
+  std::string name = "informer";  // for logs and metrics (the informer label)
   // Applied to every object before it is cached or handed to handlers: keep only what the
   // consumer needs. metadata.managedFields is always dropped first (nothing in graydebug reads it).
   std::function<void(nlohmann::json& object)> transform;

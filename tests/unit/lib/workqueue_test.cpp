@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/recording_sink.h"
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -139,4 +141,38 @@ TEST_CASE("workqueue: concurrent workers never process the same key at once") {
   for (auto& t : workers) t.join();
   CHECK_FALSE(overlap.load());
   CHECK(processed.load() >= 7);
+}
+
+TEST_CASE("workqueue: an instrumented queue reports adds, depth, time queued, time in process and retries") {
+  graydebug::testing::RecordingSink sink;
+  FakeClock clock;
+  WorkQueue q(clock);
+  q.Instrument("sessions");
+  auto m = sink.queue("sessions");
+  REQUIRE(m != nullptr);
+  q.Add("shop/a");
+  q.Add("shop/a");  // deduplicated: not an add
+  q.Add("shop/b");
+  clock.Advance(3s);
+  auto key = q.Get();
+  REQUIRE(key == "shop/a");
+  clock.Advance(1500ms);
+  q.Done(*key);
+  q.AddRateLimited("shop/a");
+  std::lock_guard l(m->mu);
+  CHECK(m->adds == 2);
+  CHECK(m->depths == std::vector<std::int64_t>{1, 2, 1});
+  CHECK(m->waited == std::vector<double>{3.0});
+  CHECK(m->worked == std::vector<double>{1.5});
+  CHECK(m->retries == 1);
+}
+
+TEST_CASE("workqueue: an uninstrumented queue reports nothing") {
+  graydebug::testing::RecordingSink sink;
+  FakeClock clock;
+  WorkQueue q(clock);
+  q.Add("k");
+  q.Done(*q.Get());
+  CHECK(sink.queue("") == nullptr);
+  CHECK(sink.calls().empty());
 }

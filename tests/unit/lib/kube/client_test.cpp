@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/recording_sink.h"
+
 #include <deque>
 #include <vector>
 
@@ -85,6 +87,18 @@ TEST_CASE("client: 429 and 5xx are retried, honouring Retry-After, then succeed"
   for (const auto& [k, v] : f.transport->requests[0].headers)
     auth = auth || (k == "Authorization" && v == "Bearer secret");
   CHECK(auth);
+}
+
+TEST_CASE("client: every attempt and every retry is reported to the telemetry sink, watches too") {
+  graydebug::testing::RecordingSink sink;
+  Fixture f;
+  f.transport->answers = {Status(503), Refused(), {200, "{}", "", {}}};
+  REQUIRE(f.client->Get(Resource::Pods(), "shop", "p").ok());
+  f.transport->answers = {Status(404)};
+  CHECK(!f.client->Get(Resource::Pods(), "shop", "q").ok());
+  CHECK(!f.client->StartWatch(Resource::Pods(), "shop", {}).ok());  // the transport answers 410
+  CHECK(sink.calls() == std::vector<std::string>{"request GET 503", "retry GET", "request GET 0", "retry GET",
+                                                 "request GET 200", "request GET 404", "request WATCH 410"});
 }
 
 TEST_CASE("client: gives up after max_retries with the last error") {

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/recording_sink.h"
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -95,6 +97,7 @@ struct Rig {
     InformerOptions io;
     io.backoff_base = 1ms;
     io.backoff_cap = 2ms;
+    io.name = "pods";
     informer = std::make_unique<Informer>(std::make_shared<Client>(cfg, std::move(t), o), Resource::Pods(), "", io);
     informer->Start();
   }
@@ -117,4 +120,29 @@ TEST_CASE("informer: an ERROR event with code 410 relists") {
   REQUIRE(rig.transport->WaitFor(rig.transport->lists, 2));
   rig.informer->Stop();
   CHECK(rig.informer->Size() == 1);
+}
+
+TEST_CASE("informer: lists and watch restarts are reported by reason") {
+  graydebug::testing::RecordingSink sink;
+  {
+    // The first watch ends with a 410 (a relist follows); the second cannot start (an error).
+    Rig rig({R"({"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}})"});
+    REQUIRE(rig.transport->WaitFor(rig.transport->watches, 2));
+    rig.informer->Stop();
+  }
+  CHECK(sink.Count("list pods ok") == 2);
+  CHECK(sink.Count("watch-restart pods gone") == 1);
+  CHECK(sink.Count("watch-restart pods error") >= 1);
+  CHECK(sink.Count("watch-restart pods closed") == 0);
+}
+
+TEST_CASE("informer: a watch the server closes is reported as closed") {
+  graydebug::testing::RecordingSink sink;
+  {
+    Rig rig({R"({"type":"ADDED","object":{"metadata":{"name":"b","namespace":"shop","resourceVersion":"11"}}})"});
+    REQUIRE(rig.transport->WaitFor(rig.transport->watches, 2));
+    rig.informer->Stop();
+  }
+  CHECK(sink.Count("list pods ok") == 1);
+  CHECK(sink.Count("watch-restart pods closed") == 1);
 }
