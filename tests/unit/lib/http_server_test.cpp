@@ -27,6 +27,7 @@
 #include "support/eventually.h"
 #include "support/log_capture.h"
 #include "support/process.h"
+#include "support/recording_sink.h"
 
 namespace fs = std::filesystem;
 using graydebug::testing::Run;
@@ -401,6 +402,14 @@ TEST_CASE("HTTPS: TLS 1.2+ only, AEAD ciphers, ECDSA and RSA keys") {
 }
 
 TEST_CASE("a rotated certificate reaches new connections; a torn pair is ignored") {
+  graydebug::testing::RecordingSink sink;  // the TLS reloads as telemetry (graydebug_tls_reloads_total)
+  auto reported = [&](const std::string& result) {
+    int n = 0;
+    for (const auto& c : sink.calls())
+      n += c.rfind("tls-reload ", 0) == 0 && c.size() > result.size() &&
+           c.compare(c.size() - result.size(), result.size(), result) == 0;
+    return n;
+  };
   TempDir dir;
   Pki pki(dir);
   pki.Leaf("gen1");
@@ -442,6 +451,8 @@ TEST_CASE("a rotated certificate reaches new connections; a torn pair is ignored
   CHECK(Eventually([&] { return Logs().Text().find("does not match the certificate") != std::string::npos; }));
   CHECK(subject_seen("gen2"));
   CHECK(server->cert_reloads() == reloads);
+  CHECK(reported(" refused") >= 1);
+  CHECK(reported(" loaded") == static_cast<int>(reloads));
   CHECK(server->TlsLoaded());
 
   // A truncated key file is refused too, then the completed one is taken.
@@ -452,6 +463,7 @@ TEST_CASE("a rotated certificate reaches new connections; a torn pair is ignored
   WriteByRename(dir / "tls.key", gen3_key);
   CHECK(Eventually([&] { return subject_seen("gen3"); }));
   CHECK(server->cert_reloads() == reloads + 1);
+  CHECK(reported(" loaded") == static_cast<int>(reloads) + 1);
 
   done = true;
   client.join();
