@@ -30,13 +30,11 @@ images: deps build
 
 ## test: unit + integration tests (real etcd, kube-apiserver, kubectl) and the real-node suite (label
 ## e2e: hack/node, make images, the chart in-cluster), then the unit and integration tests again on
-## an ASan+UBSan build (build-asan/; ASAN=0 skips that part); does deps and build first
+## an ASan+UBSan build (build-asan/, built niced beside the release half; ASAN=0 skips that part);
+## does deps and build first (hack/test.sh)
 ASAN ?= 1
-test: deps build
-	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
-ifneq ($(ASAN),0)
-	@hack/sanitize.sh address build-asan -LE e2e $(CTEST_ARGS)
-endif
+test: deps $(BUILD_DIR)/build.ninja
+	@BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) ASAN=$(ASAN) hack/test.sh $(CTEST_ARGS)
 
 ## test-e2e: only the real-node suite of `make test` (CTest label e2e: hack/node, make images, the
 ## chart in-cluster; docs/real-node.md)
