@@ -26,6 +26,9 @@ if [[ $asan != 0 ]]; then
   # Its own process group, so stopping it stops cmake, ninja and every compiler.
   SANITIZE_STEP=build setsid hack/sanitize.sh address build-asan >"$asan_log" 2>&1 &
   asan_pid=$!
+  # A new session is a new scheduler autogroup (sched_autogroup_enabled), which would share the CPU
+  # equally with this one whatever the build's own nice: nice the group too.
+  echo 10 >"/proc/$asan_pid/autogroup" 2>/dev/null || true
   trap stop_asan EXIT
   trap 'stop_asan; exit 130' INT
   trap 'stop_asan; exit 143' TERM
