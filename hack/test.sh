@@ -24,11 +24,11 @@ stop_asan() {
 if [[ $asan != 0 ]]; then
   mkdir -p build-asan
   # Its own process group, so stopping it stops cmake, ninja and every compiler.
-  SANITIZE_STEP=build setsid hack/sanitize.sh address build-asan >"$asan_log" 2>&1 &
+  # A new session is also a new scheduler autogroup (sched_autogroup_enabled), which would share
+  # the CPU equally with this one whatever the build's own nice: it nices its group first.
+  SANITIZE_STEP=build setsid bash -c 'echo 10 >/proc/self/autogroup 2>/dev/null; exec hack/sanitize.sh address build-asan' \
+    >"$asan_log" 2>&1 &
   asan_pid=$!
-  # A new session is a new scheduler autogroup (sched_autogroup_enabled), which would share the CPU
-  # equally with this one whatever the build's own nice: nice the group too.
-  echo 10 >"/proc/$asan_pid/autogroup" 2>/dev/null || true
   trap stop_asan EXIT
   trap 'stop_asan; exit 130' INT
   trap 'stop_asan; exit 143' TERM
