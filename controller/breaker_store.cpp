@@ -31,11 +31,12 @@ std::string OwnerOf(const json& obj, std::string* kind) {
 }  // namespace
 
 BreakerStore::BreakerStore(std::shared_ptr<kube::Client> client, std::string ns, BreakerConfig config,
-                           prometheus::Registry& registry, kube::EventRecorder* events)
+                           prometheus::Registry& registry, kube::EventRecorder* events, const Clock* clock)
     : client_(std::move(client)),
       ns_(std::move(ns)),
       config_(config),
       events_(events),
+      clock_(clock != nullptr ? *clock : RealClock::Get()),
       state_(prometheus::BuildGauge()
                  .Name("graydebug_circuit_state")
                  .Help("Circuit breaker of a gray release: 0 closed, 1 half-open, 2 open")
@@ -43,7 +44,8 @@ BreakerStore::BreakerStore(std::shared_ptr<kube::Client> client, std::string ns,
       trips_(prometheus::BuildCounter()
                  .Name("graydebug_circuit_trips_total")
                  .Help("Times a release's circuit breaker opened")
-                 .Register(registry)) {}
+                 .Register(registry)),
+      trip_queue_(clock_, std::chrono::milliseconds(500), std::chrono::seconds(30)) {}
 
 BreakerStore::~BreakerStore() {
   Stop();
@@ -70,7 +72,7 @@ bool BreakerStore::Load() {
   auto data = cm.value().find("data");
   stored_.clear();
   int loaded = 0, open = 0;
-  auto now = std::chrono::system_clock::now();
+  auto now = clock_.WallNow();
   if (data != cm.value().end() && data->is_object()) {
     for (const auto& [key, value] : data->items()) {
       if (value.is_string()) stored_[key] = value.get<std::string>();
@@ -131,7 +133,7 @@ void BreakerStore::AdoptLocked(const json* data, const std::string& rv, Clock::W
 
 bool BreakerStore::SyncExternalEdits() {
   auto cm = client_->Get(kube::Resource::ConfigMaps(), ns_, api::kCircuitsConfigMap);
-  const auto now = std::chrono::system_clock::now();
+  const auto now = clock_.WallNow();
   std::lock_guard l(mu_);
   if (!cm.ok()) {
     if (cm.error().kind != kube::ErrorKind::kNotFound) return false;
@@ -152,6 +154,10 @@ void BreakerStore::Start() {
   std::lock_guard l(mu_);
   if (writer_.joinable()) return;
   stop_ = false;
+  trip_worker_ = std::thread([this] {
+    trip_queue_.RunWorker([this](const std::string& key) { return ReconcileTrip(key); },
+                          "circuit breaker trip effects");
+  });
   writer_ = std::thread([this] {
     std::unique_lock l(mu_);
     auto next_sync = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -166,7 +172,7 @@ void BreakerStore::Start() {
         next_sync = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
       // Cool-downs end with time, not with attempts: publish half-open when it is due.
-      auto now = std::chrono::system_clock::now();
+      auto now = clock_.WallNow();
       for (auto& [key, b] : breakers_) {
         if (b.Advance(now) == CircuitBreaker::Change::kHalfOpened) {
           log::Info("circuit breaker half-open: trial sessions allowed", {{"release", key}});
@@ -193,8 +199,9 @@ void BreakerStore::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  persisted_cv_.notify_all();
   writer_.join();
+  trip_queue_.ShutDown();
+  trip_worker_.join();
   if (dirty_) Flush();
 }
 
@@ -229,31 +236,42 @@ bool BreakerStore::Flush() {
     dirty_ = true;
     return false;
   }
-  std::lock_guard l(mu_);
-  if (!r.ok()) {
-    log::Warn("writing the circuit breakers failed; retrying", {{"error", r.error().ToString()}});
-    dirty_ = true;
-    return false;
+  bool stored_more = false;
+  {
+    std::lock_guard l(mu_);
+    if (!r.ok()) {
+      log::Warn("writing the circuit breakers failed; retrying", {{"error", r.error().ToString()}});
+      dirty_ = true;
+      return false;
+    }
+    rv_ = r.value()["metadata"].value("resourceVersion", "");
+    stored_.clear();
+    for (const auto& [key, value] : data.items()) stored_[key] = value.get<std::string>();
+    stored_more = recorded > persisted_;
+    persisted_ = std::max(persisted_, recorded);
   }
-  rv_ = r.value()["metadata"].value("resourceVersion", "");
-  stored_.clear();
-  for (const auto& [key, value] : data.items()) stored_[key] = value.get<std::string>();
-  persisted_ = std::max(persisted_, recorded);
-  persisted_cv_.notify_all();
+  if (stored_more) {
+    // Without mu_: the callback requeues sessions, whose reconciles call into the store.
+    std::lock_guard l(stored_cb_mu_);
+    if (on_stored_) on_stored_();
+  }
   return true;
 }
 
-bool BreakerStore::WaitPersisted(std::chrono::milliseconds timeout) {
-  std::unique_lock l(mu_);
-  if (!writer_.joinable()) return persisted_ >= recorded_;
-  const uint64_t want = recorded_;
-  if (persisted_ >= want) return true;
-  // Not dirty: the write in flight already carries `want` (a failed one marks the store dirty).
-  if (dirty_) {
+bool BreakerStore::Stored(uint64_t seq) {
+  std::lock_guard l(mu_);
+  if (persisted_ >= seq) return true;
+  // Not dirty: the write in flight already carries `seq` (a failed one marks the store dirty).
+  if (dirty_ && !urgent_) {
     urgent_ = true;
     cv_.notify_all();
   }
-  return persisted_cv_.wait_for(l, timeout, [&] { return persisted_ >= want || stop_; }) && persisted_ >= want;
+  return false;
+}
+
+void BreakerStore::OnStored(std::function<void()> f) {
+  std::lock_guard l(stored_cb_mu_);
+  on_stored_ = std::move(f);
 }
 
 CircuitView BreakerStore::View(const std::string& release_key, Clock::Wall now) {
@@ -279,14 +297,15 @@ BreakerState BreakerStore::StateOf(const std::string& release_key, Clock::Wall n
   return it == breakers_.end() ? BreakerState::kClosed : it->second.State(now);
 }
 
-void BreakerStore::Record(const std::string& release_key, bool success, Clock::Wall now, const json* pod) {
+uint64_t BreakerStore::Record(const std::string& release_key, bool success, Clock::Wall now, const json* pod) {
   std::optional<CircuitBreaker> opened;
+  uint64_t seq = 0;
   {
     std::lock_guard l(mu_);
     auto [it, inserted] = breakers_.try_emplace(release_key, config_);
     CircuitBreaker::Change change = it->second.Record(success, now);
     dirty_ = true;
-    ++recorded_;
+    seq = ++recorded_;
     if (change != CircuitBreaker::Change::kNone || inserted) {
       urgent_ = true;
       PublishLocked(release_key, it->second, now);
@@ -300,52 +319,86 @@ void BreakerStore::Record(const std::string& release_key, bool success, Clock::W
     }
   }
   cv_.notify_all();
-  if (opened) OnOpened(release_key, *opened, pod);
+  if (opened) {
+    const CircuitBreaker& b = *opened;
+    std::string message = "attach failures of release " + release_key + " reached " + std::to_string(b.failures()) +
+                          " of " + std::to_string(b.attempts()) + "; debugging is suspended until " +
+                          kube::FormatTime(b.RetryAt()) + " (no new sidecars, new sessions rejected)";
+    log::Warn("circuit breaker opened", {{"release", release_key}, {"message", message}});
+    if (pod != nullptr) {
+      {
+        std::lock_guard l(trips_mu_);
+        pending_trips_.insert_or_assign(release_key, Trip{message, *pod});
+      }
+      trip_queue_.Add(release_key);
+    }
+  }
+  return seq;
 }
 
-void BreakerStore::OnOpened(const std::string& release_key, const CircuitBreaker& b, const json* pod) {
-  std::string message = "attach failures of release " + release_key + " reached " + std::to_string(b.failures()) +
-                        " of " + std::to_string(b.attempts()) + "; debugging is suspended until " +
-                        kube::FormatTime(b.RetryAt()) + " (no new sidecars, new sessions rejected)";
-  log::Warn("circuit breaker opened", {{"release", release_key}, {"message", message}});
-  if (pod == nullptr) return;
-  std::string ns = pod->contains("metadata") ? (*pod)["metadata"].value("namespace", "") : "";
+bool BreakerStore::ReconcileTrip(const std::string& release_key) {
+  Trip trip;
+  {
+    std::lock_guard l(trips_mu_);
+    auto it = pending_trips_.find(release_key);
+    if (it == pending_trips_.end()) return true;
+    trip = it->second;
+  }
+  auto done = [&] {
+    std::lock_guard l(trips_mu_);
+    pending_trips_.erase(release_key);
+    return true;
+  };
+  auto failed = [&](const std::string& what, const kube::ApiError& e) {
+    log::Warn(what + "; retrying", {{"release", release_key}, {"error", e.ToString()}});
+    return false;
+  };
+  const json& pod = trip.pod;
+  std::string ns = pod.contains("metadata") ? pod["metadata"].value("namespace", "") : "";
   std::string kind;
-  std::string owner = OwnerOf(*pod, &kind);
+  std::string owner = OwnerOf(pod, &kind);
+  if (kind != "ReplicaSet") return done();  // no workload graydebug reports to
   json workload;
-  if (kind == "ReplicaSet") {
-    auto rs = client_->Get({"apps", "v1", "replicasets", true}, ns, owner);
-    if (rs.ok()) {
-      workload = rs.value();
-      std::string dkind;
-      std::string deployment = OwnerOf(rs.value(), &dkind);
-      if (dkind == "Deployment") {
-        auto d = client_->Get({"apps", "v1", "deployments", true}, ns, deployment);
-        if (d.ok()) workload = d.value();
-      }
+  auto rs = client_->Get({"apps", "v1", "replicasets", true}, ns, owner);
+  if (!rs.ok()) {
+    if (rs.error().kind == kube::ErrorKind::kNotFound) return done();
+    return failed("reading the tripped release's ReplicaSet failed", rs.error());
+  }
+  workload = rs.value();
+  std::string dkind;
+  std::string deployment = OwnerOf(rs.value(), &dkind);
+  if (dkind == "Deployment") {
+    auto d = client_->Get({"apps", "v1", "deployments", true}, ns, deployment);
+    if (d.ok()) {
+      workload = d.value();
+    } else if (d.error().kind != kube::ErrorKind::kNotFound) {
+      return failed("reading the tripped release's Deployment failed", d.error());
     }
   }
-  if (workload.is_null()) return;
-  workload["apiVersion"] = workload["kind"] == "Deployment" || workload["kind"] == "ReplicaSet" ? "apps/v1" : "v1";
-  if (!workload.contains("kind")) return;
-  if (events_ != nullptr) events_->Record(workload, "Warning", "DebugCircuitOpen", message);
-  if (config_.pause_rollout && workload["kind"] == "Deployment") {
-    std::string name = workload["metadata"].value("name", "");
-    json patch = {{"metadata",
-                   {{"annotations",
-                     {{api::kPausedByAnnotation, "circuit breaker of release " + release_key + " opened at " +
-                                                     kube::FormatTime(std::chrono::system_clock::now())}}}}},
-                  {"spec", {{"paused", true}}}};
-    auto r = client_->Patch({"apps", "v1", "deployments", true}, ns, name, kube::PatchType::kMerge, patch.dump());
-    if (r.ok()) {
-      log::Warn("paused the gray rollout (pauseRollout)", {{"deployment", ns + "/" + name}, {"release", release_key}});
-      if (events_ != nullptr) {
-        events_->Record(workload, "Warning", "RolloutPaused", "graydebug paused this rollout: " + message);
-      }
-    } else {
-      log::Error("pausing the rollout failed", {{"deployment", ns + "/" + name}, {"error", r.error().ToString()}});
-    }
+  if (!workload.contains("kind")) return done();
+  workload["apiVersion"] = "apps/v1";
+  if (!trip.event_done) {
+    if (events_ != nullptr) events_->Record(workload, "Warning", "DebugCircuitOpen", trip.message);
+    std::lock_guard l(trips_mu_);
+    if (auto it = pending_trips_.find(release_key); it != pending_trips_.end()) it->second.event_done = true;
   }
+  if (!config_.pause_rollout || workload["kind"] != "Deployment") return done();
+  std::string name = workload["metadata"].value("name", "");
+  json patch = {{"metadata",
+                 {{"annotations",
+                   {{api::kPausedByAnnotation, "circuit breaker of release " + release_key + " opened at " +
+                                                   kube::FormatTime(clock_.WallNow())}}}}},
+                {"spec", {{"paused", true}}}};
+  auto r = client_->Patch({"apps", "v1", "deployments", true}, ns, name, kube::PatchType::kMerge, patch.dump());
+  if (!r.ok()) {
+    if (r.error().kind == kube::ErrorKind::kNotFound) return done();
+    return failed("pausing the rollout failed (deployment " + ns + "/" + name + ")", r.error());
+  }
+  log::Warn("paused the gray rollout (pauseRollout)", {{"deployment", ns + "/" + name}, {"release", release_key}});
+  if (events_ != nullptr) {
+    events_->Record(workload, "Warning", "RolloutPaused", "graydebug paused this rollout: " + trip.message);
+  }
+  return done();
 }
 
 }  // namespace graydebug::controller

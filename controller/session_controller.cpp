@@ -1,18 +1,7 @@
 #include "controller/session_controller.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-
-#include <cmath>
-#include <cstdlib>
-#include <thread>
-
 #include "graydebug/api/debug_session.h"
 #include "graydebug/api/pod.h"
-#include "graydebug/api/probe.h"
-#include "graydebug/http_get.h"
 #include "graydebug/json_read.h"
 #include "graydebug/log.h"
 
@@ -21,6 +10,7 @@ namespace {
 
 using json = nlohmann::json;
 
+using jsonr::Obj;
 using jsonr::Str;
 
 // What the controller reads of a pod; everything else is dropped before caching (memory stays
@@ -75,86 +65,26 @@ kube::InformerOptions SessionOptions() {
   return o;
 }
 
-bool IsBusy(const std::string& body) {
-  auto reply = api::ProbeReply::Parse(body);
-  return reply && reply->error_kind == api::kProbeBusy;
-}
-
 std::string KeyOf(const json& obj) {
   return kube::Informer::KeyOf(obj);
 }
 
 }  // namespace
 
-ProbeResult HttpAttachProber::Probe(const std::string& address) {
-  auto start = std::chrono::steady_clock::now();
-  HttpGetResult r = HttpGet("http://" + address + api::kProbePath, timeout_, 64 << 10, connect_timeout_);
-  // The agent caps concurrent probes and answers 503 "busy" beyond that: not a dlv failure, so
-  // ask again shortly (bounded), never count it against the release.
-  for (int i = 0; i < 5 && r.status == 503 && IsBusy(r.body); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 * (i + 1)));
-    start = std::chrono::steady_clock::now();
-    r = HttpGet("http://" + address + api::kProbePath, timeout_, 64 << 10, connect_timeout_);
-  }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!r.error.empty()) {
-    ProbeResult p;
-    p.latency_seconds = seconds;
-    p.error = "agent at " + address + ": " + r.error;
-    return p;
-  }
-  return ParseProbeReply(address, r.status, r.body, seconds);
-}
-
-ProbeResult ParseProbeReply(const std::string& address, int status, const std::string& raw, double seconds) {
-  ProbeResult p;
-  p.latency_seconds = seconds;
-  auto reply = api::ProbeReply::Parse(raw);
-  if (!reply) {
-    p.error = "agent at " + address + " answered HTTP " + std::to_string(status) + " without a probe result";
-    return p;
-  }
-  if (status == 503 && reply->error_kind == api::kProbeBusy) {
-    p.own_fault = true;  // graydebug's own capacity, not the pod's dlv
-    p.error = "agent at " + address + " is busy with other probes";
-    return p;
-  }
-  // The agent may answer from a dlv call that finished under 100 ms ago ("cached"): then this round
-  // trip never reached dlv, so the reused call's own dlv time is added to keep the attach latency a
-  // controller -> agent -> dlv figure.
-  if (reply->cached) p.latency_seconds += reply->latency_seconds;
-  p.ok = reply->ok && status == 200;
-  if (!p.ok) {
-    p.error = reply->error;
-    if (p.error.empty()) p.error = "dlv probe failed (HTTP " + std::to_string(status) + ")";
-  }
-  return p;
-}
-
 SessionController::SessionController(std::shared_ptr<kube::Client> client, ControllerOptions options,
                                      AttachProber& prober, BreakerSource& breakers, prometheus::Registry& registry,
                                      kube::EventRecorder* events)
     : client_(client),
       options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : RealClock::Get()),
       reconciler_(options_.reconciler),
       prober_(prober),
       breakers_(breakers),
       events_(events),
+      metrics_(registry),
       queue_(clock_, std::chrono::milliseconds(100), std::chrono::milliseconds(60000)),
       sessions_(client, kube::Resource::DebugSessions(), options_.namespace_, SessionOptions()),
-      pods_(client, kube::Resource::Pods(), options_.namespace_, PodOptions()),
-      active_(prometheus::BuildGauge()
-                  .Name("debug_session_active")
-                  .Help("Active DebugSessions on the pod (the series is removed when the last one ends)")
-                  .Register(registry)),
-      latency_(prometheus::BuildHistogram()
-                   .Name("dlv_attach_latency_seconds")
-                   .Help("Round trip of one attach (controller -> agent -> dlv GetVersion -> back)")
-                   .Register(registry)),
-      attempts_(prometheus::BuildCounter()
-                    .Name("graydebug_attach_attempts_total")
-                    .Help("Attach attempts by release and result (success, failure)")
-                    .Register(registry)) {
+      pods_(client, kube::Resource::Pods(), options_.namespace_, PodOptions()) {
   queue_.Instrument("debugsession");
   kube::EventHandlers sh;
   sh.on_add = [this](const json& s) { Enqueue(s); };
@@ -176,9 +106,19 @@ SessionController::SessionController(std::shared_ptr<kube::Client> client, Contr
   ph.on_update = [pod_changed](const json&, const json& p) { pod_changed(p); };
   ph.on_delete = pod_changed;
   pods_.AddHandlers(ph);
+  // Sessions whose status waits for their attempt to be stored go on once it is.
+  breakers_.OnStored([this] {
+    std::vector<std::string> keys;
+    {
+      std::lock_guard l(memory_mu_);
+      for (const auto& [key, held] : held_) keys.push_back(key);
+    }
+    for (const auto& k : keys) queue_.Add(k);
+  });
 }
 
 SessionController::~SessionController() {
+  breakers_.OnStored({});
   Stop();
 }
 
@@ -221,25 +161,8 @@ bool SessionController::HasSynced() const {
 void SessionController::StartWorkers() {
   if (workers_started_.exchange(true)) return;
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
-    workers_.emplace_back([this] {
-      // Never decide from half a cache: a session whose pod is not cached yet would look
-      // Terminated.
-      while (!HasSynced() && !queue_.ShuttingDown()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      while (auto key = queue_.Get()) {
-        bool ok = false;
-        try {
-          ok = ReconcileKey(*key);
-        } catch (const std::exception& e) {
-          log::Error("reconcile threw; retrying", {{"session", *key}, {"error", e.what()}});
-        }
-        if (ok) {
-          queue_.Forget(*key);
-        } else {
-          queue_.AddRateLimited(*key);
-        }
-        queue_.Done(*key);
-      }
-    });
+    workers_.emplace_back(
+        [this] { queue_.RunWorker([this](const std::string& key) { return ReconcileKey(key); }, "reconcile"); });
   }
 }
 
@@ -253,128 +176,145 @@ void SessionController::Stop() {
   pods_.Stop();
 }
 
-void SessionController::SetActive(const std::string& key, bool active, const std::string& ns, const std::string& pod,
-                                  const std::string& release) {
-  // Several sessions may debug one pod: the series of (namespace, pod, release) counts them and
-  // goes away with the last one.
-  std::lock_guard l(metrics_mu_);
-  std::map<std::string, std::string> labels = {{"namespace", ns}, {"pod", pod}, {"release", release}};
-  auto it = active_labels_.find(key);
-  if (it != active_labels_.end() && (!active || it->second != labels)) {
-    auto& holders = active_holders_[it->second];
-    holders.erase(key);
-    if (holders.empty()) {
-      active_.Remove(&active_.Add(it->second));
-      active_holders_.erase(it->second);
-    } else {
-      active_.Add(it->second).Set(static_cast<double>(holders.size()));
-    }
-    active_labels_.erase(it);
+void SessionController::Forget(const std::string& key) {
+  {
+    std::lock_guard l(memory_mu_);
+    probed_.erase(key);
+    superseded_.erase(key);
+    held_.erase(key);
+    busy_.erase(key);
   }
-  if (active) {
-    auto& holders = active_holders_[labels];
-    holders.insert(key);
-    active_.Add(labels).Set(static_cast<double>(holders.size()));
-    active_labels_[key] = labels;
-  }
+  metrics_.SetActive(key, false, "", "", "");
 }
 
-void SessionController::RecordAttempt(const std::string& ns, const std::string& release, const ProbeResult& p) {
-  latency_
-      .Add({{"status", p.ok ? "success" : "failure"}},
-           prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                                                   10})
-      .Observe(p.latency_seconds);
-  attempts_.Add({{"namespace", ns}, {"release", release}, {"result", p.ok ? "success" : "failure"}}).Increment();
-}
-
-bool SessionController::ReconcileKey(const std::string& key) {
+SessionController::Observed SessionController::Observe(const std::string& key, Observation* o) {
   auto cached = sessions_.Get(key);
   if (!cached) {
-    {
-      std::lock_guard l(written_mu_);
-      probed_.erase(key);
-      written_.erase(key);
-    }
-    SetActive(key, false, "", "", "");
-    return true;
+    Forget(key);
+    return Observed::kGone;
   }
-  json session = std::move(*cached);
-  const json md = session.contains("metadata") ? session["metadata"] : json::object();
-  std::string ns = Str(md, "namespace"), name = Str(md, "name");
-  // The cache may not have seen our own last write yet: deciding from the older status would
-  // probe again and count a second attempt. Wait for it (resourceVersions are etcd revisions; if
-  // one is not a number, fall through and let the write's precondition catch a stale view).
+  o->key = key;
+  o->session = std::move(*cached);
+  const json& md = Obj(o->session, "metadata");
+  o->ns = Str(md, "namespace");
+  o->name = Str(md, "name");
   {
-    std::lock_guard l(written_mu_);
-    auto it = written_.find(key);
-    if (it != written_.end()) {
-      std::string cached_rv = Str(md, "resourceVersion");
-      char* e1 = nullptr;
-      char* e2 = nullptr;
-      unsigned long long have = std::strtoull(cached_rv.c_str(), &e1, 10);
-      unsigned long long want = std::strtoull(it->second.c_str(), &e2, 10);
-      bool numeric = !cached_rv.empty() && *e1 == '\0' && !it->second.empty() && *e2 == '\0';
-      if (numeric && have < want) {
+    std::lock_guard l(memory_mu_);
+    // The cache may not have seen our own last write yet: deciding from the older status would
+    // probe again and count a second attempt. Look again shortly; the write's precondition catches
+    // any other stale view.
+    if (auto it = superseded_.find(key); it != superseded_.end()) {
+      if (it->second.count(Str(md, "resourceVersion"))) {
         queue_.AddAfter(key, std::chrono::milliseconds(50));
-        return true;
+        return Observed::kRequeued;
       }
-      written_.erase(it);
+      superseded_.erase(it);
+    }
+    if (auto it = probed_.find(key); it != probed_.end()) o->input.last_probe = it->second;
+    if (auto it = held_.find(key); it != held_.end()) {
+      HeldProbe& h = it->second;
+      if (!breakers_.Stored(h.seq)) {
+        const auto waited = clock_.Now() - h.since;
+        if (waited < options_.stored_wait) {
+          // OnStored requeues it; this bounds the wait should no write ever succeed.
+          queue_.AddAfter(key, options_.stored_wait - waited);
+          return Observed::kRequeued;
+        }
+        log::Warn("circuit breaker not stored yet; writing the session status anyway", {{"session", key}});
+      }
+      o->input.probe = h.result;
+      o->input.now = h.at;
+      o->held = true;
+      held_.erase(it);
     }
   }
 
   // Candidates: the named pod, or every injected pod of the namespace for a selector.
-  std::vector<json> pods;
-  std::string by_name = Str(session.contains("status") ? session["status"] : json(), "pod");
-  if (by_name.empty() && session.contains("spec") && session["spec"].contains("target")) {
-    by_name = Str(session["spec"]["target"], "pod");
-  }
+  std::string by_name = Str(Obj(o->session, "status"), "pod");
+  if (by_name.empty()) by_name = Str(Obj(Obj(o->session, "spec"), "target"), "pod");
   if (!by_name.empty()) {
-    if (auto p = pods_.Get(ns + "/" + by_name)) pods.push_back(std::move(*p));
+    if (auto p = pods_.Get(o->ns + "/" + by_name)) o->pods.push_back(std::move(*p));
   } else {
     for (auto& p : pods_.List()) {
-      if (Str(p["metadata"], "namespace") == ns) pods.push_back(std::move(p));
+      if (Str(Obj(p, "metadata"), "namespace") == o->ns) o->pods.push_back(std::move(p));
     }
   }
-  const json* pod = ResolvePod(session, pods);
+  o->pod = ResolvePod(o->session, o->pods);
   const std::string release =
-      pod != nullptr ? api::ReleaseKey(ns, api::ReleaseOf(*pod, options_.reconciler.release_label)) : "";
-  SessionInput in{session,
-                  pods,
-                  release.empty() ? CircuitView{} : breakers_.View(release, clock_.WallNow()),
-                  std::nullopt,
-                  clock_.WallNow(),
-                  std::nullopt};
-  {
-    std::lock_guard l(written_mu_);
-    if (auto it = probed_.find(key); it != probed_.end()) in.last_probe = it->second;
+      o->pod != nullptr ? api::ReleaseKey(o->ns, api::ReleaseOf(*o->pod, options_.reconciler.release_label)) : "";
+  if (!o->held) o->input.now = clock_.WallNow();
+  o->input.circuit = release.empty() ? CircuitView{} : breakers_.View(release, clock_.WallNow());
+  o->input.session = o->session;
+  o->input.pods = o->pods;
+  return Observed::kReady;
+}
+
+bool SessionController::ReconcileKey(const std::string& key) {
+  // Never decide from half a cache: a session whose pod is not cached yet would look Terminated.
+  if (!HasSynced()) {
+    queue_.AddAfter(key, std::chrono::milliseconds(100));
+    return true;
   }
-  SessionActions a = reconciler_.Reconcile(in);
+  Observation o;
+  switch (Observe(key, &o)) {
+    case Observed::kGone:
+    case Observed::kRequeued: return true;
+    case Observed::kReady: break;
+  }
+  SessionActions a = reconciler_.Reconcile(o.input);
   if (a.probe) {
-    in.probe = prober_.Probe(a.probe_address);
-    in.now = clock_.WallNow();
-    a = reconciler_.Reconcile(in);
+    ProbeResult p = prober_.Probe(a.probe_address);
+    if (p.busy) {
+      // The agent caps concurrent probes: not a dlv failure and not an attempt. Ask again shortly
+      // (a few times) instead of waiting here.
+      std::lock_guard l(memory_mu_);
+      int& n = busy_[key];
+      if (n < options_.busy_retries) {
+        ++n;
+        queue_.AddAfter(key, options_.busy_retry * n);
+        return true;
+      }
+      busy_.erase(key);
+    } else {
+      std::lock_guard l(memory_mu_);
+      busy_.erase(key);
+    }
+    o.input.probe = std::move(p);
+    o.input.now = clock_.WallNow();
+    a = reconciler_.Reconcile(o.input);
   }
+  return Apply(o, a);
+}
+
+bool SessionController::Apply(Observation& o, const SessionActions& a) {
+  const std::string& key = o.key;
+  const std::string& ns = o.ns;
+  const std::string& name = o.name;
   if (a.probed_at) {
-    std::lock_guard l(written_mu_);
+    std::lock_guard l(memory_mu_);
     probed_[key] = *a.probed_at;
   }
-  const std::string release_name = api::SplitReleaseKey(a.release).second;
-  if (a.attempt) {
-    RecordAttempt(ns, release_name, *a.attempt);
+  if (a.attempt && !o.held) {
+    metrics_.RecordAttempt(ns, api::SplitReleaseKey(a.release).second, *a.attempt);
     if (!a.release.empty()) {
-      breakers_.Record(a.release, a.attempt->ok, in.now, pod);
+      const uint64_t seq = breakers_.Record(a.release, a.attempt->ok, o.input.now, o.pod);
       // The attempt is stored for the next leader before the status says it happened: a leader that
-      // dies between the two must not leave the breaker short of attempts the sessions report.
-      if (!breakers_.WaitPersisted(std::chrono::seconds(10))) {
-        log::Warn("circuit breaker not stored yet; writing the session status anyway",
-                  {{"session", key}, {"release", a.release}});
+      // dies between the two must not leave the breaker short of attempts the sessions report. The
+      // status is written by a later reconcile, from this probe result, once it is stored.
+      if (!breakers_.Stored(seq)) {
+        std::lock_guard l(memory_mu_);
+        held_[key] = HeldProbe{*o.input.probe, o.input.now, clock_.Now(), seq};
+        queue_.AddAfter(key, options_.stored_wait);
+        return true;
       }
     }
   }
 
-  std::string rv = Str(md, "resourceVersion");
+  json& session = o.session;
+  std::string rv = Str(Obj(session, "metadata"), "resourceVersion");
+  std::set<std::string> superseded;
   if (a.add_finalizer) {
+    const json& md = session["metadata"];
     json finalizers = md.contains("finalizers") && md["finalizers"].is_array() ? md["finalizers"] : json::array();
     finalizers.push_back(api::kSessionFinalizer);
     auto r = client_->Patch(kube::Resource::DebugSessions(), ns, name, kube::PatchType::kMerge,
@@ -384,12 +324,9 @@ bool SessionController::ReconcileKey(const std::string& key) {
       log::Info("adding the finalizer failed; retrying", {{"session", key}, {"error", r.error().ToString()}});
       return false;
     }
+    superseded.insert(rv);
     rv = Str(r.value()["metadata"], "resourceVersion");
     session["metadata"] = r.value()["metadata"];
-    if (!a.status_changed) {
-      std::lock_guard l(written_mu_);
-      written_[key] = rv;
-    }
   }
   if (a.status_changed) {
     json update = session;
@@ -398,13 +335,20 @@ bool SessionController::ReconcileKey(const std::string& key) {
     auto r = client_->UpdateStatus(kube::Resource::DebugSessions(), ns, update);
     if (!r.ok()) {
       if (r.error().kind == kube::ErrorKind::kNotFound) return true;
+      std::lock_guard l(memory_mu_);
+      superseded_[key].insert(superseded.begin(), superseded.end());
+      // The probe happened (and is counted): the retry writes its result instead of probing again.
+      if (o.input.probe) held_[key] = HeldProbe{*o.input.probe, o.input.now, clock_.Now(), 0};
       // A conflict means the cache is behind: the next reconcile starts from the newer object.
       log::Info("status update failed; retrying", {{"session", key}, {"error", r.error().ToString()}});
       return false;
     }
+    superseded.insert(rv);
     session = r.value();
-    std::lock_guard l(written_mu_);
-    written_[key] = Str(session["metadata"], "resourceVersion");
+  }
+  if (!superseded.empty()) {
+    std::lock_guard l(memory_mu_);
+    superseded_[key].insert(superseded.begin(), superseded.end());
   }
   if (events_ != nullptr) {
     json ref = session;
@@ -416,7 +360,7 @@ bool SessionController::ReconcileKey(const std::string& key) {
     log::Info("session " + e.reason, {{"session", key}, {"type", e.type}, {"message", e.message}});
   }
   const json& st = a.status;
-  SetActive(key, a.active, ns, Str(st, "pod"), Str(st, "release"));
+  metrics_.SetActive(key, a.active, ns, Str(st, "pod"), Str(st, "release"));
   if (api::IsFinalPhase(Str(st, "phase"))) {
     std::lock_guard l(index_mu_);
     by_namespace_[ns].erase(key);

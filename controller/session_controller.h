@@ -1,79 +1,61 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "controller/attach_prober.h"
+#include "controller/session_metrics.h"
 #include "controller/session_reconciler.h"
+#include "graydebug/clock.h"
 #include "graydebug/kube/client.h"
 #include "graydebug/kube/events.h"
 #include "graydebug/kube/informer.h"
 #include "graydebug/workqueue.h"
 
-namespace prometheus {
-class Registry;
-template <class T>
-class Family;
-class Gauge;
-class Counter;
-class Histogram;
-}  // namespace prometheus
-
 namespace graydebug::controller {
-
-// Runs one attach attempt against a pod's agent ("<podIP>:<port>").
-class AttachProber {
- public:
-  virtual ~AttachProber() = default;
-  virtual ProbeResult Probe(const std::string& address) = 0;
-};
-
-// GET http://<address>/probe/dlv: the agent makes one GetVersion call to the pod's dlv. The latency
-// is the whole round trip as the controller sees it. Refused, timed out, a non-JSON answer or
-// {"ok": false} are attach failures (SPEC §6).
-class HttpAttachProber final : public AttachProber {
- public:
-  // `timeout` bounds the whole round trip, `connect_timeout` the TCP connect to the agent.
-  explicit HttpAttachProber(std::chrono::milliseconds timeout,
-                            std::chrono::milliseconds connect_timeout = std::chrono::seconds(1))
-      : timeout_(timeout), connect_timeout_(connect_timeout) {}
-  ProbeResult Probe(const std::string& address) override;
-
- private:
-  std::chrono::milliseconds timeout_, connect_timeout_;
-};
-
-// Reads the agent's answer to GET /probe/dlv (HTTP `status` and `body`) after a round trip of
-// `seconds`. Not JSON, no boolean "ok", {"ok": false} or a status other than 200 are failures; a 503
-// "busy" is graydebug's own fault. Never throws, whatever the (untrusted) agent sent.
-ProbeResult ParseProbeReply(const std::string& address, int status, const std::string& body, double seconds);
 
 // The breakers' side of the controller (SPEC §6): BreakerStore in the cluster.
 class BreakerSource {
  public:
   virtual ~BreakerSource() = default;
   virtual CircuitView View(const std::string& release_key, Clock::Wall now) = 0;
-  // `pod` is the pod the attempt went to (its owner is where a trip is reported); may be null.
-  virtual void Record(const std::string& release_key, bool success, Clock::Wall now, const nlohmann::json* pod) = 0;
-  // Waits up to `timeout` until every attempt recorded so far is stored where the next leader reads
-  // it. True when it is (or when nothing needs storing); false on timeout or stop.
-  virtual bool WaitPersisted(std::chrono::milliseconds /*timeout*/) { return true; }
+  // Records one attempt; `pod` is the pod it went to (its owner is where a trip is reported; may be
+  // null). Returns the attempt's sequence number for Stored().
+  virtual uint64_t Record(const std::string& release_key, bool success, Clock::Wall now, const nlohmann::json* pod) = 0;
+  // Whether attempt `seq` (and every one before it) is stored where the next leader reads it. Never
+  // waits: when it is not stored yet, the store writes soon and then calls the OnStored callback.
+  virtual bool Stored(uint64_t /*seq*/) { return true; }
+  // `f` runs (on the store's writer) after each write that stored attempts.
+  virtual void OnStored(std::function<void()> /*f*/) {}
 };
 
 struct ControllerOptions {
   std::string namespace_;  // "" = all namespaces
   int workers = 2;
   ReconcilerConfig reconciler;
+  const Clock* clock = nullptr;  // nullptr: the real clock
+  // How long a status write waits for its attempt to be stored in the breaker ConfigMap before it
+  // is written anyway (with a warning): a leader that dies in between must not leave the breaker
+  // short of attempts the sessions report.
+  std::chrono::milliseconds stored_wait{std::chrono::seconds(10)};
+  // How often, and how soon, a busy agent is asked again before the reconciler sees "busy".
+  int busy_retries = 5;
+  std::chrono::milliseconds busy_retry{100};  // 100 ms, 200 ms, ...
 };
 
 // The controller's adapter around SessionReconciler: informers on DebugSessions and on injected
 // pods (label graydebug.io/injected=true, trimmed to the fields it reads), a work queue, status
-// and finalizer writes, events, and the SPEC §5 metrics.
+// and finalizer writes, events, and the SPEC §5 metrics. One reconcile is Observe (caches and
+// memory -> SessionInput) -> SessionReconciler::Reconcile (pure) -> Apply (writes); it never
+// sleeps or waits for anything but the attach probe itself: whatever must wait is requeued.
 class SessionController {
  public:
   SessionController(std::shared_ptr<kube::Client> client, ControllerOptions options, AttachProber& prober,
@@ -91,35 +73,53 @@ class SessionController {
   bool ReconcileKey(const std::string& key);
 
  private:
+  // A probe result whose attempt is recorded in the breaker but not stored yet: the session's
+  // status is written from it once the breaker is stored (or stored_wait has passed).
+  struct HeldProbe {
+    ProbeResult result;
+    Clock::Wall at;       // when it was probed (the status's time)
+    Clock::Steady since;  // when it started waiting
+    uint64_t seq = 0;     // the breaker's sequence number of the attempt
+  };
+  // What one reconcile starts from.
+  struct Observation {
+    std::string key, ns, name;
+    nlohmann::json session;
+    std::vector<nlohmann::json> pods;
+    const nlohmann::json* pod = nullptr;  // the resolved one, in `pods`
+    SessionInput input;
+    bool held = false;  // input.probe is a held probe (its attempt is recorded already)
+  };
+  enum class Observed { kReady, kGone, kRequeued };
+
+  Observed Observe(const std::string& key, Observation* o);
+  bool Apply(Observation& o, const SessionActions& a);
+  void Forget(const std::string& key);
   void Enqueue(const nlohmann::json& session);
   void EnqueueNamespace(const std::string& ns);
-  void SetActive(const std::string& key, bool active, const std::string& ns, const std::string& pod,
-                 const std::string& release);
-  void RecordAttempt(const std::string& ns, const std::string& release, const ProbeResult& p);
 
   std::shared_ptr<kube::Client> client_;
   ControllerOptions options_;
+  const Clock& clock_;
   SessionReconciler reconciler_;
   AttachProber& prober_;
   BreakerSource& breakers_;
   kube::EventRecorder* events_;
-  RealClock clock_;
+  SessionMetrics metrics_;
   WorkQueue queue_;
   kube::Informer sessions_, pods_;
 
   std::mutex index_mu_;
   std::map<std::string, std::set<std::string>> by_namespace_;  // non-final session keys per namespace
 
-  prometheus::Family<prometheus::Gauge>& active_;
-  prometheus::Family<prometheus::Histogram>& latency_;
-  prometheus::Family<prometheus::Counter>& attempts_;
-  std::mutex metrics_mu_;
-  std::map<std::string, std::map<std::string, std::string>> active_labels_;             // session key -> series
-  std::map<std::map<std::string, std::string>, std::set<std::string>> active_holders_;  // series -> sessions
-
-  std::mutex written_mu_;
-  std::map<std::string, std::string> written_;  // session key -> resourceVersion of our last write
-  std::map<std::string, Clock::Wall> probed_;   // session key -> last probe (not always written down)
+  // The controller's memory of each session (under memory_mu_).
+  std::mutex memory_mu_;
+  // resourceVersions our own writes superseded: a cached session at one of them is older than our
+  // last write (resourceVersions are opaque: compared for equality only).
+  std::map<std::string, std::set<std::string>> superseded_;
+  std::map<std::string, Clock::Wall> probed_;  // last probe (not always written down)
+  std::map<std::string, HeldProbe> held_;
+  std::map<std::string, int> busy_;  // busy answers in a row
 
   std::vector<std::thread> workers_;
   std::atomic<bool> workers_started_{false};

@@ -26,6 +26,9 @@ struct ProbeResult {
   // True when the failure is graydebug's own (the controller could not run the probe at all, e.g.
   // the pod has no agent port): such failures do not count against the release's breaker.
   bool own_fault = false;
+  // The agent is busy with other probes (HTTP 503 "busy"; also own_fault): the adapter asks again
+  // shortly, a few times, before the reconciler sees it.
+  bool busy = false;
 };
 
 struct ReconcilerConfig {

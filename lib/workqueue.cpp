@@ -1,6 +1,7 @@
 #include "graydebug/workqueue.h"
 
 #include "graydebug/backoff.h"
+#include "graydebug/log.h"
 
 namespace graydebug {
 
@@ -139,6 +140,23 @@ bool WorkQueue::ShuttingDown() const {
 std::size_t WorkQueue::Len() const {
   std::lock_guard lock(mu_);
   return queue_.size();
+}
+
+void WorkQueue::RunWorker(const std::function<bool(const std::string&)>& reconcile, std::string_view what) {
+  while (auto key = Get()) {
+    bool ok = false;
+    try {
+      ok = reconcile(*key);
+    } catch (const std::exception& e) {
+      log::Error(std::string(what) + " threw; retrying", {{"key", *key}, {"error", e.what()}});
+    }
+    if (ok) {
+      Forget(*key);
+    } else {
+      AddRateLimited(*key);
+    }
+    Done(*key);
+  }
 }
 
 }  // namespace graydebug

@@ -8,7 +8,7 @@
 namespace graydebug {
 
 // Time as an interface, so retry, backoff, rate limits, queues and leases are tested by moving a
-// fake clock instead of sleeping.
+// fake clock (tests/support/fake_clock.h) instead of sleeping.
 class Clock {
  public:
   using Steady = std::chrono::steady_clock::time_point;
@@ -49,31 +49,6 @@ class RealClock final : public Clock {
     static RealClock clock;
     return clock;
   }
-};
-
-// A clock that moves only when a test says so.
-class FakeClock final : public Clock {
- public:
-  Steady Now() const override {
-    std::lock_guard lock(mu_);
-    return now_;
-  }
-  Wall WallNow() const override {
-    std::lock_guard lock(mu_);
-    return wall_;
-  }
-  void Advance(std::chrono::nanoseconds d) {
-    std::lock_guard lock(mu_);
-    now_ += std::chrono::duration_cast<Steady::duration>(d);
-    wall_ += std::chrono::duration_cast<Wall::duration>(d);
-  }
-  bool IsFake() const override { return true; }
-  void Sleep(std::chrono::nanoseconds d) const override { const_cast<FakeClock*>(this)->Advance(d); }
-
- private:
-  mutable std::mutex mu_;
-  Steady now_{std::chrono::hours(1000)};
-  Wall wall_{std::chrono::seconds(1'800'000'000)};
 };
 
 }  // namespace graydebug

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,10 @@ class WorkQueue {
   // Every returned key must be given back with Done.
   std::optional<std::string> Get();
   void Done(const std::string& key);
+
+  // One worker: hands each key to `reconcile` until the queue is shut down and drained. True
+  // forgets the key's failures; false (or a throw, logged with `what`) adds it rate-limited.
+  void RunWorker(const std::function<bool(const std::string&)>& reconcile, std::string_view what);
 
   // Wakes every Get; keys still queued are handed out, delayed ones are dropped.
   void ShutDown();

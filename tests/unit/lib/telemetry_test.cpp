@@ -1,11 +1,13 @@
 // The libraries' metrics as Prometheus series: what metrics::InstallTelemetry exports for each hook.
 #include <doctest/doctest.h>
+
 #include <prometheus/registry.h>
 
 #include "graydebug/clock.h"
 #include "graydebug/metrics.h"
 #include "graydebug/telemetry.h"
 #include "graydebug/workqueue.h"
+#include "support/fake_clock.h"
 
 using namespace std::chrono_literals;
 using graydebug::telemetry::Current;

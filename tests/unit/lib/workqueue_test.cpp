@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "support/fake_clock.h"
 #include "support/recording_sink.h"
 
 #include <atomic>

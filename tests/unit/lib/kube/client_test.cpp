@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include "support/fake_clock.h"
 #include "support/recording_sink.h"
 
 #include <deque>

@@ -2,6 +2,7 @@
 // hangs (a black-holed connection) stops leading at the deadline, a renewing leader keeps leading.
 #include "graydebug/kube/leader_election.h"
 #include "support/eventually.h"
+#include "support/fake_clock.h"
 
 #include <doctest/doctest.h>
 
