@@ -1,5 +1,5 @@
 // libFuzzer target: the watch-event decoder (kube::ParseWatchEvent) and what the informer does
-// with the events, over a scripted transport (no network). The input's first line is the body of
+// with the events, over the fake API server's scripted answers (no network). The input's first line is the body of
 // the informer's list; every further line is one line of the watch stream. Any later request
 // ends the run. Run by `make fuzz`.
 #include <atomic>
@@ -16,6 +16,7 @@
 #include "graydebug/kube/client.h"
 #include "graydebug/kube/informer.h"
 #include "graydebug/log.h"
+#include "support/fake_apiserver.h"
 
 namespace {
 
@@ -30,59 +31,6 @@ struct Done {
     done = true;
     cv.notify_all();
   }
-};
-
-class Lines final : public LineStream {
- public:
-  Lines(std::deque<std::string> lines, Done& done) : lines_(std::move(lines)), done_(done) {}
-  bool ReadLine(std::string* line, ApiError* error) override {
-    if (cancelled_ || lines_.empty()) {
-      done_.Set();
-      *error = ApiError{};
-      return false;
-    }
-    *line = std::move(lines_.front());
-    lines_.pop_front();
-    return true;
-  }
-  void Cancel() override { cancelled_ = true; }
-
- private:
-  std::deque<std::string> lines_;
-  Done& done_;
-  std::atomic<bool> cancelled_{false};
-};
-
-class OneShotTransport final : public HttpTransport {
- public:
-  OneShotTransport(std::string list_body, std::deque<std::string> watch_lines, Done& done)
-      : list_body_(std::move(list_body)), watch_lines_(std::move(watch_lines)), done_(done) {}
-  HttpResponse Do(const HttpRequest&) override {
-    if (lists_++ == 0) return {200, list_body_, "", {}};
-    return Later();
-  }
-  StreamResponse Stream(const HttpRequest&) override {
-    StreamResponse s;
-    if (watches_++ > 0) {
-      s.head = Later();
-      return s;
-    }
-    s.head.status = 200;
-    s.stream = std::make_unique<Lines>(std::move(watch_lines_), done_);
-    return s;
-  }
-
- private:
-  HttpResponse Later() {
-    done_.Set();
-    HttpResponse r;
-    r.error = {ErrorKind::kConnection, 0, "", "fuzz: no more answers"};
-    return r;
-  }
-  std::string list_body_;
-  std::deque<std::string> watch_lines_;
-  Done& done_;
-  int lists_ = 0, watches_ = 0;
 };
 
 }  // namespace
@@ -110,13 +58,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!ev.ok() && ev.error().kind != ErrorKind::kDecode) __builtin_trap();
   }
 
+  // The fake API server answers the first list with the input's first line and the first watch
+  // with the rest; any later request ends the run.
   Done done;
-  RestConfig cfg;
-  cfg.server = "https://127.0.0.1:1";
+  graydebug::testing::FakeApiServer api;
+  api.Script({{200, list_body, "", {}}});
+  api.ScriptWatch(lines);
+  std::atomic<int> requests{0};
+  api.Intercept([&](const HttpRequest&) -> std::optional<HttpResponse> {
+    if (++requests <= 2) return std::nullopt;
+    done.Set();
+    HttpResponse r;
+    r.error = {ErrorKind::kConnection, 0, "", "fuzz: no more answers"};
+    return r;
+  });
   ClientOptions copts;
-  copts.qps = 0;
   copts.max_retries = 0;
-  auto client = std::make_shared<Client>(cfg, std::make_unique<OneShotTransport>(list_body, lines, done), copts);
+  auto client = api.NewClient(copts);
   InformerOptions iopts;
   iopts.backoff_base = std::chrono::milliseconds(1);
   iopts.backoff_cap = std::chrono::milliseconds(2);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 
@@ -150,7 +151,11 @@ struct FakeApiServer::State {
   uint64_t epoch = 0;  // bumped by CloseWatches
   bool closed = false;
   Interceptor intercept;
+  std::deque<HttpResponse> script;
+  std::deque<std::deque<std::string>> watch_scripts;
   std::vector<std::string> requests;
+  std::vector<HttpRequest> full_requests;
+  std::vector<std::pair<std::string, int>> answered;  // "METHOD path", status
 
   // Stores `object` under the next resourceVersion and records the event.
   json Store(const std::string& collection, const std::string& ns, json object, const std::string& type) {
@@ -254,7 +259,7 @@ HttpResponse FakeApiServer::StatusReply(int code, const std::string& reason, con
           {}};
 }
 
-std::shared_ptr<kube::Client> FakeApiServer::NewClient(kube::ClientOptions options) {
+std::shared_ptr<kube::Client> FakeApiServer::NewClient(kube::ClientOptions options, kube::RestConfig cfg) {
   // The client owns its transport; this forwards to the server, which the test owns.
   class Forward final : public kube::HttpTransport {
    public:
@@ -265,8 +270,7 @@ std::shared_ptr<kube::Client> FakeApiServer::NewClient(kube::ClientOptions optio
    private:
     FakeApiServer* s_;
   };
-  kube::RestConfig cfg;
-  cfg.server = "https://127.0.0.1:1";
+  if (cfg.server.empty()) cfg.server = "https://127.0.0.1:1";
   options.qps = 0;
   if (options.clock == nullptr) options.clock = clock_;
   return std::make_shared<kube::Client>(cfg, std::make_unique<Forward>(this), options);
@@ -314,6 +318,28 @@ void FakeApiServer::Intercept(Interceptor f) {
   s_->intercept = std::move(f);
 }
 
+void FakeApiServer::Script(std::deque<HttpResponse> replies) {
+  std::lock_guard l(s_->mu);
+  s_->script = std::move(replies);
+}
+
+void FakeApiServer::ScriptWatch(std::deque<std::string> lines) {
+  std::lock_guard l(s_->mu);
+  s_->watch_scripts.push_back(std::move(lines));
+}
+
+std::vector<HttpRequest> FakeApiServer::FullRequests() const {
+  std::lock_guard l(s_->mu);
+  return s_->full_requests;
+}
+
+int FakeApiServer::Answered(const std::string& prefix, int code) const {
+  std::lock_guard l(s_->mu);
+  return static_cast<int>(std::count_if(s_->answered.begin(), s_->answered.end(), [&](const auto& a) {
+    return a.second == code && a.first.rfind(prefix, 0) == 0;
+  }));
+}
+
 std::vector<std::string> FakeApiServer::Requests() const {
   std::lock_guard l(s_->mu);
   return s_->requests;
@@ -352,24 +378,38 @@ int64_t FakeApiServer::resource_version() const {
 }
 
 HttpResponse FakeApiServer::Do(const HttpRequest& request) {
+  const std::string line = request.method + " " + request.path;
   Interceptor intercept;
   {
     std::lock_guard l(s_->mu);
-    s_->requests.push_back(request.method + " " + request.path);
+    s_->requests.push_back(line);
+    s_->full_requests.push_back(request);
     s_->cv.notify_all();
     intercept = s_->intercept;
   }
-  if (intercept) {
-    if (auto r = intercept(request)) return *r;
+  std::optional<HttpResponse> answer;
+  if (intercept) answer = intercept(request);
+  if (!answer) {
+    std::lock_guard l(s_->mu);
+    if (!s_->script.empty()) {
+      answer = std::move(s_->script.front());
+      s_->script.pop_front();
+    }
   }
-  return Serve(request);
+  if (!answer) answer = Serve(request);
+  std::lock_guard l(s_->mu);
+  s_->answered.emplace_back(line, answer->status);
+  s_->cv.notify_all();
+  return *answer;
 }
 
 kube::StreamResponse FakeApiServer::Stream(const HttpRequest& request) {
   Interceptor intercept;
+  std::optional<std::deque<std::string>> scripted;
   {
     std::lock_guard l(s_->mu);
     s_->requests.push_back("WATCH " + request.path);
+    s_->full_requests.push_back(request);
     s_->cv.notify_all();
     intercept = s_->intercept;
   }
@@ -379,6 +419,34 @@ kube::StreamResponse FakeApiServer::Stream(const HttpRequest& request) {
       out.head = *r;
       return out;
     }
+  }
+  {
+    std::lock_guard l(s_->mu);
+    if (!s_->watch_scripts.empty()) {
+      scripted = std::move(s_->watch_scripts.front());
+      s_->watch_scripts.pop_front();
+    }
+  }
+  if (scripted) {
+    // Lines as scripted, then the end of the stream.
+    class Lines final : public kube::LineStream {
+     public:
+      explicit Lines(std::deque<std::string> lines) : lines_(std::move(lines)) {}
+      bool ReadLine(std::string* line, kube::ApiError* error) override {
+        *error = {};
+        if (lines_.empty()) return false;
+        *line = std::move(lines_.front());
+        lines_.pop_front();
+        return true;
+      }
+      void Cancel() override {}
+
+     private:
+      std::deque<std::string> lines_;
+    };
+    out.head.status = 200;
+    out.stream = std::make_unique<Lines>(std::move(*scripted));
+    return out;
   }
   Target t = Parse(request.path);
   if (!t.ok || !t.name.empty() || t.query["watch"] != "true") {

@@ -10,6 +10,7 @@
 // real kube-apiserver (tests/support/local_cluster.h).
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -32,8 +33,9 @@ class FakeApiServer final : public kube::HttpTransport {
   kube::HttpResponse Do(const kube::HttpRequest& request) override;
   kube::StreamResponse Stream(const kube::HttpRequest& request) override;
 
-  // A client over this server (no rate limit, no retries unless given). The server must outlive it.
-  std::shared_ptr<kube::Client> NewClient(kube::ClientOptions options = {});
+  // A client over this server (no rate limit; the fake clock unless options.clock is set; server
+  // and token from `config` when given). The server must outlive it.
+  std::shared_ptr<kube::Client> NewClient(kube::ClientOptions options = {}, kube::RestConfig config = {});
 
   // Stores `object` as if created (name and, when namespaced, namespace from its metadata);
   // returns it as stored, with resourceVersion and uid.
@@ -45,8 +47,18 @@ class FakeApiServer final : public kube::HttpTransport {
   // Called before each request is served (also watches); an answer replaces the server's.
   using Interceptor = std::function<std::optional<kube::HttpResponse>(const kube::HttpRequest&)>;
   void Intercept(Interceptor f);
+  // The next answers of Do(), in this order, before the store is consulted (it serves again once
+  // they are used up). Intercept comes first.
+  void Script(std::deque<kube::HttpResponse> replies);
+  // The next watch answers 200 and streams `lines` as they are (odd ones too), then ends.
+  void ScriptWatch(std::deque<std::string> lines);
   // "METHOD path" of every request so far (watches as "WATCH path").
   std::vector<std::string> Requests() const;
+  // Every request so far, whole (headers, body; watches too).
+  std::vector<kube::HttpRequest> FullRequests() const;
+  // How many requests starting with `prefix` were answered with HTTP `code` (not counting ones
+  // still in an interceptor).
+  int Answered(const std::string& prefix, int code) const;
   // How many requests so far start with `prefix` (e.g. "PUT /apis/graydebug.io").
   int Count(const std::string& prefix) const;
   // Waits (real time, bounded by `timeout`) until Count(prefix) >= n.

@@ -1,8 +1,10 @@
-// The client's retry, rate limit and watch parsing over a scripted transport and a fake clock.
+// The client's retry, rate limit and watch parsing over the fake API server's scripted answers and a
+// fake clock.
 #include "graydebug/kube/client.h"
 
 #include <doctest/doctest.h>
 
+#include "support/fake_apiserver.h"
 #include "support/fake_clock.h"
 #include "support/recording_sink.h"
 
@@ -19,33 +21,12 @@ using graydebug::kube::ClientOptions;
 using graydebug::kube::ErrorKind;
 using graydebug::kube::HttpRequest;
 using graydebug::kube::HttpResponse;
-using graydebug::kube::HttpTransport;
 using graydebug::kube::ParseWatchEvent;
 using graydebug::kube::Resource;
-using graydebug::kube::StreamResponse;
 using graydebug::kube::WatchEvent;
+using graydebug::testing::FakeApiServer;
 
 namespace {
-
-// Answers from a script; records what was asked.
-class ScriptedTransport : public HttpTransport {
- public:
-  std::deque<HttpResponse> answers;
-  std::vector<HttpRequest> requests;
-  HttpResponse Do(const HttpRequest& r) override {
-    requests.push_back(r);
-    if (answers.empty()) return {200, "{}", "", {}};
-    HttpResponse a = answers.front();
-    answers.pop_front();
-    return a;
-  }
-  StreamResponse Stream(const HttpRequest& r) override {
-    requests.push_back(r);
-    StreamResponse s;
-    s.head = {410, R"({"kind":"Status","reason":"Expired","code":410})", "", {}};
-    return s;
-  }
-};
 
 HttpResponse Status(int code, const std::string& retry_after = "") {
   return {code, R"({"kind":"Status","message":"m","code":)" + std::to_string(code) + "}", retry_after, {}};
@@ -56,46 +37,48 @@ HttpResponse Refused() {
   return r;
 }
 
+// The client over the fake API server, whose answers the tests script; every watch answers 410.
 struct Fixture {
   FakeClock clock;
-  ScriptedTransport* transport = nullptr;
-  std::unique_ptr<Client> client;
+  FakeApiServer api{&clock};
+  std::shared_ptr<Client> client;
   explicit Fixture(ClientOptions o = {}) {
     o.clock = &clock;
-    o.qps = 0;
-    auto t = std::make_unique<ScriptedTransport>();
-    transport = t.get();
     graydebug::kube::RestConfig cfg;
-    cfg.server = "https://127.0.0.1:1";
     cfg.token = "secret";
-    client = std::make_unique<Client>(cfg, std::move(t), o);
+    client = api.NewClient(o, cfg);
+    api.Intercept([](const HttpRequest& r) -> std::optional<HttpResponse> {
+      if (r.path.find("watch=true") == std::string::npos) return std::nullopt;
+      return FakeApiServer::StatusReply(410, "Expired", "too old resource version");
+    });
   }
+  std::vector<HttpRequest> requests() const { return api.FullRequests(); }
 };
 
 }  // namespace
 
 TEST_CASE("client: 429 and 5xx are retried, honouring Retry-After, then succeed") {
   Fixture f;
-  f.transport->answers = {Status(429, "3"), Status(503), Refused(), {200, R"({"kind":"Pod"})", "", {}}};
+  f.api.Script({Status(429, "3"), Status(503), Refused(), {200, R"({"kind":"Pod"})", "", {}}});
   auto start = f.clock.Now();
   auto r = f.client->Get(Resource::Pods(), "shop", "p");
   REQUIRE(r.ok());
   CHECK(r->at("kind") == "Pod");
-  CHECK(f.transport->requests.size() == 4);
+  const auto requests = f.requests();
+  CHECK(requests.size() == 4);
   CHECK(f.clock.Now() - start >= 3s);  // waited the Retry-After (fake time)
-  CHECK(f.transport->requests[0].path == "/api/v1/namespaces/shop/pods/p");
+  CHECK(requests[0].path == "/api/v1/namespaces/shop/pods/p");
   bool auth = false;
-  for (const auto& [k, v] : f.transport->requests[0].headers)
-    auth = auth || (k == "Authorization" && v == "Bearer secret");
+  for (const auto& [k, v] : requests[0].headers) auth = auth || (k == "Authorization" && v == "Bearer secret");
   CHECK(auth);
 }
 
 TEST_CASE("client: every attempt and every retry is reported to the telemetry sink, watches too") {
   graydebug::testing::RecordingSink sink;
   Fixture f;
-  f.transport->answers = {Status(503), Refused(), {200, "{}", "", {}}};
+  f.api.Script({Status(503), Refused(), {200, "{}", "", {}}});
   REQUIRE(f.client->Get(Resource::Pods(), "shop", "p").ok());
-  f.transport->answers = {Status(404)};
+  f.api.Script({Status(404)});
   CHECK(!f.client->Get(Resource::Pods(), "shop", "q").ok());
   CHECK(!f.client->StartWatch(Resource::Pods(), "shop", {}).ok());  // the transport answers 410
   CHECK(sink.calls() == std::vector<std::string>{"request GET 503", "retry GET", "request GET 0", "retry GET",
@@ -106,29 +89,29 @@ TEST_CASE("client: gives up after max_retries with the last error") {
   ClientOptions o;
   o.max_retries = 2;
   Fixture f(o);
-  f.transport->answers = {Status(500), Status(500), Status(500), Status(500)};
+  f.api.Script({Status(500), Status(500), Status(500), Status(500)});
   auto r = f.client->Get(Resource::Pods(), "shop", "p");
   CHECK(r.error().kind == ErrorKind::kServerError);
-  CHECK(f.transport->requests.size() == 3);
+  CHECK(f.requests().size() == 3);
 }
 
 TEST_CASE("client: 4xx is not retried; a POST is not retried on 500 (it may have been applied)") {
   Fixture f;
-  f.transport->answers = {Status(404)};
+  f.api.Script({Status(404)});
   CHECK(f.client->Get(Resource::Pods(), "shop", "p").error().kind == ErrorKind::kNotFound);
-  CHECK(f.transport->requests.size() == 1);
-  f.transport->answers = {Status(500)};
+  CHECK(f.requests().size() == 1);
+  f.api.Script({Status(500)});
   CHECK(f.client->Create(Resource::Pods(), "shop", {{"metadata", {{"name", "p"}}}}).error().kind ==
         ErrorKind::kServerError);
-  CHECK(f.transport->requests.size() == 2);
-  f.transport->answers = {Status(429), Refused(), {201, "{}", "", {}}};
+  CHECK(f.requests().size() == 2);
+  f.api.Script({Status(429), Refused(), {201, "{}", "", {}}});
   CHECK(f.client->Create(Resource::Pods(), "shop", {{"metadata", {{"name", "p"}}}}).ok());
-  CHECK(f.transport->requests.size() == 5);
+  CHECK(f.requests().size() == 5);
 }
 
 TEST_CASE("client: a 2xx that is not JSON is a decode error") {
   Fixture f;
-  f.transport->answers = {{200, "<html>", "", {}}};
+  f.api.Script({{200, "<html>", "", {}}});
   CHECK(f.client->Get(Resource::Pods(), "shop", "p").error().kind == ErrorKind::kDecode);
 }
 
@@ -141,22 +124,22 @@ TEST_CASE("client: paths and query escaping") {
   o.label_selector = "graydebug.io/injected=true,app in (a b)";
   o.limit = 5;
   (void)f.client->List(Resource::Pods(), "", o);
-  CHECK(f.transport->requests.back().path ==
+  CHECK(f.requests().back().path ==
         "/api/v1/pods?labelSelector=graydebug.io%2Finjected%3Dtrue%2Capp%20in%20%28a%20b%29&limit=5");
   auto w = f.client->StartWatch(Resource::Pods(), "shop", {"", "", 0, "", "42", 300, true});
   CHECK(w.error().kind == ErrorKind::kGone);
-  CHECK(f.transport->requests.back().path ==
+  CHECK(f.requests().back().path ==
         "/api/v1/namespaces/shop/pods?resourceVersion=42&watch=true&allowWatchBookmarks=true&timeoutSeconds=300");
 }
 
 TEST_CASE("client: ListAll follows continue tokens and restarts once on an expired token") {
   Fixture f;
-  f.transport->answers = {
+  f.api.Script({
       {200, R"({"items":[{"n":1}],"metadata":{"continue":"c1","resourceVersion":"5"}})", "", {}},
       Status(410),
       {200, R"({"items":[{"n":1},{"n":2}],"metadata":{"continue":"c2"}})", "", {}},
       {200, R"({"items":[{"n":3}],"metadata":{"resourceVersion":"9"}})", "", {}},
-  };
+  });
   auto r = f.client->ListAll(Resource::Pods(), "shop", {"", "", 2, "", "", 0, true});
   REQUIRE_MESSAGE(r.ok(), r.error().ToString());
   CHECK(r->at("items").size() == 3);

@@ -1,8 +1,6 @@
-// The elector's renew deadline over an in-memory Lease API and a fake clock: a leader whose renewal
+// The elector's renew deadline over the fake API server and a fake clock: a leader whose renewal
 // hangs (a black-holed connection) stops leading at the deadline, a renewing leader keeps leading.
 #include "graydebug/kube/leader_election.h"
-#include "support/eventually.h"
-#include "support/fake_clock.h"
 
 #include <doctest/doctest.h>
 
@@ -11,53 +9,38 @@
 #include <mutex>
 #include <thread>
 
+#include "support/eventually.h"
+#include "support/fake_apiserver.h"
+#include "support/fake_clock.h"
+
 using namespace std::chrono_literals;
 using graydebug::FakeClock;
-using graydebug::kube::Client;
 using graydebug::kube::ClientOptions;
 using graydebug::kube::HttpRequest;
 using graydebug::kube::HttpResponse;
-using graydebug::kube::HttpTransport;
 using graydebug::kube::LeaderElectionConfig;
 using graydebug::kube::LeaderElector;
-using graydebug::kube::StreamResponse;
 using graydebug::kube::ValidateLeaderElectionConfig;
 using nlohmann::json;
 
 namespace {
 
-HttpResponse Status(int code, const std::string& reason) {
-  return {code, json{{"kind", "Status"}, {"reason", reason}, {"code", code}}.dump(), "", {}};
-}
-
-// One Lease over HTTP: GET, POST (create) and PUT (conditional on resourceVersion). Writes can be
-// made to hang until released, as on a connection that went silent; a released write then goes
-// through (a late success).
-class LeaseServer final : public HttpTransport {
+// The Lease on the fake API server (GET, POST, conditional PUT). Writes can be made to hang until
+// released, as on a connection that went silent; a released write then goes through (a late
+// success).
+class LeaseServer {
  public:
-  HttpResponse Do(const HttpRequest& r) override {
-    std::unique_lock lock(mu_);
-    ++requests_;
-    bool write = r.method == "POST" || r.method == "PUT";
-    if (write && hang_writes_) {
-      ++hung_;
-      cv_.wait(lock, [this] { return !hang_writes_; });
-    }
-    if (r.method == "GET") return lease_.is_null() ? Status(404, "NotFound") : HttpResponse{200, lease_.dump(), "", {}};
-    if (!write) return Status(405, "MethodNotAllowed");
-    json object = json::parse(r.body);
-    if (r.method == "POST" && !lease_.is_null()) return Status(409, "AlreadyExists");
-    if (r.method == "PUT" && (lease_.is_null() || object["metadata"].value("resourceVersion", "") !=
-                                                      lease_["metadata"].value("resourceVersion", ""))) {
-      return Status(409, "Conflict");
-    }
-    object["metadata"]["resourceVersion"] = std::to_string(++version_);
-    lease_ = object;
-    ++writes_;
-    return {r.method == "POST" ? 201 : 200, lease_.dump(), "", {}};
+  LeaseServer() {
+    api.Intercept([this](const HttpRequest& r) -> std::optional<HttpResponse> {
+      if (r.method != "POST" && r.method != "PUT") return std::nullopt;
+      std::unique_lock lock(mu_);
+      if (hang_writes_) {
+        ++hung_;
+        cv_.wait(lock, [this] { return !hang_writes_; });
+      }
+      return std::nullopt;
+    });
   }
-  StreamResponse Stream(const HttpRequest&) override { return {Status(405, "MethodNotAllowed"), nullptr}; }
-
   void HangWrites(bool hang) {
     {
       std::lock_guard lock(mu_);
@@ -69,25 +52,21 @@ class LeaseServer final : public HttpTransport {
     std::lock_guard lock(mu_);
     return hung_;
   }
-  int writes() const {
-    std::lock_guard lock(mu_);
-    return writes_;
-  }
-  int requests() const {
-    std::lock_guard lock(mu_);
-    return requests_;
-  }
+  // Writes that went through.
+  int writes() const { return api.Answered("POST " + kLeases, 201) + api.Answered("PUT " + kLeases, 200); }
+  int requests() const { return static_cast<int>(api.Requests().size()); }
   json lease() const {
-    std::lock_guard lock(mu_);
-    return lease_;
+    auto l = api.Get(graydebug::kube::Resource::Leases(), "graydebug-system", "graydebug-controller");
+    return l ? *l : json();
   }
+  graydebug::testing::FakeApiServer api;
 
  private:
+  inline static const std::string kLeases = "/apis/coordination.k8s.io/v1/namespaces/graydebug-system/leases";
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool hang_writes_ = false;
-  int hung_ = 0, writes_ = 0, requests_ = 0, version_ = 0;
-  json lease_;
+  int hung_ = 0;
 };
 
 // The fake clock decides; the 10 s bound only keeps a broken test from hanging.
@@ -119,7 +98,8 @@ LeaderElectionConfig Config() {
 // An elector running on its own thread over a LeaseServer, counting its callbacks.
 struct Election {
   FakeClock clock;
-  LeaseServer* server = nullptr;
+  std::unique_ptr<LeaseServer> owned = std::make_unique<LeaseServer>();
+  LeaseServer* server = owned.get();
   LeaderElectionConfig config = Config();
   std::unique_ptr<LeaderElector> elector;
   std::atomic<int> started{0}, stopped{0}, writes_when_started{-1};
@@ -127,15 +107,10 @@ struct Election {
   std::thread runner;
 
   explicit Election(bool hang_first_write = false) {
-    auto t = std::make_unique<LeaseServer>();
-    server = t.get();
     server->HangWrites(hang_first_write);
     ClientOptions o;
     o.clock = &clock;
-    o.qps = 0;
-    graydebug::kube::RestConfig rest;
-    rest.server = "https://127.0.0.1:1";
-    auto client = std::make_shared<Client>(rest, std::move(t), o);
+    auto client = server->api.NewClient(o);
     config.on_started_leading = [this] {
       writes_when_started = server->writes();
       ++started;
@@ -238,13 +213,10 @@ TEST_CASE("leader election: the configuration follows client-go's rules") {
   CHECK(ValidateLeaderElectionConfig(c) == "no identity");
 
   // Run refuses an invalid configuration without a request.
-  auto server = std::make_unique<LeaseServer>();
-  LeaseServer* s = server.get();
-  graydebug::kube::RestConfig rest;
-  rest.server = "https://127.0.0.1:1";
+  LeaseServer server;
   c = Config();
   c.renew_deadline = 20s;
-  LeaderElector elector(std::make_shared<Client>(rest, std::move(server)), c);
+  LeaderElector elector(server.api.NewClient(), c);
   CHECK_FALSE(elector.Run());
-  CHECK(s->requests() == 0);
+  CHECK(server.requests() == 0);
 }
