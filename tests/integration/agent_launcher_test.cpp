@@ -70,8 +70,8 @@ struct App {
   std::unique_ptr<Child> child;
   int port = 0;
   App(const std::string& binary, const std::string& log) {
-    port = FreePort();
-    child = Child::Spawn({binary, "--listen", "127.0.0.1:" + std::to_string(port)}, log);
+    child = Child::Spawn({binary, "--listen", "127.0.0.1:0"}, log);
+    if (child) port = graydebug::testing::PortPrinted(*child, graydebug::testing::LeakyAppServing());
   }
   bool Serves() const {
     return Run({"curl", "-sf", "-m", "5", "http://127.0.0.1:" + std::to_string(port) + "/order"}).exit_code == 0;
@@ -89,7 +89,8 @@ TEST_CASE("dlv client: typed errors for refused, silent, garbage and dlv-error r
   graydebug::dlv::Options o;
   o.connect_timeout = 500ms;
   o.reply_timeout = 500ms;
-  CHECK(Client("127.0.0.1:" + std::to_string(FreePort()), o).GetVersion().error_kind == ErrorKind::kRefused);
+  CHECK(Client("127.0.0.1:" + std::to_string(graydebug::testing::NothingListens()), o).GetVersion().error_kind ==
+        ErrorKind::kRefused);
   {
     FakeServer silent("");
     auto r = Client("127.0.0.1:" + std::to_string(silent.port), o).GetVersion();
@@ -181,10 +182,9 @@ TEST_CASE("launch-dlv: attaches a real dlv, survives dlv dying and the app resta
 }
 
 TEST_CASE("launch-dlv: gives up with one clear line when no target appears") {
-  auto r =
-      Run({std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-agent", "launch-dlv", "--dlv-path=" + DlvPath(),
-           "--target-process=no-such-proc-x", "--listen=127.0.0.1:" + std::to_string(FreePort()), "--wait-timeout=1s"},
-          "", 30s);
+  auto r = Run({std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-agent", "launch-dlv", "--dlv-path=" + DlvPath(),
+                "--target-process=no-such-proc-x", "--listen=127.0.0.1:0", "--wait-timeout=1s"},
+               "", 30s);
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("no target process appeared") != std::string::npos);
 }

@@ -16,6 +16,7 @@
 
 #include "support/eventually.h"
 #include "support/local_cluster.h"
+#include "support/ports.h"
 #include "support/process.h"
 
 namespace graydebug::testing {
@@ -25,18 +26,6 @@ using nlohmann::json;
 
 inline std::string Bin(const std::string& name) {
   return std::string(GRAYDEBUG_BIN_DIR) + "/" + name;
-}
-
-inline int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 inline std::string LogField(const std::string& output, const std::string& msg, const std::string& field) {
@@ -61,24 +50,27 @@ struct GrayPod {
   std::string dir, name;
   std::string release = "v2-alpha";
   json owner_references = json::array();
-  int app_port = FreePort(), dlv_port = FreePort(), agent_port = FreePort();
+  // The app and the agent listen on port 0 and report the port they got (set by StartProcesses).
+  // dlv gets a fixed port, as in a pod: launch-dlv starts it again on the same one when the app
+  // restarts, and the agent keeps calling that address.
+  int app_port = 0, dlv_port = FreePort(), agent_port = 0;
   std::unique_ptr<Child> app, launcher, agent;
 
   bool StartProcesses() {
     std::string dlv = Run({graydebug::testing::SourceDir() + "/hack/tools/bin-dir", "dlv"}).out;
     while (!dlv.empty() && dlv.back() == '\n') dlv.pop_back();
-    app = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:" + std::to_string(app_port)},
-                       dir + "/" + name + "-app.log");
-    if (!app) return false;
+    app = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:0"}, dir + "/" + name + "-app.log");
+    if (!app || (app_port = PortPrinted(*app, LeakyAppServing())) == 0) return false;
     launcher =
         Child::Spawn({Bin("graydebug-agent"), "launch-dlv", "--dlv-path=" + dlv + "/dlv",
                       "--target-pid=" + std::to_string(app->pid()), "--listen=127.0.0.1:" + std::to_string(dlv_port)},
                      dir + "/" + name + "-launcher.log");
     agent =
-        Child::Spawn({Bin("graydebug-agent"), "--listen=127.0.0.1:" + std::to_string(agent_port),
+        Child::Spawn({Bin("graydebug-agent"), "--listen=127.0.0.1:0",
                       "--dlv-addr=127.0.0.1:" + std::to_string(dlv_port), "--target-pid=" + std::to_string(app->pid())},
                      dir + "/" + name + "-agent.log");
-    return launcher && agent && Eventually([&] {
+    if (!agent || (agent_port = PortPrinted(*agent, AgentServing())) == 0) return false;
+    return launcher && Eventually([&] {
              return Run({"curl", "-sf", "http://127.0.0.1:" + std::to_string(agent_port) + "/probe/dlv"}).exit_code ==
                     0;
            });

@@ -27,6 +27,7 @@
 #include "graydebug/log.h"
 #include "support/eventually.h"
 #include "support/log_capture.h"
+#include "support/ports.h"
 #include "support/process.h"
 
 namespace fs = std::filesystem;
@@ -55,18 +56,11 @@ bool Logged(const std::string& text) {
 
 using graydebug::testing::Eventually;
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  close(fd);
-  REQUIRE(ok);
-  return ntohs(a.sin_port);
-}
+using graydebug::testing::AgentServing;
+using graydebug::testing::DlvListening;
+using graydebug::testing::LeakyAppServing;
+using graydebug::testing::NothingListens;
+using graydebug::testing::PortPrinted;
 
 std::string Local(int port, const std::string& path) {
   return "http://127.0.0.1:" + std::to_string(port) + path;
@@ -110,13 +104,15 @@ std::string Bin(const std::string& name) {
 // The demo's leaky Go service on a free loopback port.
 struct LeakyApp {
   std::unique_ptr<Child> child;
-  int port = FreePort();
+  int port = 0;
 
   LeakyApp() {
     static int n = 0;
-    child = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:" + std::to_string(port)},
+    child = Child::Spawn({Bin("leaky-app"), "--listen", "127.0.0.1:0"},
                          (TempDir() / ("leaky-" + std::to_string(++n) + ".log")).string());
     REQUIRE(child != nullptr);
+    port = PortPrinted(*child, LeakyAppServing());
+    REQUIRE_MESSAGE(port != 0, child->Output());
     REQUIRE_MESSAGE(Eventually([&] { return Get(port, "/healthz").ok(); }, 30s), child->Output());
   }
   int pid() const { return child->pid(); }
@@ -164,7 +160,7 @@ struct SilentDlv {
 SidecarOptions FastOptions(int target_pid) {
   SidecarOptions o;
   o.listen = "127.0.0.1:0";
-  o.dlv_addr = "127.0.0.1:" + std::to_string(FreePort());  // nothing listens there
+  o.dlv_addr = "127.0.0.1:" + std::to_string(NothingListens());
   o.target_pid = target_pid;
   o.sample_interval = 200ms;
   o.probe_timeout = 2s;
@@ -237,7 +233,7 @@ TEST_CASE("agent expvar: URLs it accepts, memstats parsing, the real app's /debu
   CHECK_FALSE(capped.ok());
   CHECK(capped.error.find("larger than 100 bytes") != std::string::npos);
 
-  HttpGetResult refused = HttpGet(Local(FreePort(), "/"), 10s);
+  HttpGetResult refused = HttpGet(Local(NothingListens(), "/"), 10s);
   CHECK(refused.status == 0);
   CHECK(refused.refused);
 
@@ -311,7 +307,7 @@ TEST_CASE("sidecar: without a target only graydebug_target_up=0 is served, and /
 TEST_CASE("sidecar: the target's expvar failing is logged and the growth rate falls back to RSS") {
   LeakyApp app;
   SidecarOptions o = FastOptions(app.pid());
-  o.expvar_url = Local(FreePort(), "/debug/vars");  // nothing there
+  o.expvar_url = Local(NothingListens(), "/debug/vars");
   auto sidecar = StartSidecar(o);
   const int port = sidecar->port();
   REQUIRE(Eventually([&] { return Metric(port, "graydebug_target_heap_growth_bytes_per_second").has_value(); }));
@@ -403,12 +399,12 @@ TEST_CASE("sidecar: /probe/dlv against the real dlv attached to the leaky app") 
   std::string dlv_path = Trim(Run({std::string(GRAYDEBUG_SOURCE_DIR) + "/hack/tools/bin-dir", "dlv"}).out) + "/dlv";
   REQUIRE_MESSAGE(fs::exists(dlv_path), "the pinned dlv is missing (hack/tools/build.sh dlv): ", dlv_path);
   LeakyApp app;
-  const int dlv_port = FreePort();
-  auto dlv = Child::Spawn(
-      {dlv_path, "attach", std::to_string(app.pid()), "--headless", "--api-version=2", "--accept-multiclient",
-       "--continue", "--only-same-user=false", "--listen=127.0.0.1:" + std::to_string(dlv_port)},
-      (TempDir() / "dlv.log").string());
+  auto dlv = Child::Spawn({dlv_path, "attach", std::to_string(app.pid()), "--headless", "--api-version=2",
+                           "--accept-multiclient", "--continue", "--only-same-user=false", "--listen=127.0.0.1:0"},
+                          (TempDir() / "dlv.log").string());
   REQUIRE(dlv != nullptr);
+  const int dlv_port = PortPrinted(*dlv, DlvListening());
+  REQUIRE_MESSAGE(dlv_port != 0, dlv->Output());
 
   SidecarOptions o = FastOptions(app.pid());
   o.dlv_addr = "127.0.0.1:" + std::to_string(dlv_port);
@@ -454,12 +450,13 @@ TEST_CASE("sidecar: /probe/dlv against the real dlv attached to the leaky app") 
 
 TEST_CASE("graydebug-agent binary: serves a scraped target, stays small, stops on SIGTERM with exit 0") {
   LeakyApp app;
-  const int port = FreePort();
-  auto agent = Child::Spawn({Bin("graydebug-agent"), "--listen", "127.0.0.1:" + std::to_string(port), "--target-pid",
+  auto agent = Child::Spawn({Bin("graydebug-agent"), "--listen", "127.0.0.1:0", "--target-pid",
                              std::to_string(app.pid()), "--expvar-url", app.ExpvarUrl(), "--sample-interval", "200ms",
-                             "--dlv-addr", "127.0.0.1:" + std::to_string(FreePort()), "--leak-window", "2s"},
+                             "--dlv-addr", "127.0.0.1:" + std::to_string(NothingListens()), "--leak-window", "2s"},
                             (TempDir() / "agent.log").string());
   REQUIRE(agent != nullptr);
+  const int port = PortPrinted(*agent, AgentServing());
+  REQUIRE_MESSAGE(port != 0, agent->Output());
   REQUIRE_MESSAGE(Eventually([&] { return Get(port, "/healthz").status == 200; }, 30s), agent->Output());
   REQUIRE_MESSAGE(Eventually([&] { return Metric(port, "graydebug_target_heap_growth_bytes_per_second").has_value(); }),
                   agent->Output());
@@ -496,7 +493,8 @@ TEST_CASE("sidecar: a dlv started without --only-same-user=false fails /probe/dl
   std::string dlv_path = Trim(Run({std::string(GRAYDEBUG_SOURCE_DIR) + "/hack/tools/bin-dir", "dlv"}).out) + "/dlv";
   REQUIRE_MESSAGE(fs::exists(dlv_path), "the pinned dlv is missing (hack/tools/build.sh dlv): ", dlv_path);
   LeakyApp app;
-  const int dlv_port = FreePort();
+  // A fixed port: the agent finds dlv's flags by the --listen address in its argv.
+  const int dlv_port = graydebug::testing::FreePort();
   auto dlv = Child::Spawn({dlv_path, "attach", std::to_string(app.pid()), "--headless", "--api-version=2",
                            "--accept-multiclient", "--continue", "--listen=127.0.0.1:" + std::to_string(dlv_port)},
                           (TempDir() / "dlv-same-user.log").string());

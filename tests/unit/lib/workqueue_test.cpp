@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "support/eventually.h"
 #include "support/fake_clock.h"
 #include "support/recording_sink.h"
 
@@ -76,17 +77,26 @@ TEST_CASE("workqueue: per-key exponential backoff with a cap, reset by Forget") 
 TEST_CASE("workqueue: Get blocks until a delayed key is due (fake clock moved by another thread)") {
   FakeClock clock;
   WorkQueue q(clock);
+  const auto due = clock.Now() + 5s;
   q.AddAfter("later", 5s);
   std::atomic<bool> got{false};
+  std::atomic<graydebug::Clock::Steady::rep> returned_at{0};
   std::thread worker([&] {
     auto k = q.Get();
+    returned_at = clock.Now().time_since_epoch().count();  // fake time only moves forward
     got = k.has_value() && *k == "later";
   });
-  std::this_thread::sleep_for(20ms);
-  CHECK_FALSE(got.load());
-  clock.Advance(5s);
+  // Time moves in 100 ms steps; Get must not return before the key is due (judged in fake time,
+  // not by sleeping and looking).
+  REQUIRE(graydebug::testing::Eventually(
+      [&] {
+        if (got) return true;
+        clock.Advance(100ms);
+        return false;
+      },
+      10s, 1ms));
   worker.join();
-  CHECK(got.load());
+  CHECK(returned_at.load() >= due.time_since_epoch().count());
 }
 
 TEST_CASE("workqueue: shutdown wakes blocked workers and drops delayed keys") {
