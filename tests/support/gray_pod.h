@@ -50,10 +50,11 @@ struct GrayPod {
   std::string dir, name;
   std::string release = "v2-alpha";
   json owner_references = json::array();
-  // The app and the agent listen on port 0 and report the port they got (set by StartProcesses).
+  // The app and the agent listen on port 0 and report the port they got (set by StartProcesses;
+  // until then, and for a pod whose processes never start, the agent port refuses connections).
   // dlv gets a fixed port, as in a pod: launch-dlv starts it again on the same one when the app
   // restarts, and the agent keeps calling that address.
-  int app_port = 0, dlv_port = FreePort(), agent_port = 0;
+  int app_port = 0, dlv_port = FreePort(), agent_port = NothingListens();
   std::unique_ptr<Child> app, launcher, agent;
 
   bool StartProcesses() {
