@@ -96,8 +96,7 @@ std::optional<Connection> Connect(const Globals& g, int* code) {
 // An API error as one line, with a hint when the CRD is missing.
 std::string ApiLine(const kube::ApiError& e) {
   std::string s = e.ToString();
-  if (e.kind == kube::ErrorKind::kNotFound &&
-      e.message.find("could not find the requested resource") != std::string::npos) {
+  if (e.NotServed()) {
     s += " (is the DebugSession CRD installed? see manifests/crds)";
   }
   return s;
@@ -545,8 +544,7 @@ int End(const Globals& g, const std::string& session) {
   const std::string ref = c->ns + "/" + session;
   auto r = c->client->Delete(kube::Resource::DebugSessions(), c->ns, session);
   if (!r.ok()) {
-    if (r.error().kind == kube::ErrorKind::kNotFound &&
-        r.error().message.find("could not find the requested resource") == std::string::npos) {
+    if (r.error().kind == kube::ErrorKind::kNotFound && !r.error().NotServed()) {
       return Fail(g, "debugsession " + ref + " not found");
     }
     return Fail(g, "cannot end debugsession " + ref + ": " + ApiLine(r.error()));

@@ -66,6 +66,10 @@ ApiError ErrorFromResponse(int http_status, std::string_view body, std::string_v
     if (auto* m = member(status, "message"); m != nullptr && m->is_string()) e.message = m->get<std::string>();
     const nlohmann::json* details = member(status, "details");
     const nlohmann::json* retry = details != nullptr ? member(*details, "retryAfterSeconds") : nullptr;
+    if (const nlohmann::json* n = details != nullptr ? member(*details, "name") : nullptr;
+        n != nullptr && n->is_string()) {
+      e.name = n->get<std::string>();
+    }
     if (retry != nullptr && retry->is_number_integer()) {
       retry_seconds = static_cast<int>(std::clamp<int64_t>(retry->get<int64_t>(), 0, 600));
     }

@@ -168,8 +168,7 @@ Result<json> Client::Send(HttpRequest request, bool idempotent) {
     // A POST is retried only when the server surely did not act on it: 429, 503, or no connection.
     bool retriable = err.Retriable();
     if (!idempotent) {
-      retriable = err.kind == ErrorKind::kTooManyRequests || err.http_status == 503 ||
-                  (err.kind == ErrorKind::kConnection && err.message.find("refused") != std::string::npos);
+      retriable = err.kind == ErrorKind::kTooManyRequests || err.http_status == 503 || err.not_sent;
     }
     if (!retriable || attempt >= options_.max_retries) return err;
     auto delay = err.retry_after.count() > 0 ? std::chrono::duration_cast<std::chrono::milliseconds>(err.retry_after)

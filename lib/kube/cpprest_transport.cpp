@@ -33,6 +33,8 @@ ApiError FromException(const std::exception& e, bool cancelled) {
   if (const auto* he = dynamic_cast<const http::http_exception*>(&e)) {
     // The client's timeout is an idle timeout: error 110 (ETIMEDOUT) means "nothing arrived".
     if (he->error_code().value() == 110 || he->error_code() == std::errc::timed_out) err.kind = ErrorKind::kTimeout;
+    // cpprest maps a refused connect (and a broken pipe while writing the header) to EHOSTUNREACH.
+    err.not_sent = he->error_code() == std::errc::host_unreachable || he->error_code() == std::errc::connection_refused;
   }
   for (char& c : err.message) {
     if (c == '\n' || c == '\r') c = ' ';

@@ -7,6 +7,7 @@
 
 #include "graydebug/kube/client.h"
 #include "support/local_cluster.h"
+#include "support/ports.h"
 
 using graydebug::kube::Client;
 using graydebug::kube::ErrorKind;
@@ -250,9 +251,23 @@ TEST_CASE("client: a TLS server it does not trust is a connection error, not a c
   REQUIRE(client.ok());
   auto r = client.value()->Get(Resource::ConfigMaps(), "default", "x");
   CHECK(r.error().kind == ErrorKind::kConnection);
+  CHECK_FALSE(r.error().not_sent);  // it connected: the handshake failed
   // Garbage TLS material is refused when the client is made, with one line.
   cfg.client_key_pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
   auto bad = Client::Create(cfg);
   CHECK(bad.error().kind == ErrorKind::kConfig);
   CHECK(bad.error().message.find("unusable TLS material") != std::string::npos);
+}
+
+TEST_CASE("client: a port nothing listens on is a connection error typed as not sent") {
+  LocalCluster& c = LocalCluster::Shared();
+  auto cfg = c.Rest();
+  cfg.server = "https://127.0.0.1:" + std::to_string(graydebug::testing::NothingListens());
+  graydebug::kube::ClientOptions o;
+  o.max_retries = 0;
+  auto client = Client::Create(cfg, o);
+  REQUIRE(client.ok());
+  auto r = client.value()->Create(Resource::ConfigMaps(), "default", {{"metadata", {{"name", "x"}}}});
+  CHECK(r.error().kind == ErrorKind::kConnection);
+  CHECK_MESSAGE(r.error().not_sent, r.error().ToString());
 }

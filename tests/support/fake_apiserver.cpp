@@ -486,7 +486,14 @@ HttpResponse FakeApiServer::Serve(const HttpRequest& request) {
   const std::string key = Key(t.ns, t.name);
   auto found = t.name.empty() ? objects.end() : objects.find(key);
   const std::string what = t.collection.substr(t.collection.rfind('/') + 1) + " \"" + t.name + "\"";
-  auto not_found = [&] { return StatusReply(404, "NotFound", what + " not found"); };
+  auto not_found = [&] {
+    // As the API server does: details.name says which object is missing.
+    HttpResponse r = StatusReply(404, "NotFound", what + " not found");
+    json status = json::parse(r.body);
+    status["details"] = {{"name", t.name}, {"kind", t.collection.substr(t.collection.rfind('/') + 1)}};
+    r.body = status.dump();
+    return r;
+  };
   auto conflict = [&] {
     return StatusReply(409, "Conflict",
                        "Operation cannot be fulfilled on " + what +

@@ -35,8 +35,17 @@ struct ApiError {
   std::string reason;                   // Status.reason, e.g. "NotFound"
   std::string message;                  // Status.message or the transport's error, one line
   std::chrono::seconds retry_after{0};  // from Retry-After or Status.details.retryAfterSeconds
+  // Status.details.name: the object the error is about; "" when it is about no object.
+  std::string name{};
+  // The request surely never reached a server: no connection could be made (refused or
+  // unreachable; cpprest reports both as EHOSTUNREACH), or it broke before the request's header was
+  // written. Even a POST may then be sent again.
+  bool not_sent = false;
 
   explicit operator bool() const { return kind != ErrorKind::kNone; }
+  // A 404 about no object: the path's resource type is not served (a CRD not installed), as opposed
+  // to an object that does not exist.
+  bool NotServed() const { return kind == ErrorKind::kNotFound && name.empty(); }
   // Worth trying again: 429, 5xx, timeouts, connection errors.
   bool Retriable() const;
   // "NotFound (404): debugsessions.graydebug.io \"x\" not found"

@@ -34,6 +34,12 @@ HttpResponse Status(int code, const std::string& retry_after = "") {
 HttpResponse Refused() {
   HttpResponse r;
   r.error = {ErrorKind::kConnection, 0, "", "connection refused"};
+  r.error.not_sent = true;
+  return r;
+}
+HttpResponse Reset() {
+  HttpResponse r;
+  r.error = {ErrorKind::kConnection, 0, "", "connection reset by peer (not refused)"};
   return r;
 }
 
@@ -107,6 +113,26 @@ TEST_CASE("client: 4xx is not retried; a POST is not retried on 500 (it may have
   f.api.Script({Status(429), Refused(), {201, "{}", "", {}}});
   CHECK(f.client->Create(Resource::Pods(), "shop", {{"metadata", {{"name", "p"}}}}).ok());
   CHECK(f.requests().size() == 5);
+  // A reset connection may have carried the POST to the server: it is not sent again, whatever
+  // the message says.
+  f.api.Script({Reset(), {201, "{}", "", {}}});
+  auto reset = f.client->Create(Resource::Pods(), "shop", {{"metadata", {{"name", "p"}}}});
+  CHECK(reset.error().kind == ErrorKind::kConnection);
+  CHECK(f.requests().size() == 6);
+}
+
+TEST_CASE("client: a 404 about an object names it; a 404 about no object is a resource type not served") {
+  Fixture f;
+  auto missing = f.client->Get(Resource::DebugSessions(), "shop", "nope");
+  CHECK(missing.error().kind == ErrorKind::kNotFound);
+  CHECK(missing.error().name == "nope");
+  CHECK_FALSE(missing.error().NotServed());
+  auto unserved = graydebug::kube::ErrorFromResponse(
+      404, R"({"kind":"Status","status":"Failure","message":"the server could not find the requested resource",)"
+           R"("reason":"NotFound","details":{},"code":404})");
+  CHECK(unserved.NotServed());
+  CHECK(graydebug::kube::ErrorFromResponse(404, "404 page not found").NotServed());
+  CHECK_FALSE(graydebug::kube::ErrorFromResponse(409, R"({"kind":"Status","code":409})").NotServed());
 }
 
 TEST_CASE("client: a 2xx that is not JSON is a decode error") {
