@@ -53,6 +53,28 @@ nlohmann::json Lease(Client& client, const std::string& name) {
   return r.value();
 }
 
+// A standby stands by: it has seen `leader` hold `lease`, and `leader` then renewed it `renewals`
+// more times. The standby retries as often as the leader renews, so it has found the lease held
+// again in between; judged by those events, not by a pause.
+void StandsBy(Client& client, Child& standby, const std::string& id, const std::string& leader,
+              const std::string& lease, int renewals) {
+  REQUIRE_MESSAGE(
+      Eventually([&] { return standby.Output().find("OBSERVED " + id + " " + leader) != std::string::npos; }),
+      standby.Output());
+  std::string last = Lease(client, lease)["spec"]["renewTime"];
+  int seen = 0;
+  REQUIRE(Eventually([&] {
+    std::string now = Lease(client, lease)["spec"]["renewTime"];
+    if (now != last) {
+      last = now;
+      ++seen;
+    }
+    return seen >= renewals;
+  }));
+  CHECK_MESSAGE(standby.Output().find("LEADING") == std::string::npos, standby.Output());
+  CHECK(Lease(client, lease)["spec"]["holderIdentity"] == leader);
+}
+
 }  // namespace
 
 TEST_CASE("leader election: the leader is killed with SIGKILL, the other takes over") {
@@ -62,10 +84,8 @@ TEST_CASE("leader election: the leader is killed with SIGKILL, the other takes o
   auto a = Candidate(c, "alpha", "kill-lease", "3s");
   REQUIRE(Eventually([&] { return a->Output().find("LEADING alpha") != std::string::npos; }));
   auto b = Candidate(c, "beta", "kill-lease", "3s");
-  // beta sees the lease held and waits; give it several retry periods to prove it does not lead.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  CHECK(b->Output().find("LEADING") == std::string::npos);
-  CHECK(Lease(*client, "kill-lease")["spec"]["holderIdentity"] == "alpha");
+  // beta sees the lease held and waits while alpha renews it.
+  StandsBy(*client, *b, "beta", "alpha", "kill-lease", 3);
 
   a->Signal(SIGKILL);
   a->Wait(std::chrono::seconds(10));
@@ -85,8 +105,7 @@ TEST_CASE("leader election: a clean shutdown releases the lease and the successo
   auto a = Candidate(c, "gamma", "release-lease", "15s");
   REQUIRE(Eventually([&] { return a->Output().find("LEADING gamma") != std::string::npos; }));
   auto b = Candidate(c, "delta", "release-lease", "15s");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  CHECK(b->Output().find("LEADING") == std::string::npos);
+  StandsBy(*client, *b, "delta", "gamma", "release-lease", 2);
   double renewed = Seconds(Lease(*client, "release-lease")["spec"]["renewTime"]);
 
   a->Signal(SIGTERM);
@@ -125,8 +144,7 @@ TEST_CASE("leader election: a leader behind a stalled network stops leading befo
   auto a = Candidate(c, "zeta", "stall-lease", "4s", proxied);
   REQUIRE(Eventually([&] { return a->Output().find("LEADING zeta") != std::string::npos; }));
   auto b = Candidate(c, "eta", "stall-lease", "4s");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  CHECK(b->Output().find("LEADING") == std::string::npos);
+  StandsBy(*Client::Create(c.Rest()).value(), *b, "eta", "zeta", "stall-lease", 2);
 
   auto stalled = std::chrono::steady_clock::now();
   proxy.Stall();  // zeta's connections stay open and silent, new ones too

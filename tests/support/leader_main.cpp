@@ -54,6 +54,9 @@ int main(int argc, char** argv) {
   }
   lc.on_started_leading = [&] { std::cout << "LEADING " << identity << std::endl; };
   lc.on_stopped_leading = [&] { std::cout << "STOPPED " << identity << std::endl; };
+  lc.on_new_leader = [&](const std::string& holder) {
+    std::cout << "OBSERVED " << identity << " " << holder << std::endl;
+  };
   kube::LeaderElector elector(client.value(), lc);
   std::thread signals([&] {
     WaitForStopSignal();

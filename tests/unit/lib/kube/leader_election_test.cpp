@@ -103,6 +103,7 @@ struct Election {
   LeaderElectionConfig config = Config();
   std::unique_ptr<LeaderElector> elector;
   std::atomic<int> started{0}, stopped{0}, writes_when_started{-1};
+  std::atomic<graydebug::Clock::Steady> stopped_at{};
   std::atomic<bool> done{false}, result{false};
   std::thread runner;
 
@@ -115,7 +116,10 @@ struct Election {
       writes_when_started = server->writes();
       ++started;
     };
-    config.on_stopped_leading = [this] { ++stopped; };
+    config.on_stopped_leading = [this] {
+      stopped_at = clock.Now();
+      ++stopped;
+    };
     elector = std::make_unique<LeaderElector>(client, config);
     runner = std::thread([this] {
       result = elector->Run();
@@ -143,14 +147,17 @@ TEST_CASE("leader election: a lease write that never answers ends leadership at 
   REQUIRE(AdvanceUntil(e.clock, e.config.retry_period, [&] { return e.server->hung() == 1; }));
   REQUIRE(e.clock.Now() < t0 + e.config.renew_deadline - 1ms);
 
-  // Just before T0 + renew deadline it still leads...
+  // Just before T0 + renew deadline it still leads: the watchdog, the only thread reading the clock
+  // while the renewal hangs, has compared that time with the deadline (read it twice more) and waits on...
   e.clock.Advance(t0 + e.config.renew_deadline - 1ms - e.clock.Now());
-  std::this_thread::sleep_for(20ms);  // room for a wrong early give-up to show
+  const auto reads = e.clock.Reads();
+  REQUIRE(Eventually([&] { return e.clock.Reads() >= reads + 3; }));
   CHECK(e.elector->IsLeader());
   CHECK(e.stopped.load() == 0);
   // ...and at the deadline it stops, although the renewal has not returned.
   e.clock.Advance(1ms);
   REQUIRE(Eventually([&] { return e.stopped.load() == 1; }));
+  CHECK(e.stopped_at.load() == t0 + e.config.renew_deadline);  // not one tick before
   CHECK_FALSE(e.elector->IsLeader());
   CHECK_FALSE(e.done.load());  // Run still waits for the hung request: the deadline alone ended leadership
 
