@@ -23,6 +23,7 @@
 #include "graydebug/http_get.h"
 #include "graydebug/http_server.h"
 #include "graydebug/log.h"
+#include "graydebug/manager.h"
 #include "graydebug/metrics.h"
 #include "graydebug/net/address.h"
 #include "graydebug/stop_signals.h"
@@ -487,7 +488,7 @@ std::optional<GoHeap> ParseExpvarHeap(std::string_view body, std::string* error)
 struct Sidecar::Impl {
   explicit Impl(SidecarOptions o)
       : options(std::move(o)),
-        registry(std::make_shared<prometheus::Registry>()),
+        registry(options.registry ? options.registry : std::make_shared<prometheus::Registry>()),
         metrics(*registry),
         prober(options, metrics),
         sampler(options, metrics) {}
@@ -595,20 +596,24 @@ void Sidecar::Stop() {
 }
 
 int RunSidecar(const SidecarOptions& options) {
-  // The stop signals are taken below; block them before any thread starts.
+  // The stop signals are taken by the manager; block them before any thread starts.
   BlockStopSignals();
-
-  std::string error;
-  std::unique_ptr<Sidecar> sidecar = Sidecar::Start(options, &error);
-  if (!sidecar) {
-    log::Error("cannot start the agent", {{"error", error}});
-    return 1;
-  }
-  const char* sig = WaitForStopSignal();
-  log::Info("shutting down: finishing in-flight requests", {{"signal", sig}});
-  sidecar->Stop();
-  log::Info("stopped");
-  return 0;
+  manager::Options mo;
+  manager::Manager mgr(mo);
+  SidecarOptions o = options;
+  o.registry = mgr.registry();
+  std::unique_ptr<Sidecar> sidecar;
+  mgr.Add({"sidecar",
+           [&](const std::atomic<bool>&) {
+             std::string error;
+             sidecar = Sidecar::Start(o, &error);
+             return sidecar ? std::string() : "cannot start the agent: " + error;
+           },
+           [&] {
+             log::Info("finishing in-flight requests");
+             sidecar->Stop();
+           }});
+  return mgr.Run();
 }
 
 }  // namespace graydebug::agent

@@ -11,6 +11,10 @@
 
 #include "agent/leak_detector.h"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace graydebug::agent {
 
 // The metrics sidecar's settings (graydebug-agent's flags).
@@ -37,6 +41,8 @@ struct SidecarOptions {
   // A probe result younger than this is answered again (marked cached) instead of calling dlv,
   // which bounds dlv calls to 1 / probe_reuse per second (10/s at 100 ms) whatever the traffic.
   std::chrono::milliseconds probe_reuse{100};
+  // Where the agent's series go (the manager's, with the libraries' own); nullptr: a registry of its own.
+  std::shared_ptr<prometheus::Registry> registry;
 };
 
 // The running sidecar: the HTTP server plus the sampler thread.

@@ -2,13 +2,10 @@
 // This file only wires flags.
 #include <signal.h>
 
-#include <prometheus/registry.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -18,10 +15,9 @@
 #include "controller/session_controller.h"
 #include "graydebug/api/circuits.h"
 #include "graydebug/backoff.h"
-#include "graydebug/http_server.h"
 #include "graydebug/kube/config.h"
 #include "graydebug/kube/leader_election.h"
-#include "graydebug/metrics.h"
+#include "graydebug/manager.h"
 #include "graydebug/version.h"
 
 #include "graydebug/cli_app.h"
@@ -101,14 +97,10 @@ int main(int argc, char** argv) {
   std::string identity = std::getenv("HOSTNAME") != nullptr ? std::getenv("HOSTNAME") : "graydebug-controller";
   identity += "-" + std::to_string(std::random_device{}() % 1000000);
 
-  auto registry = std::make_shared<prometheus::Registry>();
-  auto telemetry = metrics::InstallTelemetry(registry);  // before any request, queue or server
-  std::string error;
-  auto metrics_server = metrics::StartMetricsServer(metrics_addr, registry, &error);
-  if (!metrics_server) {
-    log::Error("cannot serve metrics", {{"error", error}});
-    return 1;
-  }
+  manager::Options mo;
+  mo.metrics_addr = metrics_addr;
+  mo.health_addr = health_addr;
+  manager::Manager mgr(mo);  // the registry and the libraries' telemetry, before any client or queue
 
   controller::ControllerOptions opts;
   opts.namespace_ = namespace_;
@@ -122,109 +114,61 @@ int main(int argc, char** argv) {
   auto events_client = kube::Client::Create(kc.config, client_options);
   if (!events_client.ok()) return UsageError(flags, events_client.error().ToString());
   kube::EventRecorder events(events_client.value(), eo);
-  // The Lease gets a client of its own too: the workers' requests never hold a renewal back in the
-  // rate limiter, and a renewal stuck on a dead connection is retried on a new one well within the
-  // renew deadline (the elector gives up leadership at that deadline whatever the request does).
-  std::shared_ptr<kube::Client> lease_client;
+  // The breakers live in ConfigMap graydebug-circuits in the controller's own namespace.
+  controller::BreakerStore breakers(client.value(), lease_namespace, cfg.breaker, mgr.Registry(), &events);
+  controller::SessionController sessions(client.value(), opts, prober, breakers, mgr.Registry(), &events);
+
+  mgr.AddReadyzCheck("informers", [&] { return sessions.HasSynced() ? "" : "informers not synced"; });
+  mgr.Add({"events", nullptr, [&] { events.Flush(); }});  // stopped last: flushes what the others recorded
+  mgr.Add({"informers",
+           [&](const std::atomic<bool>&) {
+             sessions.StartInformers();
+             log::Info("controller started", {{"cluster", kc.config.source},
+                                              {"namespace", namespace_.empty() ? "(all)" : namespace_},
+                                              {"leader_elect", leader_elect ? "true" : "false"},
+                                              {"identity", identity},
+                                              {"circuits", lease_namespace + "/" + api::kCircuitsConfigMap},
+                                              {"metrics_port", std::to_string(mgr.metrics_port())},
+                                              {"health_port", std::to_string(mgr.health_port())},
+                                              {"version", Version()}});
+             return std::string();
+           },
+           [&] { sessions.Stop(); }});
+  // The leader's work: the breakers first (they decide whether an attach may run), retried until
+  // the ConfigMap can be read (RBAC, a refused token) and given up on shutdown; then the workers.
+  mgr.AddLeaderGated({"breakers",
+                      [&](const std::atomic<bool>& stopping) {
+                        for (int failures = 1; !breakers.Load(); ++failures) {
+                          const auto retry = Backoff::Ceiling(1s, 30s, failures);
+                          for (auto waited = 0ms; waited < retry; waited += 100ms) {
+                            if (stopping) return std::string("stopping");
+                            std::this_thread::sleep_for(100ms);
+                          }
+                        }
+                        breakers.Start();
+                        return std::string();
+                      },
+                      [&] { breakers.Stop(); }});
+  mgr.AddLeaderGated({"workers",
+                      [&](const std::atomic<bool>&) {
+                        sessions.StartWorkers();
+                        return std::string();
+                      },
+                      [&] { sessions.Stop(); }});
   if (leader_elect) {
+    // The Lease gets a client of its own: the workers' requests never hold a renewal back in the
+    // rate limiter, and a renewal stuck on a dead connection is retried on a new one well within
+    // the renew deadline (the elector gives up leadership at that deadline whatever the request does).
     kube::ClientOptions lease_options = client_options;
     lease_options.request_timeout = std::min(kube_api_timeout, kube::LeaderElectionConfig{}.renew_deadline / 2);
     lease_options.user_agent += " leader-election";
-    auto created = kube::Client::Create(kc.config, lease_options);
-    if (!created.ok()) return UsageError(flags, created.error().ToString());
-    lease_client = created.value();
-  }
-  // The breakers live in ConfigMap graydebug-circuits in the controller's own namespace.
-  controller::BreakerStore breakers(client.value(), lease_namespace, cfg.breaker, *registry, &events);
-  controller::SessionController sessions(client.value(), opts, prober, breakers, *registry, &events);
-  // Workers start once the breakers are loaded (they decide whether an attach may run). The wait
-  // ends early on shutdown: without it, a controller whose ConfigMap cannot be read (RBAC, a
-  // refused token) would never get to take SIGTERM. start_mu orders "started" against "stopping".
-  std::atomic<bool> stopping{false};
-  std::mutex start_mu;
-  auto start_leading = [&] {
-    for (int failures = 1; !breakers.Load(); ++failures) {
-      const auto retry = Backoff::Ceiling(1s, 30s, failures);
-      for (auto waited = 0ms; waited < retry; waited += 100ms) {
-        if (stopping) return;
-        std::this_thread::sleep_for(100ms);
-      }
-    }
-    std::lock_guard lock(start_mu);
-    if (stopping) return;
-    breakers.Start();
-    sessions.StartWorkers();
-  };
-
-  std::atomic<bool> leading{!leader_elect};
-  http::ServerOptions ho;
-  ho.listen = health_addr;
-  ho.name = "health";
-  auto health = http::Server::Create(ho, &error);
-  if (!health) return UsageError(flags, error);
-  health->Handle("GET", "/healthz", [](const http::Request&) { return http::Response{200, "text/plain", "ok\n"}; });
-  health->Handle("GET", "/readyz", [&](const http::Request&) {
-    if (!sessions.HasSynced()) return http::Response{503, "text/plain", "informers not synced\n"};
-    return http::Response{200, "text/plain", leading ? "ok (leader)\n" : "ok (standby)\n"};
-  });
-  if (std::string why = health->Start(); !why.empty()) {
-    log::Error("cannot serve health checks", {{"error", why}});
-    return 1;
-  }
-  sessions.StartInformers();
-  log::Info("controller started", {{"cluster", kc.config.source},
-                                   {"namespace", namespace_.empty() ? "(all)" : namespace_},
-                                   {"leader_elect", leader_elect ? "true" : "false"},
-                                   {"identity", identity},
-                                   {"circuits", lease_namespace + "/" + api::kCircuitsConfigMap},
-                                   {"metrics_port", std::to_string(metrics_server->port())},
-                                   {"health_port", std::to_string(health->port())},
-                                   {"version", Version()}});
-
-  std::unique_ptr<kube::LeaderElector> elector;
-  std::thread election, starter;
-  if (leader_elect) {
+    auto lease_client = kube::Client::Create(kc.config, lease_options);
+    if (!lease_client.ok()) return UsageError(flags, lease_client.error().ToString());
     kube::LeaderElectionConfig lc;  // SPEC §4: lease 15 s, renew deadline 10 s, retry 2 s (the defaults)
     lc.lease_namespace = lease_namespace;
     lc.lease_name = lease_name;
     lc.identity = identity;
-    lc.on_started_leading = [&] {
-      log::Info("leading: starting workers", {{"identity", identity}});
-      leading = true;
-      // On a thread of its own: the elector must go on renewing the lease while this waits.
-      std::lock_guard lock(start_mu);
-      if (!stopping) starter = std::thread(start_leading);
-    };
-    lc.on_stopped_leading = [&] {
-      leading = false;
-      if (!stopping) {
-        // Another replica leads now; a restart gives a clean standby (controller-runtime does the same).
-        log::Error("leadership lost; exiting so a fresh replica stands by", {{"identity", identity}});
-        std::_Exit(1);
-      }
-    };
-    elector = std::make_unique<kube::LeaderElector>(lease_client, lc);
-    election = std::thread([&] { elector->Run(); });
-  } else {
-    starter = std::thread(start_leading);
+    mgr.SetElection(kube::ElectionOf(lease_client.value(), lc));
   }
-
-  const char* sig = WaitForStopSignal();
-  {
-    std::lock_guard lock(start_mu);
-    stopping = true;
-  }
-  log::Info("shutting down", {{"signal", sig}});
-  if (starter.joinable()) starter.join();
-  sessions.Stop();
-  breakers.Stop();
-  if (elector) {
-    elector->Stop();  // releases the lease so a successor takes over at once
-    election.join();
-  }
-  events.Flush();
-  health->Stop();
-  metrics_server->Stop();
-  log::Info("stopped");
-  return 0;
+  return mgr.Run();
 }

@@ -1,5 +1,6 @@
 // graydebug-webhook: the mutating admission webhook (SPEC §2). This file only wires flags, the
-// injector, the HTTPS server, metrics and (with cluster access) the namespace cache.
+// injector, the HTTPS server and (with cluster access) the namespace and breaker caches into a
+// manager, which serves metrics and health and stops them in order.
 #include <signal.h>
 
 #include <prometheus/counter.h>
@@ -21,7 +22,7 @@
 #include "graydebug/kube/config.h"
 #include "graydebug/kube/transport.h"
 #include "graydebug/log.h"
-#include "graydebug/metrics.h"
+#include "graydebug/manager.h"
 #include "graydebug/stop_signals.h"
 #include "graydebug/version.h"
 #include "webhook/admission.h"
@@ -195,8 +196,10 @@ int main(int argc, char** argv) {
   // The stop signals are taken below; block them before any thread starts.
   BlockStopSignals();
 
-  auto registry = std::make_shared<prometheus::Registry>();
-  auto telemetry = metrics::InstallTelemetry(registry);  // before any request, informer or server
+  manager::Options mo;
+  mo.metrics_addr = metrics_addr;
+  mo.shutdown_delay = shutdown_delay;  // /readyz says 503 while admission goes on being served
+  manager::Manager mgr(mo);            // the registry and the libraries' telemetry, before any client or server
 
   // Cluster access: --kubeconfig, else in-cluster, else standalone (never ~/.kube/config by accident).
   std::unique_ptr<NamespaceLevels> namespaces;
@@ -236,11 +239,11 @@ int main(int argc, char** argv) {
   }
   ReloadingAdmission admission(config, config_text, cfg.config, view, Version());
 
-  AdmissionMetrics metrics(*registry);
+  AdmissionMetrics metrics(mgr.Registry());
   auto& reloads = prometheus::BuildCounter()
                       .Name("graydebug_webhook_config_reloads_total")
                       .Help("Changes of the --config file: applied, or refused (the previous config stays)")
-                      .Register(*registry);
+                      .Register(mgr.Registry());
   auto& reloads_applied = reloads.Add({{"result", "applied"}});
   auto& reloads_refused = reloads.Add({{"result", "refused"}});
 
@@ -260,75 +263,56 @@ int main(int argc, char** argv) {
   server->Handle("POST", "/mutate/debugsessions", [&](const http::Request& r) {
     return Serve(r, metrics, [&](auto ct, auto body) { return admission.Current()->MutateDebugSessions(ct, body); });
   });
-  server->Handle("GET", "/healthz", [](const http::Request&) { return http::Response{200, "text/plain", "ok\n"}; });
-  std::atomic<bool> draining{false};
-  server->Handle("GET", "/readyz", [&](const http::Request&) {
-    if (draining) return http::Response{503, "text/plain", "shutting down\n"};
-    if (!server->TlsLoaded()) return http::Response{503, "text/plain", "serving certificate not loaded\n"};
-    if (namespaces && !namespaces->HasSynced())
-      return http::Response{503, "text/plain", "namespace cache not synced\n"};
-    if (cluster_breakers && !cluster_breakers->HasSynced()) {
-      return http::Response{503, "text/plain", "circuit breakers not synced\n"};
-    }
-    return http::Response{200, "text/plain", "ok\n"};
-  });
-
-  auto metrics_server = metrics::StartMetricsServer(metrics_addr, registry, &error);
-  if (!metrics_server) {
-    log::Error("cannot serve metrics", {{"error", error}});
-    return 1;
+  mgr.ServeHealthOn(*server);
+  mgr.AddReadyzCheck("tls", [&] { return server->TlsLoaded() ? "" : "serving certificate not loaded"; });
+  if (namespaces) {
+    mgr.AddReadyzCheck("namespaces", [&] { return namespaces->HasSynced() ? "" : "namespace cache not synced"; });
+    mgr.Add({"namespaces",
+             [&](const std::atomic<bool>&) {
+               namespaces->Start();
+               return std::string();
+             },
+             [&] { namespaces->Stop(); }});
   }
-  if (namespaces) namespaces->Start();
-  if (cluster_breakers) cluster_breakers->Start();
-  if (std::string why = server->Start(); !why.empty()) {
-    log::Error("cannot serve admission requests", {{"error", why}});
-    if (namespaces) namespaces->Stop();
-    if (cluster_breakers) cluster_breakers->Stop();
-    return 1;
+  if (cluster_breakers) {
+    mgr.AddReadyzCheck("circuit-breakers",
+                       [&] { return cluster_breakers->HasSynced() ? "" : "circuit breakers not synced"; });
+    mgr.Add({"circuit-breakers",
+             [&](const std::atomic<bool>&) {
+               cluster_breakers->Start();
+               return std::string();
+             },
+             [&] { cluster_breakers->Stop(); }});
   }
-  log::Info("serving", {{"listen", listen},
-                        {"port", std::to_string(server->port())},
-                        {"metrics_port", std::to_string(metrics_server->port())},
-                        {"config", config.empty() ? "built-in defaults" : config},
-                        {"version", Version()}});
-
+  mgr.Add({"admission",
+           [&](const std::atomic<bool>&) {
+             if (std::string why = server->Start(); !why.empty()) return "cannot serve admission requests: " + why;
+             log::Info("serving", {{"listen", listen},
+                                   {"port", std::to_string(server->port())},
+                                   {"metrics_port", std::to_string(mgr.metrics_port())},
+                                   {"config", config.empty() ? "built-in defaults" : config},
+                                   {"version", Version()}});
+             return std::string();
+           },
+           [&] {
+             log::Info("finishing in-flight admission requests");
+             server->Stop();
+           }});
   // The config file is re-read every second, like the certificate (a mounted ConfigMap changes in
   // place); an invalid change is refused and the config in force stays.
-  std::atomic<bool> stopping{false};
-  std::thread config_watch([&] {
-    while (!stopping) {
-      for (int i = 0; i < 10 && !stopping; ++i) std::this_thread::sleep_for(100ms);
-      if (stopping) break;
-      std::string error;
-      switch (admission.Check(&error)) {
-        case ReloadingAdmission::Outcome::kApplied:
-          reloads_applied.Increment();
-          log::Info("injection config reloaded", {{"config", config}});
-          break;
-        case ReloadingAdmission::Outcome::kRefused:
-          reloads_refused.Increment();
-          log::Error("injection config change refused; the previous config stays in force", {{"error", error}});
-          break;
-        case ReloadingAdmission::Outcome::kUnchanged: break;
-      }
+  mgr.Add(manager::Every("config-reload", 1s, [&] {
+    std::string error;
+    switch (admission.Check(&error)) {
+      case ReloadingAdmission::Outcome::kApplied:
+        reloads_applied.Increment();
+        log::Info("injection config reloaded", {{"config", config}});
+        break;
+      case ReloadingAdmission::Outcome::kRefused:
+        reloads_refused.Increment();
+        log::Error("injection config change refused; the previous config stays in force", {{"error", error}});
+        break;
+      case ReloadingAdmission::Outcome::kUnchanged: break;
     }
-  });
-
-  const char* sig = WaitForStopSignal();
-  stopping = true;
-  config_watch.join();
-  if (shutdown_delay.count() > 0) {
-    // Not ready any more, still serving: the endpoint leaves the Service, then the listener closes.
-    draining = true;
-    log::Info("shutting down: not ready, serving for the shutdown delay",
-              {{"signal", sig}, {"shutdown_delay", std::to_string(shutdown_delay.count()) + "ms"}});
-    std::this_thread::sleep_for(shutdown_delay);
-  }
-  log::Info("shutting down: finishing in-flight requests", {{"signal", sig}});
-  server->Stop();
-  metrics_server->Stop();
-  if (namespaces) namespaces->Stop();
-  if (cluster_breakers) cluster_breakers->Stop();
-  log::Info("stopped");
-  return 0;
+  }));
+  return mgr.Run();
 }

@@ -224,4 +224,34 @@ bool LeaderElector::Run() {
   return released;
 }
 
+manager::Election ElectionOf(std::shared_ptr<Client> client, LeaderElectionConfig config) {
+  // Made at run time, when the manager hands over its callbacks; stop may come from another thread.
+  struct Shared {
+    std::mutex mu;
+    std::unique_ptr<LeaderElector> elector;
+    bool stopped = false;
+  };
+  auto shared = std::make_shared<Shared>();
+  manager::Election e;
+  e.run = [shared, client = std::move(client), config = std::move(config)](std::function<void()> started,
+                                                                           std::function<void()> stopped) mutable {
+    config.on_started_leading = std::move(started);
+    config.on_stopped_leading = std::move(stopped);
+    LeaderElector* elector = nullptr;
+    {
+      std::lock_guard lock(shared->mu);
+      if (shared->stopped) return;
+      shared->elector = std::make_unique<LeaderElector>(client, config);
+      elector = shared->elector.get();
+    }
+    elector->Run();
+  };
+  e.stop = [shared] {
+    std::lock_guard lock(shared->mu);
+    shared->stopped = true;
+    if (shared->elector) shared->elector->Stop();
+  };
+  return e;
+}
+
 }  // namespace graydebug::kube

@@ -188,7 +188,12 @@ TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expi
       60s));
   // Only one leads.
   CHECK(!leads(follower == a.get() ? port_a : port_b));
-  CHECK(follower->Output().find("leading: starting workers") == std::string::npos);
+  auto workers_up = [&](const std::string& port) {
+    std::string m = Run({"curl", "-sS", "http://127.0.0.1:" + port + "/metrics"}).out;
+    return MetricValue(m, "graydebug_manager_runnable_up{runnable=\"workers\"}");
+  };
+  CHECK(workers_up(follower == a.get() ? port_a : port_b) == 0);
+  CHECK(Eventually([&] { return workers_up(leader == a.get() ? port_a : port_b) == 1; }, 60s));
 
   // 200 sessions at once.
   json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", json::array()}};
@@ -213,7 +218,7 @@ TEST_CASE("controller: 200 sessions at once, leader killed, dlv killed, ttl expi
   leader->Wait(10s);
   const std::string& follower_port = follower == a.get() ? port_a : port_b;
   CHECK(Eventually([&] { return leads(follower_port); }, 60s));
-  CHECK(follower->Output().find("leading: starting workers") != std::string::npos);
+  CHECK(Eventually([&] { return workers_up(follower_port) == 1; }, 60s));
   REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("after-failover", pod.name).dump()).exit_code == 0);
   json s;
   CHECK(Eventually([&] { return Phase(s = GetSession(c, ns, "after-failover")) == "Active"; }, 60s));

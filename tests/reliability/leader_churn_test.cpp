@@ -56,10 +56,11 @@ TEST_CASE("reliability: controller leader SIGKILLed 10 times while 100 sessions 
   replicas.push_back(start_replica());
   auto leader = [&]() -> Child* {
     for (auto& r : replicas) {
-      if (r->Wait(std::chrono::milliseconds(0)) == -2 &&
-          r->Output().find("leading: starting workers") != std::string::npos) {
-        return r.get();
-      }
+      if (r->Wait(std::chrono::milliseconds(0)) != -2) continue;
+      const std::string port = LogField(r->Output(), "controller started", "metrics_port");
+      if (port.empty()) continue;
+      const std::string m = Run({"curl", "-sS", "--max-time", "5", "http://127.0.0.1:" + port + "/metrics"}).out;
+      if (MetricValue(m, "graydebug_manager_runnable_up{runnable=\"workers\"}") == 1) return r.get();
     }
     return nullptr;
   };

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "graydebug/kube/client.h"
+#include "graydebug/manager.h"
 
 namespace graydebug::kube {
 
@@ -75,5 +76,9 @@ class LeaderElector {
   nlohmann::json observed_spec_;
   Clock::Steady observed_time_{};
 };
+
+// The manager's election on this Lease: `config`'s on_started_leading and on_stopped_leading are
+// the manager's; its on_new_leader is kept.
+manager::Election ElectionOf(std::shared_ptr<Client> client, LeaderElectionConfig config);
 
 }  // namespace graydebug::kube
