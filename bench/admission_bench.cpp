@@ -12,27 +12,13 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "alloc_count.h"  // replaces operator new: counts every allocation of the binary
 
 #include "webhook/admission.h"
 
 namespace {
-std::atomic<std::uint64_t> g_allocs{0};
-}
 
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-
-namespace {
-
+using graydebug::bench::Measure;
 using json = nlohmann::json;
 using namespace graydebug::webhook;
 
@@ -57,22 +43,6 @@ std::string Review(const std::string& fixture, std::size_t bytes) {
     env.push_back({{"name", "FEATURE_FLAG_" + std::to_string(i)}, {"value", "enabled-for-gray-release-v2-alpha"}});
   }
   return review.dump();
-}
-
-template <class F>
-std::pair<double, double> Measure(F&& f, int iterations, int runs) {
-  std::vector<double> ns;
-  double allocs = 0;
-  for (int r = 0; r < runs; ++r) {
-    std::uint64_t a0 = g_allocs.load();
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < iterations; ++i) f();
-    auto t1 = std::chrono::steady_clock::now();
-    ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / iterations);
-    allocs = static_cast<double>(g_allocs.load() - a0) / iterations;
-  }
-  std::sort(ns.begin(), ns.end());
-  return {ns[ns.size() / 2], allocs};
 }
 
 }  // namespace

@@ -45,6 +45,18 @@ BreakerStore::BreakerStore(std::shared_ptr<kube::Client> client, std::string ns,
                  .Name("graydebug_circuit_trips_total")
                  .Help("Times a release's circuit breaker opened")
                  .Register(registry)),
+      writes_(prometheus::BuildCounter()
+                  .Name("graydebug_circuit_writes_total")
+                  .Help("Writes of ConfigMap graydebug-circuits that stored attempts (each stores every attempt "
+                        "recorded before it: a group commit)")
+                  .Register(registry)
+                  .Add({})),
+      stored_attempts_(prometheus::BuildCounter()
+                           .Name("graydebug_circuit_attempts_stored_total")
+                           .Help("Attach attempts stored in ConfigMap graydebug-circuits; divided by "
+                                 "graydebug_circuit_writes_total, the attempts per write")
+                           .Register(registry)
+                           .Add({})),
       trip_queue_(clock_, std::chrono::milliseconds(500), std::chrono::seconds(30)) {}
 
 BreakerStore::~BreakerStore() {
@@ -248,6 +260,10 @@ bool BreakerStore::Flush() {
     stored_.clear();
     for (const auto& [key, value] : data.items()) stored_[key] = value.get<std::string>();
     stored_more = recorded > persisted_;
+    if (stored_more) {
+      writes_.Increment();
+      stored_attempts_.Increment(static_cast<double>(recorded - persisted_));
+    }
     persisted_ = std::max(persisted_, recorded);
   }
   if (stored_more) {

@@ -70,6 +70,8 @@ class BreakerStore final : public BreakerSource {
   const Clock& clock_;
   prometheus::Family<prometheus::Gauge>& state_;
   prometheus::Family<prometheus::Counter>& trips_;
+  prometheus::Counter& writes_;           // writes that stored attempts
+  prometheus::Counter& stored_attempts_;  // attempts they stored
 
   std::mutex mu_;
   std::condition_variable cv_;

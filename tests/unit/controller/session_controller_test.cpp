@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -342,4 +343,46 @@ TEST_CASE("breaker store: a trip pauses the Deployment on its own worker, retryi
   // New sessions of the release are rejected.
   rig.Create(Session("s2", "shop-v2-a"));
   REQUIRE(Eventually([&] { return rig.Phase("s2") == "Rejected"; }));
+}
+
+TEST_CASE("breaker store: attempts recorded while a write is in flight are stored together by the next one") {
+  Rig rig;
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  std::atomic<int> held{0};
+  // The first ConfigMap write waits at the gate, as one waits for a slow API server.
+  rig.api.Intercept([&](const HttpRequest& r) -> std::optional<HttpResponse> {
+    if (r.path.find("/configmaps") == std::string::npos || r.method == "GET") return std::nullopt;
+    std::unique_lock lock(gate_mu);
+    ++held;
+    gate_cv.wait(lock, [&] { return open; });
+    return std::nullopt;
+  });
+  REQUIRE(rig.breakers->Load());
+  rig.breakers->Start();
+  const auto now = rig.clock.WallNow();
+  // A new breaker is written at once: that write stores attempt 1 and waits at the gate.
+  const uint64_t first = rig.breakers->Record("shop/v2", true, now, nullptr);
+  REQUIRE(Eventually([&] { return held.load() == 1; }));
+  uint64_t last = first;
+  for (int i = 0; i < 49; ++i) last = rig.breakers->Record("shop/v2", true, now, nullptr);
+  CHECK_FALSE(rig.breakers->Stored(last));  // asks for a write; the one in flight does not carry it
+  {
+    std::lock_guard lock(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  REQUIRE(Eventually([&] { return rig.breakers->Stored(last); }));
+  CHECK(rig.breakers->Stored(first));
+  // Two writes for 50 attempts: the 49 recorded behind the first write went out in one.
+  CHECK(rig.api.Count("POST /api/v1/namespaces/graydebug-system/configmaps") +
+            rig.api.Count("PUT /api/v1/namespaces/graydebug-system/configmaps/graydebug-circuits") ==
+        2);
+  const std::string m = graydebug::metrics::Serialize(rig.registry);
+  CHECK(graydebug::testing::MetricValue(m, "graydebug_circuit_writes_total") == 2);
+  CHECK(graydebug::testing::MetricValue(m, "graydebug_circuit_attempts_stored_total") == 50);
+  auto cm = rig.api.Get(Resource::ConfigMaps(), kSystem, api::kCircuitsConfigMap);
+  REQUIRE(cm);
+  CHECK((*cm)["data"].contains(api::CircuitDataKey("shop/v2")));
 }
