@@ -25,8 +25,24 @@ std::string QueryEscape(const std::string& s) {
   return out;
 }
 
+namespace {
+
+// A parser filter that drops metadata.managedFields of the objects whose members are keys at
+// `object_depth` (nothing in graydebug reads them, and they are the larger half of a typical
+// object): they are skipped while parsing instead of being built and then erased.
+json::parser_callback_t DropManagedFields(int object_depth) {
+  return [object_depth, in_metadata = false](int depth, json::parse_event_t event, json& parsed) mutable {
+    if (event != json::parse_event_t::key || !parsed.is_string()) return true;
+    const std::string& key = parsed.get_ref<const std::string&>();
+    if (depth == object_depth) in_metadata = key == "metadata";
+    return !(depth == object_depth + 1 && in_metadata && key == "managedFields");
+  };
+}
+
+}  // namespace
+
 Result<WatchEvent> ParseWatchEvent(const std::string& line) {
-  json j = json::parse(line, nullptr, false);
+  json j = json::parse(line, DropManagedFields(2), false);
   ApiError err{ErrorKind::kDecode, 0, "", ""};
   if (!j.is_object() || !j["type"].is_string() || !j["object"].is_object()) {
     err.message = "watch event is not {type, object}: " + line.substr(0, 120);
@@ -142,6 +158,10 @@ void Client::Authorize(HttpRequest& request) {
 }
 
 Result<json> Client::Send(HttpRequest request, bool idempotent) {
+  return Send(std::move(request), idempotent, nullptr);
+}
+
+Result<json> Client::Send(HttpRequest request, bool idempotent, const json::parser_callback_t& filter) {
   request.headers.emplace_back("Accept", "application/json");
   request.headers.emplace_back("User-Agent", options_.user_agent);
   if (request.timeout.count() == 0 || request.timeout == std::chrono::milliseconds(30000)) {
@@ -158,7 +178,7 @@ Result<json> Client::Send(HttpRequest request, bool idempotent) {
                                      std::chrono::duration<double>(clock_->Now() - started).count());
     ApiError err;
     if (resp.status >= 200 && resp.status <= 299) {
-      json body = json::parse(resp.body, nullptr, false);
+      json body = json::parse(resp.body, filter, false);
       if (body.is_discarded()) {
         return ApiError{ErrorKind::kDecode, resp.status, "", "response is not JSON: " + resp.body.substr(0, 120)};
       }
@@ -192,9 +212,10 @@ Result<json> Client::List(const Resource& r, const std::string& ns, const ListOp
 
 Result<std::string> Client::ListEach(const Resource& r, const std::string& ns, ListOptions options,
                                      const std::function<void(json& item)>& each) {
+  const json::parser_callback_t drop_managed_fields = DropManagedFields(3);  // items[i] are at depth 3
   std::string rv;
   while (true) {
-    Result<json> res = List(r, ns, options);
+    Result<json> res = Send({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true, drop_managed_fields);
     if (!res.ok()) return res.error();
     json& body = res.value();
     if (body.contains("items") && body["items"].is_array()) {

@@ -1,5 +1,7 @@
 #include "graydebug/kube/informer.h"
 
+#include <algorithm>
+
 #include <malloc.h>
 
 #include <random>
@@ -159,7 +161,9 @@ bool Informer::ListAndReplace() {
   lists_++;
   if (!handlers_.empty()) {
     std::lock_guard hl(handler_mu_);
-    for (const auto& key : added) {
+    // Objects are decoded from the cache only for the handlers that take them.
+    const bool adds = std::any_of(handlers_.begin(), handlers_.end(), [](const auto& h) { return bool(h.on_add); });
+    for (const auto& key : adds ? added : std::vector<std::string>{}) {
       json obj = *Get(key);
       for (const auto& h : handlers_) {
         if (h.on_add) h.on_add(obj);

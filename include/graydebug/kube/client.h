@@ -62,6 +62,7 @@ struct WatchEvent {
 };
 
 // Parses one line of a watch stream. Errors (not JSON, unknown type, no object) are kDecode.
+// The event's object comes without metadata.managedFields (dropped while parsing).
 Result<WatchEvent> ParseWatchEvent(const std::string& line);
 
 // An open watch; read events until it ends. Destroying it closes the connection.
@@ -91,7 +92,8 @@ class Client {
   Result<nlohmann::json> Get(const Resource& r, const std::string& ns, const std::string& name);
   // One page; follow "metadata.continue" for the next (or use ListAll).
   Result<nlohmann::json> List(const Resource& r, const std::string& ns, const ListOptions& options = {});
-  // Every page, handing each item to `each` as it arrives (only one page is in memory at a time).
+  // Every page, handing each item to `each` as it arrives (only one page is in memory at a time),
+  // without its metadata.managedFields (dropped while parsing: nothing here reads them).
   // Returns the list's resourceVersion. Stops with the error of a failed page (a 410 on a later
   // page means the continue token expired: list again).
   Result<std::string> ListEach(const Resource& r, const std::string& ns, ListOptions options,
@@ -119,6 +121,8 @@ class Client {
 
  private:
   Result<nlohmann::json> Send(HttpRequest request, bool idempotent);
+  // The same, parsing a 2xx body through `filter` (nlohmann's parser callback; empty: everything).
+  Result<nlohmann::json> Send(HttpRequest request, bool idempotent, const nlohmann::json::parser_callback_t& filter);
   void Authorize(HttpRequest& request);
 
   RestConfig config_;

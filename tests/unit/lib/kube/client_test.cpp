@@ -25,6 +25,7 @@ using graydebug::kube::ParseWatchEvent;
 using graydebug::kube::Resource;
 using graydebug::kube::WatchEvent;
 using graydebug::testing::FakeApiServer;
+using nlohmann::json;
 
 namespace {
 
@@ -185,6 +186,35 @@ TEST_CASE("watch events: every type parses; garbage is a decode error") {
     CAPTURE(bad);
     CHECK(ParseWatchEvent(bad).error().kind == ErrorKind::kDecode);
   }
+}
+
+TEST_CASE("watch events and list pages come without metadata.managedFields, and with everything else") {
+  const json managed = json::array({{{"manager", "kubectl"}, {"fieldsV1", {{"f:spec", json::object()}}}}});
+  json object = {{"metadata",
+                  {{"name", "a"},
+                   {"namespace", "shop"},
+                   {"managedFields", managed},
+                   {"annotations", {{"managedFields", "an annotation of that name"}}}}},
+                 {"spec", {{"managedFields", "a spec member of that name"}, {"metadata", {{"managedFields", 1}}}}}};
+  auto ev = ParseWatchEvent(json{{"type", "ADDED"}, {"object", object}}.dump());
+  REQUIRE(ev.ok());
+  json want = object;
+  want["metadata"].erase("managedFields");
+  CHECK(ev->object == want);
+
+  Fixture f;
+  f.api.Seed(Resource::Pods(), object);
+  int seen = 0;
+  auto rv = f.client->ListEach(Resource::Pods(), "shop", {}, [&](json& item) {
+    ++seen;
+    json got = item;
+    got["metadata"].erase("resourceVersion");
+    got["metadata"].erase("uid");
+    got["metadata"].erase("creationTimestamp");
+    CHECK(got == want);
+  });
+  REQUIRE(rv.ok());
+  CHECK(seen == 1);
 }
 
 TEST_CASE("backoff: doubles to the cap, jitter within [d/2, d]") {
