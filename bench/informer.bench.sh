@@ -49,9 +49,12 @@ for key, label, fmt in [("sync_seconds", "list + sync (s)", "%.2f"),
     else:
         print("| %s | %s | %s | %.2f |" % (label, cell(g, key, fmt), cell(p, key, fmt), a / b))
 print("\nMemory: graydebug caches each object as MessagePack bytes without metadata.managedFields "
-      "(decoded on read), client-go as typed Go structs with everything. Time: graydebug parses every object "
-      "into an nlohmann_json tree and then packs it, where client-go decodes straight into structs; the update "
-      "rate is bounded by 8 writers patching through the same API server, one informer at a time.")
+      "(decoded on read), client-go as typed Go structs with everything. Time: graydebug decodes each list page "
+      "with simdjson straight into MessagePack (no JSON tree; an informer with a transform, like the controller's "
+      "pod cache, still builds nlohmann trees, without managedFields), where client-go decodes straight into "
+      "structs. Both walk the 10 pages one after the other, each waiting for the API server. The update rate "
+      "is bounded by 8 writers (each side's own client) patching through the same API server, one informer at "
+      "a time; graydebug parses watch events with nlohmann.")
 PY
 write_section informer "$out"
 cat "$out"

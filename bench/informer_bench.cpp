@@ -9,6 +9,7 @@
 
 #include "graydebug/cli_app.h"
 #include "graydebug/kube/informer.h"
+#include "graydebug/memory.h"
 
 using namespace graydebug;
 using nlohmann::json;
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
     for (auto& t : workers) t.join();
     return 0;
   }
+  KeepLargeAllocationsMapped();  // as the manager does in graydebug's servers
   long rss_before = RssKiB();
   std::atomic<int64_t> modified{0};
   kube::InformerOptions io;

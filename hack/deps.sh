@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl openssl python3 python3-yaml
   libcpprest-dev libssl-dev libboost-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
   clang clang-format clang-tidy libclang-rt-14-dev wrk nginx-light sslscan
-  # bench/json_decode_bench only (issue #18: the decoders measured side by side)
+  # the informer's list pages (lib/kube/packed_page.cpp) and bench/json_decode_bench (issue #18)
   libsimdjson-dev
   # the real node (hack/node): CNI plugins in /usr/lib/cni, kube-proxy's iptables and conntrack,
   # the netns plumbing (ip, nsenter, unshare), image rootfs builds, and runc's libseccomp (cgo).

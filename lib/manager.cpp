@@ -10,6 +10,7 @@
 
 #include "graydebug/http_server.h"
 #include "graydebug/log.h"
+#include "graydebug/memory.h"
 #include "graydebug/metrics.h"
 #include "graydebug/stop_signals.h"
 
@@ -65,6 +66,7 @@ struct Manager::UpGauges {
 };
 
 Manager::Manager(Options options) : options_(std::move(options)), registry_(std::make_shared<prometheus::Registry>()) {
+  KeepLargeAllocationsMapped();
   telemetry_ = std::shared_ptr<void>(metrics::InstallTelemetry(registry_));
   up_ = std::make_shared<UpGauges>(*registry_);
   if (!options_.fatal) {

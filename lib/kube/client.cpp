@@ -25,11 +25,6 @@ std::string QueryEscape(const std::string& s) {
   return out;
 }
 
-namespace {
-
-// A parser filter that drops metadata.managedFields of the objects whose members are keys at
-// `object_depth` (nothing in graydebug reads them, and they are the larger half of a typical
-// object): they are skipped while parsing instead of being built and then erased.
 json::parser_callback_t DropManagedFields(int object_depth) {
   return [object_depth, in_metadata = false](int depth, json::parse_event_t event, json& parsed) mutable {
     if (event != json::parse_event_t::key || !parsed.is_string()) return true;
@@ -38,8 +33,6 @@ json::parser_callback_t DropManagedFields(int object_depth) {
     return !(depth == object_depth + 1 && in_metadata && key == "managedFields");
   };
 }
-
-}  // namespace
 
 Result<WatchEvent> ParseWatchEvent(const std::string& line) {
   json j = json::parse(line, DropManagedFields(2), false);
@@ -162,6 +155,16 @@ Result<json> Client::Send(HttpRequest request, bool idempotent) {
 }
 
 Result<json> Client::Send(HttpRequest request, bool idempotent, const json::parser_callback_t& filter) {
+  Result<std::string> raw = SendRaw(std::move(request), idempotent);
+  if (!raw.ok()) return raw.error();
+  json body = json::parse(raw.value(), filter, false);
+  if (body.is_discarded()) {
+    return ApiError{ErrorKind::kDecode, 200, "", "response is not JSON: " + raw.value().substr(0, 120)};
+  }
+  return body;
+}
+
+Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent) {
   request.headers.emplace_back("Accept", "application/json");
   request.headers.emplace_back("User-Agent", options_.user_agent);
   if (request.timeout.count() == 0 || request.timeout == std::chrono::milliseconds(30000)) {
@@ -177,13 +180,7 @@ Result<json> Client::Send(HttpRequest request, bool idempotent, const json::pars
     telemetry::Current().KubeRequest(r.method, resp.status,
                                      std::chrono::duration<double>(clock_->Now() - started).count());
     ApiError err;
-    if (resp.status >= 200 && resp.status <= 299) {
-      json body = json::parse(resp.body, filter, false);
-      if (body.is_discarded()) {
-        return ApiError{ErrorKind::kDecode, resp.status, "", "response is not JSON: " + resp.body.substr(0, 120)};
-      }
-      return body;
-    }
+    if (resp.status >= 200 && resp.status <= 299) return std::move(resp.body);
     err = resp.status == 0 ? resp.error : ErrorFromResponse(resp.status, resp.body, resp.retry_after);
     // A POST is retried only when the server surely did not act on it: 429, 503, or no connection.
     bool retriable = err.Retriable();
@@ -230,6 +227,21 @@ Result<std::string> Client::ListEach(const Resource& r, const std::string& ns, L
                            : "";
     if (next.empty()) return rv;
     options.continue_token = next;
+    options.resource_version.clear();  // the continue token pins the version
+  }
+}
+
+Result<std::string> Client::ListEachRaw(const Resource& r, const std::string& ns, ListOptions options,
+                                        const std::function<PageInfo(const std::string& body)>& page) {
+  std::string rv;
+  while (true) {
+    Result<std::string> res = SendRaw({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true);
+    if (!res.ok()) return res.error();
+    PageInfo info = page(res.value());
+    if (!info.error.empty()) return ApiError{ErrorKind::kDecode, 200, "", info.error};
+    if (!info.resource_version.empty()) rv = info.resource_version;
+    if (info.continue_token.empty()) return rv;
+    options.continue_token = info.continue_token;
     options.resource_version.clear();  // the continue token pins the version
   }
 }

@@ -10,6 +10,7 @@
 #include "graydebug/backoff.h"
 #include "graydebug/log.h"
 #include "graydebug/telemetry.h"
+#include "packed_page.h"
 
 namespace graydebug::kube {
 
@@ -123,17 +124,54 @@ void Informer::Run() {
   }
 }
 
+Client::PageInfo Informer::SlowPage(const std::string& body, const std::function<void(json&)>& add) const {
+  Client::PageInfo info;
+  json page = json::parse(body, DropManagedFields(3), false);
+  if (!page.is_object()) {
+    info.error = "list page is not a JSON object: " + body.substr(0, 120);
+    return info;
+  }
+  if (auto items = page.find("items"); items != page.end() && items->is_array()) {
+    for (json& item : *items) add(item);
+  }
+  if (auto md = page.find("metadata"); md != page.end() && md->is_object()) {
+    info.continue_token = md->value("continue", "");
+    info.resource_version = md->value("resourceVersion", "");
+  }
+  return info;
+}
+
 bool Informer::ListAndReplace() {
   ListOptions o;
   o.label_selector = options_.label_selector;
   o.field_selector = options_.field_selector;
   o.limit = options_.page_size;
   std::unordered_map<std::string, Entry> fresh;
-  Result<std::string> rv = client_->ListEach(resource_, ns_, o, [&](json& item) {
+  auto add = [&](json& item) {
     Prepare(item);
     std::string key = KeyOf(item);
     if (!key.empty()) fresh.insert_or_assign(std::move(key), Pack(item));
-  });
+  };
+  Result<std::string> rv{std::string()};
+  if (options_.transform) {
+    rv = client_->ListEachRaw(resource_, ns_, o, [&](const std::string& body) { return SlowPage(body, add); });
+  } else {
+    // Without a transform a page goes straight from simdjson into the cache (packed_page.h); a page
+    // it cannot take is decoded the slow way.
+    PagePacker packer;
+    rv = client_->ListEachRaw(resource_, ns_, o, [&](const std::string& body) {
+      Client::PageInfo info;
+      std::string why = packer.Pack(
+          body,
+          [&](std::string key, std::string item_rv, std::vector<std::uint8_t> packed) {
+            fresh.insert_or_assign(std::move(key), Entry{std::move(item_rv), std::move(packed)});
+          },
+          &info.continue_token, &info.resource_version);
+      if (why.empty()) return info;
+      log::Debug("list page decoded the slow way", {{"informer", options_.name}, {"why", why}});
+      return SlowPage(body, add);
+    });
+  }
   telemetry::Current().InformerList(options_.name, rv.ok());
   if (!rv.ok()) {
     log::Warn("list failed; retrying with backoff", {{"informer", options_.name}, {"error", rv.error().ToString()}});

@@ -62,6 +62,12 @@ struct WatchEvent {
 };
 
 // Parses one line of a watch stream. Errors (not JSON, unknown type, no object) are kDecode.
+// A parser filter for nlohmann::json::parse that drops metadata.managedFields of the objects whose
+// members are keys at `object_depth` (1: the document, 2: a watch event's object, 3: a list's items).
+// Nothing in graydebug reads them and they are the larger half of a typical object: skipped while
+// parsing instead of being built and then erased.
+nlohmann::json::parser_callback_t DropManagedFields(int object_depth);
+
 // The event's object comes without metadata.managedFields (dropped while parsing).
 Result<WatchEvent> ParseWatchEvent(const std::string& line);
 
@@ -98,6 +104,14 @@ class Client {
   // page means the continue token expired: list again).
   Result<std::string> ListEach(const Resource& r, const std::string& ns, ListOptions options,
                                const std::function<void(nlohmann::json& item)>& each);
+  // Every page as its raw JSON text, for a decoder of its own (the informer's): `page` says how to
+  // go on (the page's metadata.continue, "" on the last, and resourceVersion) or why it cannot (the
+  // list then fails with a kDecode error). Returns the list's resourceVersion.
+  struct PageInfo {
+    std::string continue_token, resource_version, error;
+  };
+  Result<std::string> ListEachRaw(const Resource& r, const std::string& ns, ListOptions options,
+                                  const std::function<PageInfo(const std::string& body)>& page);
   // Every page, concatenated: {"items": [...], "metadata": {"resourceVersion": ...}}. A 410 on a
   // later page (the continue token expired) restarts the list once from the beginning.
   Result<nlohmann::json> ListAll(const Resource& r, const std::string& ns, ListOptions options = {});
@@ -122,6 +136,8 @@ class Client {
  private:
   Result<nlohmann::json> Send(HttpRequest request, bool idempotent);
   // The same, parsing a 2xx body through `filter` (nlohmann's parser callback; empty: everything).
+  // SendRaw returns the 2xx body as it came.
+  Result<std::string> SendRaw(HttpRequest request, bool idempotent);
   Result<nlohmann::json> Send(HttpRequest request, bool idempotent, const nlohmann::json::parser_callback_t& filter);
   void Authorize(HttpRequest& request);
 

@@ -72,6 +72,8 @@ class Informer {
   void Run();
   void ResyncLoop();
   bool ListAndReplace();
+  // A list page decoded with nlohmann (the transform needs its tree), each item handed to `add`.
+  Client::PageInfo SlowPage(const std::string& body, const std::function<void(nlohmann::json&)>& add) const;
   // Watches until the stream needs a relist (returns true) or stop (returns false).
   bool WatchUntilRelist();
   void Apply(WatchEvent& ev);
