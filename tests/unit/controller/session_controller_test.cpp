@@ -194,11 +194,16 @@ TEST_CASE("session controller: a session gets the finalizer, one probe and Activ
   auto cm = rig.api.Get(Resource::ConfigMaps(), kSystem, "graydebug-circuits");
   REQUIRE(cm);
   CHECK((*cm)["data"].contains("shop.v2"));
-  const std::string m = graydebug::metrics::Serialize(rig.registry);
-  CHECK(graydebug::testing::MetricValue(
-            m, R"(graydebug_attach_attempts_total{namespace="shop",release="v2",result="success"})") == 1);
-  CHECK(graydebug::testing::MetricValue(m, R"(debug_session_active{namespace="shop",pod="shop-v2-a",release="v2"})") ==
-        1);
+  // The worker sets the gauge once its status write returned, which may be after this test saw the
+  // write in the API server: the series are awaited, not sampled.
+  auto metric = [&](const char* series) {
+    return graydebug::testing::MetricValue(graydebug::metrics::Serialize(rig.registry), series);
+  };
+  CHECK(Eventually([&] {
+    return metric(R"(graydebug_attach_attempts_total{namespace="shop",release="v2",result="success"})") == 1;
+  }));
+  CHECK(Eventually(
+      [&] { return metric(R"(debug_session_active{namespace="shop",pod="shop-v2-a",release="v2"})") == 1; }));
 }
 
 TEST_CASE("session controller: failed attaches are retried on the backoff of the clock, then Failed") {
