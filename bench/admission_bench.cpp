@@ -12,7 +12,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
-#include "alloc_count.h"  // replaces operator new: counts every allocation of the binary
+#include "alloc_count.h"
+#include "gray_review.h"  // replaces operator new: counts every allocation of the binary
 
 #include "webhook/admission.h"
 
@@ -22,29 +23,6 @@ using graydebug::bench::Measure;
 using json = nlohmann::json;
 using namespace graydebug::webhook;
 
-// A gray pod padded to about `bytes` with realistic content: env vars and config annotations.
-std::string Review(const std::string& fixture, std::size_t bytes) {
-  std::ifstream in(fixture);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json pod = json::parse(ss.str());
-  json review = {{"apiVersion", "admission.k8s.io/v1"},
-                 {"kind", "AdmissionReview"},
-                 {"request",
-                  {{"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},
-                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                   {"namespace", "shop"},
-                   {"operation", "CREATE"},
-                   {"userInfo", {{"username", "system:serviceaccount:kube-system:replicaset-controller"}}},
-                   {"object", pod}}}};
-  for (int i = 0; review.dump().size() < bytes; ++i) {
-    json& env = review["request"]["object"]["spec"]["containers"][0]["env"];
-    env.push_back({{"name", "FEATURE_FLAG_" + std::to_string(i)}, {"value", "enabled-for-gray-release-v2-alpha"}});
-  }
-  return review.dump();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,7 +31,7 @@ int main(int argc, char** argv) {
   SidecarInjector injector({}, "bench");
   AdmissionHandler handler(injector, {});
   for (std::size_t kb : {2, 16, 64}) {
-    std::string body = Review(fixture, kb * 1024);
+    std::string body = graydebug::bench::GrayReview(graydebug::bench::ReadJsonFile(fixture), kb * 1024);
     AdmissionReply check = handler.MutatePods("application/json", body);
     if (check.outcome.result != "injected") {
       std::cerr << "bench: the pod was not injected: " << check.body << "\n";

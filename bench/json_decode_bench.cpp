@@ -15,7 +15,8 @@
 // (a tape of the whole document) and simdjson On-Demand (reads only what is asked, skips the rest
 // without building anything). simdjson gets a padded copy of the body, and the copy is counted.
 #include <simdjson.h>
-#include "alloc_count.h"  // replaces operator new: counts every allocation of the binary
+#include "alloc_count.h"
+#include "gray_review.h"  // replaces operator new: counts every allocation of the binary
 
 #include <algorithm>
 #include <atomic>
@@ -51,32 +52,6 @@ struct Sum {
   void Pair(std::string_view k, std::string_view v) { pairs += Hash(v, Hash(k)); }
   std::uint64_t Total() const { return h ^ (pairs * 31); }
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-json ReviewOf(const json& pod, std::size_t bytes) {
-  json review = {{"apiVersion", "admission.k8s.io/v1"},
-                 {"kind", "AdmissionReview"},
-                 {"request",
-                  {{"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},
-                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                   {"namespace", "shop"},
-                   {"operation", "CREATE"},
-                   {"userInfo", {{"username", "system:serviceaccount:kube-system:replicaset-controller"}}},
-                   {"dryRun", false},
-                   {"object", pod}}}};
-  for (int i = 0; review.dump().size() < bytes; ++i) {
-    json& env = review["request"]["object"]["spec"]["containers"][0]["env"];
-    env.push_back({{"name", "FEATURE_FLAG_" + std::to_string(i)}, {"value", "enabled-for-gray-release-v2-alpha"}});
-  }
-  return review;
-}
 
 json PageOf(const json& pod, int count) {
   json page = {{"apiVersion", "v1"}, {"kind", "PodList"}, {"metadata", {{"resourceVersion", "123456"}}}};
@@ -312,8 +287,8 @@ void InformerOnDemand(od::parser& parser, const std::string& body, Sum& s) {
 int main(int argc, char** argv) {
   const std::string fixture = argc > 1 ? argv[1] : "tests/fixtures/injector/simple-gray.pod.json";
   const int runs = argc > 2 ? std::atoi(argv[2]) : 5;
-  const json pod = json::parse(ReadFile(fixture));
-  const std::string review = ReviewOf(pod, 2 * 1024).dump();
+  const json pod = graydebug::bench::ReadJsonFile(fixture);
+  const std::string review = graydebug::bench::GrayReview(pod, 2 * 1024);
   const std::string page = PageOf(pod, 500).dump();
   simdjson::dom::parser dom_parser;
   od::parser od_parser;

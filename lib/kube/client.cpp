@@ -207,28 +207,26 @@ Result<json> Client::List(const Resource& r, const std::string& ns, const ListOp
   return Send({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true);
 }
 
+Client::PageInfo Client::EachItem(const std::string& body, const std::function<void(json& item)>& each) {
+  PageInfo info;
+  json page = json::parse(body, DropManagedFields(3), false);  // items[i] are at depth 3
+  if (!page.is_object()) {
+    info.error = "list page is not a JSON object: " + body.substr(0, 120);
+    return info;
+  }
+  if (auto items = page.find("items"); items != page.end() && items->is_array()) {
+    for (json& item : *items) each(item);
+  }
+  if (auto md = page.find("metadata"); md != page.end() && md->is_object()) {
+    if (auto rv = md->find("resourceVersion"); rv != md->end() && rv->is_string()) info.resource_version = *rv;
+    if (auto next = md->find("continue"); next != md->end() && next->is_string()) info.continue_token = *next;
+  }
+  return info;
+}
+
 Result<std::string> Client::ListEach(const Resource& r, const std::string& ns, ListOptions options,
                                      const std::function<void(json& item)>& each) {
-  const json::parser_callback_t drop_managed_fields = DropManagedFields(3);  // items[i] are at depth 3
-  std::string rv;
-  while (true) {
-    Result<json> res = Send({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true, drop_managed_fields);
-    if (!res.ok()) return res.error();
-    json& body = res.value();
-    if (body.contains("items") && body["items"].is_array()) {
-      for (auto& item : body["items"]) each(item);
-    }
-    const json& md = body.contains("metadata") ? body["metadata"] : json();
-    if (md.is_object() && md.contains("resourceVersion") && md["resourceVersion"].is_string()) {
-      rv = md["resourceVersion"].get<std::string>();
-    }
-    std::string next = md.is_object() && md.contains("continue") && md["continue"].is_string()
-                           ? md["continue"].get<std::string>()
-                           : "";
-    if (next.empty()) return rv;
-    options.continue_token = next;
-    options.resource_version.clear();  // the continue token pins the version
-  }
+  return ListEachRaw(r, ns, std::move(options), [&](const std::string& body) { return EachItem(body, each); });
 }
 
 Result<std::string> Client::ListEachRaw(const Resource& r, const std::string& ns, ListOptions options,

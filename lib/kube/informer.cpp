@@ -41,12 +41,16 @@ json Informer::Unpack(const Entry& e) {
   return json::from_msgpack(e.packed, true, false);
 }
 
+std::string Informer::Key(std::string_view ns, std::string_view name) {
+  return ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name);
+}
+
 std::string Informer::KeyOf(const json& object) {
   if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) return "";
   const json& md = object["metadata"];
   std::string name = md.contains("name") && md["name"].is_string() ? md["name"].get<std::string>() : "";
   std::string ns = md.contains("namespace") && md["namespace"].is_string() ? md["namespace"].get<std::string>() : "";
-  return ns.empty() ? name : ns + "/" + name;
+  return name.empty() ? "" : Key(ns, name);
 }
 
 Informer::Informer(std::shared_ptr<Client> client, Resource resource, std::string ns, InformerOptions options)
@@ -124,23 +128,6 @@ void Informer::Run() {
   }
 }
 
-Client::PageInfo Informer::SlowPage(const std::string& body, const std::function<void(json&)>& add) const {
-  Client::PageInfo info;
-  json page = json::parse(body, DropManagedFields(3), false);
-  if (!page.is_object()) {
-    info.error = "list page is not a JSON object: " + body.substr(0, 120);
-    return info;
-  }
-  if (auto items = page.find("items"); items != page.end() && items->is_array()) {
-    for (json& item : *items) add(item);
-  }
-  if (auto md = page.find("metadata"); md != page.end() && md->is_object()) {
-    info.continue_token = md->value("continue", "");
-    info.resource_version = md->value("resourceVersion", "");
-  }
-  return info;
-}
-
 bool Informer::ListAndReplace() {
   ListOptions o;
   o.label_selector = options_.label_selector;
@@ -154,7 +141,7 @@ bool Informer::ListAndReplace() {
   };
   Result<std::string> rv{std::string()};
   if (options_.transform) {
-    rv = client_->ListEachRaw(resource_, ns_, o, [&](const std::string& body) { return SlowPage(body, add); });
+    rv = client_->ListEach(resource_, ns_, o, add);
   } else {
     // Without a transform a page goes straight from simdjson into the cache (packed_page.h); a page
     // it cannot take is decoded the slow way.
@@ -163,13 +150,14 @@ bool Informer::ListAndReplace() {
       Client::PageInfo info;
       std::string why = packer.Pack(
           body,
-          [&](std::string key, std::string item_rv, std::vector<std::uint8_t> packed) {
-            fresh.insert_or_assign(std::move(key), Entry{std::move(item_rv), std::move(packed)});
+          [&](std::string_view item_ns, std::string_view name, std::string item_rv, std::vector<std::uint8_t> packed) {
+            fresh.insert_or_assign(Key(item_ns, name), Entry{std::move(item_rv), std::move(packed)});
           },
           &info.continue_token, &info.resource_version);
       if (why.empty()) return info;
       log::Debug("list page decoded the slow way", {{"informer", options_.name}, {"why", why}});
-      return SlowPage(body, add);
+      slow_pages_++;
+      return Client::EachItem(body, add);
     });
   }
   telemetry::Current().InformerList(options_.name, rv.ok());

@@ -192,8 +192,7 @@ std::string PagePacker::Pack(const std::string& body, const Each& each, std::str
     impl_->scratch.clear();
     Writer w(&impl_->scratch);
     if (std::string why = w.Value(item, true); !why.empty()) return why;
-    std::string key = ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name);
-    each(std::move(key), std::string(StringAt(imd, "resourceVersion")),
+    each(ns, name, std::string(StringAt(imd, "resourceVersion")),
          std::vector<std::uint8_t>(impl_->scratch.begin(), impl_->scratch.end()));
   }
   return "";

@@ -20,12 +20,13 @@ class PagePacker {
   PagePacker(const PagePacker&) = delete;
   PagePacker& operator=(const PagePacker&) = delete;
 
-  using Each = std::function<void(std::string key, std::string rv, std::vector<std::uint8_t> packed)>;
+  using Each =
+      std::function<void(std::string_view ns, std::string_view name, std::string rv, std::vector<std::uint8_t> packed)>;
   // Decodes one page ({"metadata": {...}, "items": [...]}): `each` gets every item that has a
-  // name; *continue_token and *resource_version get the page's. Returns "" or why the page cannot
-  // be packed here (not JSON, not a list, an integer beyond 64 bits, a container of 2^24 or more
-  // members): the caller then decodes it the slow way, where nothing is lost. Before an error,
-  // `each` may have been called for earlier items.
+  // name (its namespace, "" for a cluster object, and name; Informer::Key makes the cache key); *continue_token and
+  // *resource_version get the page's. Returns "" or why the page cannot be packed here (not JSON, not a list, an
+  // integer beyond 64 bits, a container of 2^24 or more members): the caller then decodes it the slow way, where
+  // nothing is lost. Before an error, `each` may have been called for earlier items.
   std::string Pack(const std::string& body, const Each& each, std::string* continue_token,
                    std::string* resource_version);
 

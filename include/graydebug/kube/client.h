@@ -112,6 +112,8 @@ class Client {
   };
   Result<std::string> ListEachRaw(const Resource& r, const std::string& ns, ListOptions options,
                                   const std::function<PageInfo(const std::string& body)>& page);
+  // ListEach's decoder of one page: nlohmann, each item without metadata.managedFields.
+  static PageInfo EachItem(const std::string& body, const std::function<void(nlohmann::json& item)>& each);
   // Every page, concatenated: {"items": [...], "metadata": {"resourceVersion": ...}}. A 410 on a
   // later page (the continue token expired) restarts the list once from the beginning.
   Result<nlohmann::json> ListAll(const Resource& r, const std::string& ns, ListOptions options = {});

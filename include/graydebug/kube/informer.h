@@ -9,6 +9,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -65,15 +66,18 @@ class Informer {
   std::string LastResourceVersion() const;
   // How many times the informer listed (1 after the first sync); for tests and metrics.
   int Lists() const { return lists_.load(); }
+  // List pages of a transform-free informer that simdjson could not take and nlohmann decoded
+  // instead (kube/packed_page.h); for tests.
+  int SlowPages() const { return slow_pages_.load(); }
 
+  // "namespace/name", or "name" for cluster objects; "" when it has no name.
   static std::string KeyOf(const nlohmann::json& object);
+  static std::string Key(std::string_view ns, std::string_view name);
 
  private:
   void Run();
   void ResyncLoop();
   bool ListAndReplace();
-  // A list page decoded with nlohmann (the transform needs its tree), each item handed to `add`.
-  Client::PageInfo SlowPage(const std::string& body, const std::function<void(nlohmann::json&)>& add) const;
   // Watches until the stream needs a relist (returns true) or stop (returns false).
   bool WatchUntilRelist();
   void Apply(WatchEvent& ev);
@@ -105,6 +109,7 @@ class Informer {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> synced_{false};
   std::atomic<int> lists_{0};
+  std::atomic<int> slow_pages_{0};
   std::thread thread_, resync_thread_;
 };
 

@@ -183,9 +183,9 @@ TEST_CASE("packed page: a page gives keys, versions and the continue token; what
                  "not an object"}}};
   std::vector<std::pair<std::string, std::string>> seen;
   std::string cont, rv;
-  auto each = [&](std::string key, std::string item_rv, std::vector<std::uint8_t> packed) {
+  auto each = [&](std::string_view ns, std::string_view name, std::string item_rv, std::vector<std::uint8_t> packed) {
     CHECK(json::from_msgpack(packed)["metadata"]["resourceVersion"] == item_rv);
-    seen.emplace_back(std::move(key), std::move(item_rv));
+    seen.emplace_back(graydebug::kube::Informer::Key(ns, name), std::move(item_rv));
   };
   CHECK(packer.Pack(page.dump(), each, &cont, &rv).empty());
   CHECK(seen == std::vector<std::pair<std::string, std::string>>{{"shop/a", "5"}, {"n1", "6"}});
@@ -223,5 +223,36 @@ TEST_CASE("informer: a page simdjson refuses is decoded the slow way, and nothin
   CHECK((*p)["spec"]["big"].is_number_float());
   CHECK_FALSE((*p)["metadata"].contains("managedFields"));
   CHECK(informer.Get("shop/q"));
+  CHECK(informer.SlowPages() == 1);
   informer.Stop();
+}
+
+TEST_CASE("informer: without a transform, a page the API server writes goes through simdjson") {
+  graydebug::testing::FakeApiServer api;
+  auto client = api.NewClient();
+  for (const char* name : {"a", "b"}) {
+    api.Seed(graydebug::kube::Resource::Pods(),
+             {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", name}, {"namespace", "shop"}, {"managedFields", json::array({1})}}},
+              {"spec", {{"n", -7}, {"x", 0.5}}}});
+  }
+  graydebug::kube::Informer fast(client, graydebug::kube::Resource::Pods(), "shop");
+  graydebug::kube::InformerOptions with_transform;
+  with_transform.transform = [](json&) {};
+  graydebug::kube::Informer slow(client, graydebug::kube::Resource::Pods(), "shop", with_transform);
+  fast.Start();
+  slow.Start();
+  REQUIRE(graydebug::testing::Eventually([&] { return fast.HasSynced() && slow.HasSynced(); }));
+  CHECK(fast.SlowPages() == 0);  // a regression that always fell back would show here
+  CHECK(slow.SlowPages() == 0);  // a transform takes nlohmann's path on purpose
+  for (const char* key : {"shop/a", "shop/b"}) {
+    auto f = fast.Get(key), s = slow.Get(key);
+    REQUIRE(f);
+    REQUIRE(s);
+    CHECK(Same(*f, *s));
+    CHECK_FALSE(f->at("metadata").contains("managedFields"));
+  }
+  fast.Stop();
+  slow.Stop();
 }
