@@ -495,10 +495,11 @@ TEST_CASE("kubectl-graydebug attach: wrong targets fail before anything is creat
   auto bad_ns = f.Plugin({"list", "-n", "Not/A/Namespace"});
   CHECK(bad_ns.exit_code == 2);
 
-  // An unreachable API server: one line, exit 1.
+  // An unreachable API server (a port held bound, never listened on): one line, exit 1.
   const std::string kc = f.dir + "/unreachable.kubeconfig";
   std::ofstream(kc) << "apiVersion: v1\nkind: Config\nclusters:\n- name: x\n  cluster: {server: \"https://127.0.0.1:"
-                    << FreePort() << "\", insecure-skip-tls-verify: false}\nusers:\n- name: x\n  user: {token: t}\n"
+                    << NothingListens()
+                    << "\", insecure-skip-tls-verify: false}\nusers:\n- name: x\n  user: {token: t}\n"
                     << "contexts:\n- name: x\n  context: {cluster: x, user: x}\ncurrent-context: x\n";
   auto down = Run({Bin("kubectl-graydebug"), "list", "--kubeconfig=" + kc});
   CHECK(down.exit_code == 1);

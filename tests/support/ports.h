@@ -45,7 +45,8 @@ class ClosedPort {
 };
 
 // A free loopback port to tell a program that must be given a fixed one (dlv, whose --listen the
-// agent matches against dlv's argv, and which launch-dlv restarts on the same port). Racy by nature
+// agent matches against dlv's argv, and which launch-dlv restarts on the same port; the plugin's
+// --local-port, the user's choice of 1-65535, as kubectl port-forward's). Racy by nature
 // (bound, closed, handed on): everything that can listen on port 0 does so instead.
 inline int FreePort() {
   ClosedPort p;
