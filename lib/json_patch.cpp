@@ -1,5 +1,6 @@
 #include "graydebug/json_patch.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace graydebug {
@@ -83,6 +84,145 @@ JsonPatchBuilder& JsonPatchBuilder::AppendToArray(const json& doc, const Path& a
     return *this;
   }
   return Add(array_path, json::array({std::move(value)}));
+}
+
+TextPatchBuilder& TextPatchBuilder::Add(const Path& path, std::string value_json) {
+  ops_.push_back({"add", JsonPatchBuilder::Pointer(path), std::move(value_json), {}, {}});
+  return *this;
+}
+
+TextPatchBuilder& TextPatchBuilder::Replace(const Path& path, std::string value_json) {
+  ops_.push_back({"replace", JsonPatchBuilder::Pointer(path), std::move(value_json), {}, {}});
+  return *this;
+}
+
+TextPatchBuilder::Op* TextPatchBuilder::CreatedHere(const std::string& pointer, decltype(Op::kind) kind) {
+  for (Op& op : ops_) {
+    if (op.kind == kind && op.pointer == pointer) return &op;
+  }
+  return nullptr;
+}
+
+TextPatchBuilder& TextPatchBuilder::SetInMap(const json& doc, const Path& map_path, const std::string& key,
+                                             std::string value_json) {
+  const json* map = JsonAt(doc, map_path);
+  if (map != nullptr && map->is_object()) {
+    Path p = map_path;
+    p.push_back(key);
+    return Add(p, std::move(value_json));
+  }
+  std::string pointer = JsonPatchBuilder::Pointer(map_path);
+  Op* op = CreatedHere(pointer, Op::kMap);
+  if (op == nullptr) {
+    ops_.push_back({"add", std::move(pointer), {}, {}, {}, Op::kMap});
+    op = &ops_.back();
+  }
+  auto same = std::find_if(op->members.begin(), op->members.end(), [&](const auto& m) { return m.first == key; });
+  if (same != op->members.end()) {
+    same->second = std::move(value_json);
+  } else {
+    op->members.emplace_back(key, std::move(value_json));
+  }
+  return *this;
+}
+
+TextPatchBuilder& TextPatchBuilder::AppendToArray(const json& doc, const Path& array_path, std::string value_json) {
+  const json* arr = JsonAt(doc, array_path);
+  if (arr != nullptr && arr->is_array()) {
+    Path p = array_path;
+    p.push_back("-");
+    return Add(p, std::move(value_json));
+  }
+  std::string pointer = JsonPatchBuilder::Pointer(array_path);
+  Op* op = CreatedHere(pointer, Op::kArray);
+  if (op == nullptr) {
+    ops_.push_back({"add", std::move(pointer), {}, {}, {}, Op::kArray});
+    op = &ops_.back();
+  }
+  op->elements.push_back(std::move(value_json));
+  return *this;
+}
+
+std::string TextPatchBuilder::Take() const {
+  std::size_t size = 2;
+  for (const Op& op : ops_) {
+    size += 40 + op.pointer.size() + op.value.size();
+    for (const auto& [k, v] : op.members) size += k.size() + v.size() + 8;
+    for (const auto& e : op.elements) size += e.size() + 1;
+  }
+  std::string out;
+  out.reserve(size);
+  out += '[';
+  for (const Op& op : ops_) {
+    if (out.size() > 1) out += ',';
+    out += "{\"op\":\"";
+    out += op.op;
+    out += "\",\"path\":";
+    AppendJsonString(&out, op.pointer);
+    out += ",\"value\":";
+    switch (op.kind) {
+      case Op::kValue: out += op.value; break;
+      case Op::kMap: {
+        std::vector<const std::pair<std::string, std::string>*> sorted;
+        for (const auto& m : op.members) sorted.push_back(&m);
+        std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+        out += '{';
+        for (std::size_t i = 0; i < sorted.size(); ++i) {
+          if (i > 0) out += ',';
+          AppendJsonString(&out, sorted[i]->first);
+          out += ':';
+          out += sorted[i]->second;
+        }
+        out += '}';
+        break;
+      }
+      case Op::kArray:
+        out += '[';
+        for (std::size_t i = 0; i < op.elements.size(); ++i) {
+          if (i > 0) out += ',';
+          out += op.elements[i];
+        }
+        out += ']';
+        break;
+    }
+    out += '}';
+  }
+  out += ']';
+  return out;
+}
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : s) {
+    if (c >= 0x80) {  // not ASCII: nlohmann checks the UTF-8 and replaces what is invalid
+      *out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+  }
+  out->reserve(out->size() + s.size() + 2);
+  *out += '"';
+  std::size_t run = 0;  // start of the bytes that need no escape
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\b': *out += "\\b"; break;
+      case '\f': *out += "\\f"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      default: {
+        const char u[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out->append(u, sizeof u);
+      }
+    }
+  }
+  out->append(s.data() + run, s.size() - run);
+  *out += '"';
 }
 
 const json* JsonAt(const json& doc, const JsonPatchBuilder::Path& path) {

@@ -6,6 +6,7 @@
 #include "graydebug/api/debug_session.h"
 #include "graydebug/base64.h"
 #include "graydebug/json_patch.h"
+#include "webhook/pod_review.h"
 
 namespace graydebug::webhook {
 namespace {
@@ -85,21 +86,62 @@ std::string StringOr(const json& obj, const char* key, std::string fallback = ""
   return it != obj.end() && it->is_string() ? it->get<std::string>() : fallback;
 }
 
-AdmissionReply Respond(const json& review, const json* patch, const std::string& audit, AdmissionOutcome outcome) {
-  const json& req = review["request"];
-  json response = {{"uid", req["uid"]}, {"allowed", true}};
-  if (patch != nullptr && !patch->empty()) {
-    response["patchType"] = "JSONPatch";
-    response["patch"] = EncodeBase64(patch->dump(-1, ' ', false, json::error_handler_t::replace));
-  }
-  if (!audit.empty()) response["auditAnnotations"] = {{"injection", audit}};
+// The reply, written as text (a JSON patch of a few KB in base64 needs no escaping), in the member
+// order nlohmann's dump of the same object gives.
+AdmissionReply Respond(const std::string& api_version, const std::string& uid, std::string_view patch,
+                       const std::string& audit, AdmissionOutcome outcome) {
   AdmissionReply r;
-  r.body = json{{"apiVersion", StringOr(review, "apiVersion", "admission.k8s.io/v1")},
-                {"kind", "AdmissionReview"},
-                {"response", std::move(response)}}
-               .dump(-1, ' ', false, json::error_handler_t::replace);
+  r.body.reserve(160 + audit.size() + uid.size() + patch.size() / 3 * 4);
+  r.body += "{\"apiVersion\":";
+  r.body += JsonString(api_version.empty() ? "admission.k8s.io/v1" : api_version);
+  r.body += ",\"kind\":\"AdmissionReview\",\"response\":{\"allowed\":true";
+  if (!audit.empty()) {
+    r.body += ",\"auditAnnotations\":{\"injection\":";
+    r.body += JsonString(audit);
+    r.body += '}';
+  }
+  if (!patch.empty()) {
+    r.body += ",\"patch\":\"";
+    AppendBase64(patch, &r.body);
+    r.body += "\",\"patchType\":\"JSONPatch\"";
+  }
+  r.body += ",\"uid\":";
+  r.body += JsonString(uid);
+  r.body += "}}";
   r.outcome = std::move(outcome);
   return r;
+}
+
+// The pod review, decoded by simdjson when it takes it, else by nlohmann (which names the problem).
+struct DecodedPods {
+  PodReview review;
+  std::optional<AdmissionReply> refusal;
+};
+
+DecodedPods DecodePods(std::string_view content_type, std::string_view body) {
+  DecodedPods d;
+  if (body.size() <= kMaxAdmissionBodyBytes && IsJsonContentType(content_type)) {
+    if (auto fast = DecodePodReviewFast(body, kMaxJsonDepth)) {
+      d.review = std::move(*fast);
+      return d;
+    }
+  }
+  Decoded slow = Decode(content_type, body);
+  if (slow.refusal) {
+    d.refusal = std::move(slow.refusal);
+    return d;
+  }
+  json& req = slow.review["request"];
+  PodReview& r = d.review;
+  r.api_version = StringOr(slow.review, "apiVersion");
+  r.uid = StringOr(req, "uid");
+  r.kind = req.contains("kind") ? StringOr(req["kind"], "kind") : "";
+  r.sub_resource = StringOr(req, "subResource");
+  r.operation = StringOr(req, "operation");
+  r.namespace_name = StringOr(req, "namespace");
+  if (auto dry = req.find("dryRun"); dry != req.end() && dry->is_boolean()) r.dry_run = dry->get<bool>();
+  if (auto obj = req.find("object"); obj != req.end()) r.object = std::move(*obj);
+  return d;
 }
 
 }  // namespace
@@ -146,28 +188,24 @@ AdmissionHandler::AdmissionHandler(const SidecarInjector& injector, ClusterView 
 
 AdmissionReply AdmissionHandler::MutatePods(std::string_view content_type, std::string_view body) const {
   try {
-    Decoded d = Decode(content_type, body);
+    DecodedPods d = DecodePods(content_type, body);
     if (d.refusal) return *d.refusal;
-    const json& req = d.review["request"];
+    const PodReview& req = d.review;
     // Only pods themselves: subresources (ephemeralcontainers, binding, status) pass untouched.
-    std::string kind = req.contains("kind") ? StringOr(req["kind"], "kind") : "";
-    std::string sub = StringOr(req, "subResource");
-    if (kind != "Pod" || !sub.empty()) {
-      return Respond(d.review, nullptr, "", {"skipped", "not-pod"});
+    if (req.kind != "Pod" || !req.sub_resource.empty()) {
+      return Respond(req.api_version, req.uid, "", "", {"skipped", "not-pod"});
     }
     InjectionContext ctx;
-    ctx.operation = StringOr(req, "operation");
-    ctx.namespace_name = StringOr(req, "namespace");
+    ctx.operation = req.operation;
+    ctx.namespace_name = req.namespace_name;
     if (cluster_.pod_security_enforce && !ctx.namespace_name.empty()) {
       ctx.pod_security_enforce = cluster_.pod_security_enforce(ctx.namespace_name);
     }
     ctx.breakers = cluster_.breakers;
-    if (auto dry = req.find("dryRun"); dry != req.end() && dry->is_boolean()) ctx.dry_run = dry->get<bool>();
-    static const json kNull;
-    auto obj = req.find("object");
-    InjectionResult res = injector_.Inject(obj == req.end() ? kNull : *obj, ctx);
-    if (!res.inject) return Respond(d.review, nullptr, "skipped: " + res.reason, {"skipped", res.reason});
-    return Respond(d.review, &res.patch, res.half_open_trial ? "injected: half-open trial" : "injected",
+    ctx.dry_run = req.dry_run.value_or(false);
+    InjectionResult res = injector_.Inject(req.object, ctx);
+    if (!res.inject) return Respond(req.api_version, req.uid, "", "skipped: " + res.reason, {"skipped", res.reason});
+    return Respond(req.api_version, req.uid, res.patch, res.half_open_trial ? "injected: half-open trial" : "injected",
                    {"injected", "pod"});
   } catch (const std::exception& e) {
     return Error(500, "internal", std::string("internal error: ") + e.what());
@@ -179,11 +217,12 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
     Decoded d = Decode(content_type, body);
     if (d.refusal) return *d.refusal;
     const json& req = d.review["request"];
+    const std::string api_version = StringOr(d.review, "apiVersion"), uid = StringOr(req, "uid");
     std::string kind = req.contains("kind") ? StringOr(req["kind"], "kind") : "";
-    if (kind != api::kSessionKind) return Respond(d.review, nullptr, "", {"skipped", "not-debugsession"});
+    if (kind != api::kSessionKind) return Respond(api_version, uid, "", "", {"skipped", "not-debugsession"});
     std::string op = StringOr(req, "operation");
     auto obj = req.find("object");
-    if (obj == req.end() || !obj->is_object()) return Respond(d.review, nullptr, "", {"skipped", "no-object"});
+    if (obj == req.end() || !obj->is_object()) return Respond(api_version, uid, "", "", {"skipped", "no-object"});
     JsonPatchBuilder b;
     const json* spec = JsonAt(*obj, {"spec"});
     const json* current = JsonAt(*obj, {"spec", "requestedBy"});
@@ -211,10 +250,11 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
         b.Remove({"spec", "requestedBy"});
       }
     } else {
-      return Respond(d.review, nullptr, "", {"skipped", "not-create"});
+      return Respond(api_version, uid, "", "", {"skipped", "not-create"});
     }
-    if (b.empty()) return Respond(d.review, nullptr, "", {"skipped", "unchanged"});
-    return Respond(d.review, &b.ops(), "requestedBy stamped", {"injected", "debugsession"});
+    if (b.empty()) return Respond(api_version, uid, "", "", {"skipped", "unchanged"});
+    return Respond(api_version, uid, b.ops().dump(-1, ' ', false, json::error_handler_t::replace),
+                   "requestedBy stamped", {"injected", "debugsession"});
   } catch (const std::exception& e) {
     return Error(500, "internal", std::string("internal error: ") + e.what());
   }

@@ -136,7 +136,11 @@ ConfigLoadResult ParseInjectionConfig(const std::string& yaml_text) {
     }
     if (root["agentBinary"]) {
       c.agent_binary = Str(root["agentBinary"], "agentBinary");
-      if (c.agent_binary.empty() || c.agent_binary[0] != '/') Fail("agentBinary", "must be an absolute path");
+      bool control = false;
+      for (unsigned char ch : c.agent_binary) control = control || ch < 0x20 || ch == 0x7f;
+      if (c.agent_binary.empty() || c.agent_binary[0] != '/' || control) {
+        Fail("agentBinary", "must be an absolute path without control characters");
+      }
     }
     if (auto d = root["dlv"]) {
       CheckKeys(d, "dlv", {"image", "port", "listenHost", "allowNonLoopback", "readinessProbe", "resources"});

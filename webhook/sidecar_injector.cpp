@@ -1,7 +1,9 @@
 #include "webhook/sidecar_injector.h"
 
 #include <charconv>
+#include <optional>
 #include <set>
+#include <stdexcept>
 
 #include "graydebug/json_patch.h"
 
@@ -59,11 +61,9 @@ bool HasContainerNamed(const json* spec, const char* name) {
   return false;
 }
 
-constexpr const char* kTemplateTarget = "\x01template";
-
+// Escaped as JSON (control characters too), so hostile values stay on one log line.
 std::string Quote(const std::string& s) {
-  // json's dump escapes control characters, so hostile values stay on one log line.
-  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  return JsonString(s);
 }
 
 // The two sidecars for `target` with dlv on `dlv_port`; images are filled in by Inject.
@@ -131,6 +131,26 @@ std::pair<json, json> BuildSidecars(const InjectionConfig& c, int dlv_port, cons
   return {std::move(dlv), std::move(agent)};
 }
 
+// The holes of the sidecar templates (JsonTemplate::Hole).
+enum Hole { kImage = 0, kTarget = 1, kRunAsUser = 2, kRunAsGroup = 3, kRunAsNonRoot = 4, kExpvarArg = 5 };
+static_assert(kExpvarArg == JsonTemplate::kElementHole);
+
+// The two sidecars for dlv on `dlv_port`, with holes for what differs per pod.
+std::pair<JsonTemplate, JsonTemplate> Templates(const InjectionConfig& c, int dlv_port) {
+  const std::string image = JsonTemplate::Hole(kImage);
+  auto [dlv, agent] = BuildSidecars(c, dlv_port, JsonTemplate::Hole(kTarget), image, image);
+  json& sc = dlv["securityContext"];
+  sc["runAsUser"] = JsonTemplate::Hole(kRunAsUser);
+  sc["runAsGroup"] = JsonTemplate::Hole(kRunAsGroup);
+  sc["runAsNonRoot"] = JsonTemplate::Hole(kRunAsNonRoot);
+  agent["args"].push_back(JsonTemplate::Hole(kExpvarArg));
+  if (c.native_sidecars) {
+    dlv["restartPolicy"] = "Always";
+    agent["restartPolicy"] = "Always";
+  }
+  return {JsonTemplate(dlv), JsonTemplate(agent)};
+}
+
 // A non-negative integer at obj[key] (runAsUser, runAsGroup), else nullopt.
 std::optional<int64_t> IdAt(const json* obj, const char* key) {
   const json* v = obj == nullptr ? nullptr : Member(*obj, key);
@@ -146,6 +166,43 @@ bool TrueAt(const json* obj, const char* key) {
 }
 
 }  // namespace
+
+JsonTemplate::JsonTemplate(const json& value) {
+  const std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  static constexpr std::string_view kMark = "\"\\u0001";  // a string that starts with \x01
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t at = text.find(kMark, from);
+    if (at == std::string::npos) break;
+    const std::size_t digit = at + kMark.size();
+    if (digit + 1 >= text.size() || text[digit] < '0' || text[digit] >= '0' + kHoles || text[digit + 1] != '"') {
+      throw std::logic_error("a template string starts with \\x01 but is not a hole");
+    }
+    const int id = text[digit] - '0';
+    std::string before = text.substr(from, at - from);
+    if (id == kElementHole) {
+      if (before.empty() || before.back() != ',') throw std::logic_error("an element hole that is not after a comma");
+      before.pop_back();
+    }
+    parts_.push_back(std::move(before));
+    holes_.push_back(id);
+    from = digit + 2;
+  }
+  parts_.push_back(text.substr(from));
+}
+
+void JsonTemplate::Render(const std::string_view (&fill)[kHoles], std::string* out) const {
+  for (std::size_t i = 0; i < holes_.size(); ++i) {
+    *out += parts_[i];
+    const std::string_view v = fill[holes_[i]];
+    if (holes_[i] == kElementHole) {
+      if (v.empty()) continue;
+      *out += ',';
+    }
+    *out += v;
+  }
+  *out += parts_.back();
+}
 
 DlvIdentity DlvIdentityFor(const json& pod, const std::string& target, int64_t fallback_uid, int64_t fallback_gid) {
   const json* spec = Member(pod, "spec");
@@ -185,8 +242,7 @@ DlvIdentity DlvIdentityFor(const json& pod, const std::string& target, int64_t f
 
 SidecarInjector::SidecarInjector(InjectionConfig config, std::string version)
     : config_(std::move(config)), version_(std::move(version)) {
-  std::tie(dlv_template_, agent_template_) =
-      BuildSidecars(config_, config_.dlv_port, kTemplateTarget, config_.dlv_image, config_.agent_image);
+  std::tie(dlv_template_, agent_template_) = Templates(config_, config_.dlv_port);
 }
 
 InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext& ctx) const {
@@ -317,58 +373,48 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
     }
   }
 
-  // Inject: copy the prebuilt sidecars (building them from initializer lists costs ~1000
-  // allocations) and set what differs per pod.
-  json dlv, agent;
-  if (dlv_port == c.dlv_port) {
-    dlv = dlv_template_;
-    agent = agent_template_;
-  } else {
-    std::tie(dlv, agent) = BuildSidecars(c, dlv_port, target, dlv_image, agent_image);
-  }
-  dlv["image"] = dlv_image;
-  agent["image"] = agent_image;
-  dlv["env"][0]["value"] = target;  // GRAYDEBUG_TARGET_CONTAINER comes first in both
-  agent["env"][0]["value"] = target;
+  // Inject: render the sidecars from their templates (building and dumping them as trees costs
+  // ~1000 allocations) with what differs per pod.
+  std::optional<std::pair<JsonTemplate, JsonTemplate>> own;
+  if (dlv_port != c.dlv_port) own = Templates(c, dlv_port);
+  const JsonTemplate& dlv_template = own ? own->first : dlv_template_;
+  const JsonTemplate& agent_template = own ? own->second : agent_template_;
   const DlvIdentity identity = DlvIdentityFor(pod, target, c.agent_run_as_user, c.agent_run_as_group);
-  json& dlv_sc = dlv["securityContext"];
-  dlv_sc["runAsUser"] = identity.run_as_user;
-  dlv_sc["runAsGroup"] = identity.run_as_group;
-  dlv_sc["runAsNonRoot"] = identity.run_as_non_root;
-  if (!expvar_url.empty()) agent["args"].push_back("--expvar-url=" + expvar_url);
+  const std::string target_text = Quote(target), uid = std::to_string(identity.run_as_user),
+                    gid = std::to_string(identity.run_as_group);
+  const std::string expvar_arg = expvar_url.empty() ? "" : Quote("--expvar-url=" + expvar_url);
+  const std::string dlv_image_text = Quote(dlv_image), agent_image_text = Quote(agent_image);
+  const std::string_view non_root = identity.run_as_non_root ? "true" : "false";
+  std::string dlv, agent;
+  dlv_template.Render({dlv_image_text, target_text, uid, gid, non_root, ""}, &dlv);
+  agent_template.Render({agent_image_text, target_text, uid, gid, non_root, expvar_arg}, &agent);
 
-  JsonPatchBuilder b;
+  TextPatchBuilder b;
   const json* share = Member(*spec, "shareProcessNamespace");
   if (share == nullptr) {
-    b.Add({"spec", "shareProcessNamespace"}, true);
+    b.Add({"spec", "shareProcessNamespace"}, "true");
   } else if (!share->is_boolean() || !share->get<bool>()) {
-    b.Replace({"spec", "shareProcessNamespace"}, true);
+    b.Replace({"spec", "shareProcessNamespace"}, "true");
   }
-  if (c.native_sidecars) {
-    dlv["restartPolicy"] = "Always";
-    agent["restartPolicy"] = "Always";
-    b.AppendToArray(pod, {"spec", "initContainers"}, std::move(dlv));
-    b.AppendToArray(pod, {"spec", "initContainers"}, std::move(agent));
-  } else {
-    b.AppendToArray(pod, {"spec", "containers"}, std::move(dlv));
-    b.AppendToArray(pod, {"spec", "containers"}, std::move(agent));
-  }
-  b.SetInMap(pod, {"metadata", "labels"}, api::kInjectedLabel, "true");
+  const char* list = c.native_sidecars ? "initContainers" : "containers";
+  b.AppendToArray(pod, {"spec", list}, std::move(dlv));
+  b.AppendToArray(pod, {"spec", list}, std::move(agent));
+  b.SetInMap(pod, {"metadata", "labels"}, api::kInjectedLabel, "\"true\"");
   api::InjectionStatus status;
   status.version = version_;
   status.target = target;
   status.dlv_port = dlv_port;
   status.agent_port = c.agent_port;
   status.dlv_user = identity.source;
-  b.SetInMap(pod, {"metadata", "annotations"}, api::kStatusAnnotation, status.ToJson().dump());
+  b.SetInMap(pod, {"metadata", "annotations"}, api::kStatusAnnotation, JsonString(status.Text()));
   if (!StringAt(annotations, api::kDefaultContainerAnnotation)) {
-    b.SetInMap(pod, {"metadata", "annotations"}, api::kDefaultContainerAnnotation, target);
+    b.SetInMap(pod, {"metadata", "annotations"}, api::kDefaultContainerAnnotation, target_text);
   }
   if (c.scrape_annotations && !StringAt(annotations, "prometheus.io/scrape") &&
       !StringAt(annotations, "prometheus.io/port") && !StringAt(annotations, "prometheus.io/path")) {
-    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/scrape", "true");
-    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/port", std::to_string(c.agent_port));
-    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/path", "/metrics");
+    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/scrape", "\"true\"");
+    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/port", JsonString(std::to_string(c.agent_port)));
+    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/path", "\"/metrics\"");
   }
 
   InjectionResult r;

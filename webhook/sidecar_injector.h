@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "graydebug/api/pod.h"
 #include "webhook/injection_config.h"
@@ -45,8 +47,10 @@ struct InjectionResult {
   std::string message;
   // "<namespace>/<release>" of the pod, "" when the pod has neither the release label nor an owner.
   std::string release_key;
-  // RFC 6902 ops (an array; empty when skipping).
-  nlohmann::json patch = nlohmann::json::array();
+  // RFC 6902 ops as JSON text (an array; "" when skipping), in the bytes nlohmann's dump of the
+  // same ops gives. PatchJson() parses it (for tests and tools).
+  std::string patch;
+  nlohmann::json PatchJson() const { return patch.empty() ? nlohmann::json::array() : nlohmann::json::parse(patch); }
   // Injected as a trial pod of a half-open breaker.
   bool half_open_trial = false;
 };
@@ -65,6 +69,24 @@ struct DlvIdentity {
 DlvIdentity DlvIdentityFor(const nlohmann::json& pod, const std::string& target, int64_t fallback_uid,
                            int64_t fallback_gid);
 
+// A JSON value dumped once with holes: each string "\x01" + digit in the value marks a hole that
+// Render fills with JSON text. Hole kElementHole stands as an array element: an empty fill drops it
+// (and its comma). What the injector writes per pod without building or dumping a tree.
+class JsonTemplate {
+ public:
+  static constexpr int kHoles = 6;
+  static constexpr int kElementHole = kHoles - 1;
+  static std::string Hole(int id) { return std::string("\x01") + static_cast<char>('0' + id); }
+
+  JsonTemplate() = default;
+  explicit JsonTemplate(const nlohmann::json& value);
+  void Render(const std::string_view (&fill)[kHoles], std::string* out) const;
+
+ private:
+  std::vector<std::string> parts_;  // text between the holes: one more than holes_
+  std::vector<int> holes_;
+};
+
 // Pure: pod JSON + config + context -> decision and patch. Never throws on any JSON input (a
 // value of the wrong type counts as absent). Idempotent: a pod it injected is skipped with
 // "already-injected".
@@ -79,7 +101,7 @@ class SidecarInjector {
  private:
   InjectionConfig config_;
   std::string version_;
-  nlohmann::json dlv_template_, agent_template_;  // built once for the default port
+  JsonTemplate dlv_template_, agent_template_;  // rendered once for the default port
 };
 
 }  // namespace graydebug::webhook

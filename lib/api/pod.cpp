@@ -1,5 +1,7 @@
 #include "graydebug/api/pod.h"
 
+#include "graydebug/json_patch.h"
+
 #include "graydebug/json_read.h"
 
 namespace graydebug::api {
@@ -19,6 +21,23 @@ int Port(int64_t p) {
 json InjectionStatus::ToJson() const {
   return {{"containers", containers}, {"version", version},      {"target", target},
           {"dlvPort", dlv_port},      {"agentPort", agent_port}, {"dlvUser", dlv_user}};
+}
+
+std::string InjectionStatus::Text() const {
+  // The members in nlohmann's (sorted) order.
+  std::string out = "{\"agentPort\":" + std::to_string(agent_port) + ",\"containers\":[";
+  for (std::size_t i = 0; i < containers.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendJsonString(&out, containers[i]);
+  }
+  out += "],\"dlvPort\":" + std::to_string(dlv_port) + ",\"dlvUser\":";
+  AppendJsonString(&out, dlv_user);
+  out += ",\"target\":";
+  AppendJsonString(&out, target);
+  out += ",\"version\":";
+  AppendJsonString(&out, version);
+  out += '}';
+  return out;
 }
 
 std::optional<InjectionStatus> InjectionStatus::OfPod(const json& pod) {

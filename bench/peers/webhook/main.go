@@ -3,6 +3,11 @@
 // mutating webhook — webhook.Server + admission.Webhook, the pod decoded into corev1.Pod, mutated,
 // re-encoded, and the JSON Patch built by diffing (admission.PatchResponseFromRaw).
 //
+// With --fixed-patch it is the second peer of issue #18 instead: a plain net/http server that only
+// parses the AdmissionReview (encoding/json into admissionv1.AdmissionReview, the pod left raw) and
+// answers with a fixed patch (graydebug's for the 2 KB body) and the request's uid — the cost of
+// Go's HTTPS and JSON with no injection work at all.
+//
 // Only the decisions the benchmark bodies exercise are reproduced: selection label, opt-out,
 // already injected, hostNetwork, target container (annotation or first), image overrides, port
 // conflicts, annotations only where absent. No circuit breakers or Pod Security lookups
@@ -15,6 +20,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -207,12 +214,51 @@ func (in *injector) Handle(_ context.Context, req admission.Request) admission.R
 	return admission.PatchResponseFromRaw(req.Object.Raw, marshaled)
 }
 
+// parseOnly answers every review with `patch` after decoding it.
+func parseOnly(listen, certDir string, patch []byte) error {
+	jsonPatch := admissionv1.PatchTypeJSONPatch
+	mux := http.NewServeMux()
+	mux.HandleFunc("/mutate/pods", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 6<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var review admissionv1.AdmissionReview
+		if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
+			http.Error(w, "not an AdmissionReview", http.StatusBadRequest)
+			return
+		}
+		out, err := json.Marshal(admissionv1.AdmissionReview{
+			TypeMeta: review.TypeMeta,
+			Response: &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true, Patch: patch, PatchType: &jsonPatch},
+		})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
+	})
+	srv := &http.Server{Addr: listen, Handler: mux, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+	return srv.ListenAndServeTLS(certDir+"/tls.crt", certDir+"/tls.key")
+}
+
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8443", "host:port")
 	certDir := flag.String("cert-dir", "", "directory with tls.crt and tls.key")
 	version := flag.String("version", "0.0.0", "version written into graydebug.io/status (graydebug-webhook's, for identical pods)")
+	fixedPatch := flag.String("fixed-patch", "", "a JSON Patch file: serve it for every review, parsing only (the plain-Go peer)")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
+	if *fixedPatch != "" {
+		patch, err := os.ReadFile(*fixedPatch)
+		if err == nil {
+			err = parseOnly(*listen, *certDir, patch)
+		}
+		fmt.Fprintln(os.Stderr, "webhook-peer:", err)
+		os.Exit(1)
+	}
 
 	host, portText, err := net.SplitHostPort(*listen)
 	port, perr := strconv.Atoi(portText)

@@ -39,6 +39,8 @@ struct InjectionStatus {
   std::string dlv_user;  // how dlv-server's identity was chosen ("target-uid", "root-ptrace", ...)
 
   nlohmann::json ToJson() const;
+  // ToJson().dump(), written without the tree (the webhook writes it for every injected pod).
+  std::string Text() const;
   // The annotation of `pod`; nullopt when it is missing or not a JSON object. Members of another
   // type read as absent (0 or ""); a port outside 1..65535 reads as 0.
   static std::optional<InjectionStatus> OfPod(const nlohmann::json& pod);

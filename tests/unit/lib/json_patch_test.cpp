@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <random>
+
+#include "graydebug/api/pod.h"
 #include "graydebug/base64.h"
 
 using graydebug::EscapeJsonPointerToken;
@@ -56,4 +59,78 @@ TEST_CASE("base64 encoding matches RFC 4648 vectors") {
   CHECK(graydebug::EncodeBase64("fooba") == "Zm9vYmE=");
   CHECK(graydebug::EncodeBase64("foobar") == "Zm9vYmFy");
   CHECK(graydebug::EncodeBase64(std::string("\xff\xfe\x00", 3)) == "//4A");
+}
+
+TEST_CASE("AppendJsonString writes what nlohmann's dump writes, control bytes and bad UTF-8 included") {
+  auto nlohmann_dump = [](const std::string& s) {
+    return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  for (int c = 0; c < 256; ++c) {
+    const std::string s = "a" + std::string(1, static_cast<char>(c)) + "b";
+    CAPTURE(c);
+    CHECK(graydebug::JsonString(s) == nlohmann_dump(s));
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string s(rng() % 40, '\0');
+    const bool ascii = i % 2 == 0;
+    for (char& ch : s) ch = static_cast<char>(ascii ? rng() % 128 : rng() % 256);
+    CAPTURE(s);
+    CHECK(graydebug::JsonString(s) == nlohmann_dump(s));
+  }
+  for (const std::string s : {"", "ü", "日本", "\xF0\x9F\x98\x80", "\xC3", "\xED\xA0\x80", "x\"\\/\x7F"}) {
+    CHECK(graydebug::JsonString(s) == nlohmann_dump(s));
+  }
+  std::string out = "[";
+  graydebug::AppendJsonString(&out, "a");
+  CHECK(out == "[\"a\"");
+}
+
+TEST_CASE("TextPatchBuilder gives the patch JsonPatchBuilder gives") {
+  const json docs[] = {
+      json::parse(R"({"metadata":{"labels":{"a":"b"},"annotations":{}},"spec":{"containers":[{"name":"x"}]}})"),
+      json::parse(R"({"metadata":{},"spec":{}})"),
+      json::parse(R"({"metadata":{"labels":null,"annotations":"x"},"spec":{"containers":{},"initContainers":[]}})"),
+      json::object()};
+  for (const json& doc : docs) {
+    CAPTURE(doc.dump());
+    graydebug::JsonPatchBuilder tree;
+    graydebug::TextPatchBuilder text;
+    const json container = {{"name", "dlv-server"}, {"args", {"a", "b"}}};
+    tree.Add({"spec", "shareProcessNamespace"}, true);
+    text.Add({"spec", "shareProcessNamespace"}, "true");
+    tree.Replace({"spec", "a/b~c"}, 5);
+    text.Replace({"spec", "a/b~c"}, "5");
+    for (const char* list : {"containers", "initContainers"}) {
+      for (int i = 0; i < 2; ++i) {
+        tree.AppendToArray(doc, {"spec", list}, container);
+        text.AppendToArray(doc, {"spec", list}, container.dump());
+      }
+    }
+    // Keys out of order, one set twice: a created map has them sorted, the last value kept.
+    for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+             {"z/last", "1"}, {"graydebug.io/status", "{\"x\":1}"}, {"a\"quote", "2"}, {"z/last", "3"}}) {
+      for (const char* map : {"labels", "annotations"}) {
+        tree.SetInMap(doc, {"metadata", map}, key, value);
+        text.SetInMap(doc, {"metadata", map}, key, graydebug::JsonString(value));
+      }
+    }
+    const std::string got = text.Take();
+    CHECK(json::parse(got) == tree.ops());
+    CHECK(got == tree.ops().dump());  // byte for byte
+  }
+  CHECK(graydebug::TextPatchBuilder().Take() == "[]");
+}
+
+TEST_CASE("InjectionStatus::Text is ToJson().dump()") {
+  graydebug::api::InjectionStatus s;
+  CHECK(s.Text() == s.ToJson().dump());
+  s.version = "1.2.3";
+  s.target = "app \"x\"\n";
+  s.dlv_port = 2345;
+  s.agent_port = 9102;
+  s.dlv_user = "target-uid";
+  CHECK(s.Text() == s.ToJson().dump());
+  s.containers = {};
+  CHECK(s.Text() == s.ToJson().dump());
 }

@@ -61,7 +61,7 @@ void CheckProperties(const SidecarInjector& inj, const json& pod, const Injectio
     return;
   }
   CHECK(r.reason.empty());
-  json out = pod.patch(r.patch);
+  json out = pod.patch(r.PatchJson());
   const json& spec = out["spec"];
   CHECK(spec["shareProcessNamespace"] == true);
   std::set<std::string> names;
@@ -126,8 +126,9 @@ TEST_CASE("golden: injector decisions and patched pods match tests/fixtures/inje
     SidecarInjector inj(ConfigFor(pod_file), kVersion);
     json pod = json::parse(Slurp(pod_file));
     InjectionResult r = inj.Inject(pod, Ctx());
-    json got = {{"inject", r.inject},       {"reason", r.reason}, {"message", r.message},
-                {"release", r.release_key}, {"patch", r.patch},   {"patched", r.inject ? pod.patch(r.patch) : pod}};
+    json got = {{"inject", r.inject},     {"reason", r.reason},
+                {"message", r.message},   {"release", r.release_key},
+                {"patch", r.PatchJson()}, {"patched", r.inject ? pod.patch(r.PatchJson()) : pod}};
     fs::path golden = pod_file;
     golden.replace_extension().replace_extension(".golden.json");
     if (update) {
@@ -231,7 +232,7 @@ TEST_CASE("hostile values never throw and never inject a broken pod") {
       }
       ++injected;
       json out;
-      REQUIRE_NOTHROW(out = pod.patch(r.patch));  // the patch applies to the very input
+      REQUIRE_NOTHROW(out = pod.patch(r.PatchJson()));  // the patch applies to the very input
       CHECK(out["spec"]["shareProcessNamespace"] == true);
     }
   }
@@ -313,7 +314,7 @@ TEST_CASE(
   json nonroot_pod = json::parse(Slurp(kFixtures / "nonroot-target.pod.json"));
   InjectionResult r = inj.Inject(nonroot_pod, InjectionContext{"CREATE", "shop", "", nullptr, false});
   REQUIRE(r.inject);
-  for (const json& op : r.patch) {
+  for (const json& op : r.PatchJson()) {
     if (op["value"].is_object() && op["value"].value("name", "") == "dlv-server") {
       CHECK(op["value"]["securityContext"]["runAsUser"] == 1000);
       CHECK(op["value"]["securityContext"]["runAsGroup"] == 3000);

@@ -14,34 +14,14 @@
 #include "graydebug/kube/informer.h"
 #include "support/eventually.h"
 #include "support/fake_apiserver.h"
+#include "support/json_same.h"
 
 using graydebug::kube::PackJson;
 using graydebug::kube::PagePacker;
+using graydebug::testing::Same;
 using nlohmann::json;
 
 namespace {
-
-// Equal values and equal types all the way down (5u and 5 compare equal in nlohmann, but a
-// reader's get<> may care).
-bool Same(const json& a, const json& b) {
-  if (a.type() != b.type()) return false;
-  if (a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (auto it = a.begin(); it != a.end(); ++it) {
-      auto jt = b.find(it.key());
-      if (jt == b.end() || !Same(*it, *jt)) return false;
-    }
-    return true;
-  }
-  if (a.is_array()) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      if (!Same(a[i], b[i])) return false;
-    }
-    return true;
-  }
-  return a == b;
-}
 
 // What the slow path caches: nlohmann's parse, managedFields erased.
 json Expected(const std::string& text) {
