@@ -84,6 +84,8 @@ TEST_CASE("injection config: bad fields are named in one line") {
            Case{"dlv: {resources: {requests: {cpu: lots}}}", "dlv.resources.requests.cpu"},
            Case{"dlv: {resources: {limits: {memory: 1Gi}}}", "dlv.resources: requests.cpu"},
            Case{"imagePullPolicy: Sometimes", "imagePullPolicy"},
+           Case{"agentBinary: relative/agent", "agentBinary: must be an absolute path"},
+           Case{"agentBinary: \"/opt/\\x01agent\"", "agentBinary: must be an absolute path without control"},
            Case{"- a\n- b", "config: must be a mapping"},
            Case{"dlv: {image: [a, b]}", "dlv.image: must be a string"},
            Case{"a: [", "not valid YAML"},
