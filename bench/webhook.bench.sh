@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # graydebug-webhook over HTTPS on loopback beside its peers, all measured in the same run (issue #10):
 #   - peer: a controller-runtime webhook doing the same injection (bench/peers/webhook);
-#   - ceiling: nginx returning graydebug's own reply for the same review as a fixed body.
+#   - ceiling: nginx returning graydebug's own reply for the same review as a fixed body;
+#   - plain Go (issue #18): a net/http server that only parses the review (encoding/json) and returns
+#     graydebug's 2 KB patch as a fixed one (the same binary, --fixed-patch).
 # Every server is pinned to core 0 and the load generator to core 1; same ECDSA P-256 certificate,
 # TLS 1.2+, same AdmissionReview bodies (a gray pod padded to 2, 16 and 64 KB). Measured:
 #   - keep-alive throughput with wrk (1 thread) at 1, 4 and 16 connections;
@@ -148,8 +150,20 @@ start_bg taskset -c 0 "$NGINX" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$d
 PID[nginx]=$BG_PID
 wait_up nginx "${URL[nginx]}" "$BG_PID" "$dir/nginx.log"
 
+# plain Go: parses the review, answers with graydebug's 2 KB patch and the request's uid.
+python3 - "$dir/reply-graydebug.json" "$dir/fixed-patch.json" <<'PY'
+import base64, json, sys
+open(sys.argv[2], "wb").write(base64.b64decode(json.load(open(sys.argv[1]))["response"]["patch"]))
+PY
+port=$(free_port)
+URL[plaingo]="https://127.0.0.1:$port/mutate/pods"
+start_bg taskset -c 0 "$peer" --listen="127.0.0.1:$port" --cert-dir="$dir/peer-certs" \
+  --fixed-patch="$dir/fixed-patch.json" 2>"$dir/plaingo.log"
+PID[plaingo]=$BG_PID
+wait_up plaingo "${URL[plaingo]}" "$BG_PID" "$dir/plaingo.log"
+
 load_start=$(cut -d' ' -f1 /proc/loadavg)
-IMPLS="graydebug peer nginx"
+IMPLS="graydebug peer plaingo nginx"
 if [ -x "$BEAST" ]; then
   port=$(free_port)
   URL[beast]="https://127.0.0.1:$port/mutate/pods"
@@ -157,7 +171,7 @@ if [ -x "$BEAST" ]; then
     --threads 1 2>"$dir/beast.log"
   PID[beast]=$BG_PID
   wait_up beast "${URL[beast]}" "$BG_PID" "$dir/beast.log"
-  IMPLS="graydebug beast peer nginx"
+  IMPLS="graydebug beast peer plaingo nginx"
   review "${URL[beast]}" 2 "$dir/reply-beast.json"
   cmp -s "$dir/reply-beast.json" "$dir/reply-graydebug.json" ||
     { echo "bench: $BEAST does not return graydebug's reply (built from other sources?)" >&2; exit 1; }
@@ -166,6 +180,7 @@ fi
 # Honesty check: same pod out of graydebug and the peer, same bytes out of nginx.
 review "${URL[peer]}" 2 "$dir/reply-peer.json"
 review "${URL[nginx]}" 2 "$dir/reply-nginx.json"
+review "${URL[plaingo]}" 2 "$dir/reply-plaingo.json"
 python3 - "$dir" <<'PY'
 import base64, copy, json, sys
 d = sys.argv[1]
@@ -223,6 +238,10 @@ names = [c["name"] for c in g["spec"]["containers"]]
 assert names == ["order", "dlv-server", "graydebug-agent"], names
 if open(f"{d}/reply-nginx.json", "rb").read() != open(f"{d}/reply-graydebug.json", "rb").read():
     raise SystemExit("bench: nginx does not return graydebug's reply")
+pg, _ = result("plaingo")
+uid = json.load(open(f"{d}/review-2.json"))["request"]["uid"]
+if pg != g or json.load(open(f"{d}/reply-plaingo.json"))["response"]["uid"] != uid:
+    raise SystemExit("bench: the plain-Go server does not answer with graydebug's patch and the request's uid")
 print(f"bench: check ok: the peer's pod equals graydebug's (containers {names}; patches of {gn} and {pn} ops)")
 PY
 
@@ -292,13 +311,14 @@ inproc=$(cd "$REPO" && taskset -c 0 "$BIN/admission_bench" tests/fixtures/inject
 wrk_version=$( { wrk -v 2>&1 || true; } | awk 'NR==1 {print $2}')
 nginx_version=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
 cr_version=$(awk '$1=="sigs.k8s.io/controller-runtime" {print $2}' "$REPO/bench/peers/webhook/go.mod")
+go_version=$(. "$REPO/hack/tools/common.sh" && go version | awk '{print $3}' | sed 's/^go//')
 
 out=$(mktemp)
 python3 - "$dir" "$RUNS" "$DURATION" "$LAT_DURATION" "$HS_DURATION" "$(machine)" "$inproc" "$peer_max" \
-  "$wrk_version" "$nginx_version" "$cr_version" "$LAT_CONNS" "$HS_CONNS" "${QUICK:-0}" "$IMPLS" "$load_start $(cut -d' ' -f1 /proc/loadavg)" > "$out" <<'PY'
+  "$wrk_version" "$nginx_version" "$cr_version" "$LAT_CONNS" "$HS_CONNS" "${QUICK:-0}" "$IMPLS" "$load_start $(cut -d' ' -f1 /proc/loadavg)" "$go_version" > "$out" <<'PY'
 import json, statistics, sys
 (d, runs, duration, lat_duration, hs_duration, machine, inproc, peer_max, wrk_v, nginx_v, cr_v, lat_conns,
- hs_conns, quick, impls, loadavg) = sys.argv[1:]
+ hs_conns, quick, impls, loadavg, go_v) = sys.argv[1:]
 rows = [json.loads(l) for l in open(f"{d}/results") if l.strip()]
 rss = {}
 for line in open(f"{d}/rss"):
@@ -307,7 +327,8 @@ for line in open(f"{d}/rss"):
 hwm = dict((l.split()[0], int(l.split()[1])) for l in open(f"{d}/hwm"))
 impls = impls.split()
 beast = "beast" in impls
-names = {"graydebug": "graydebug", "beast": "Beast", "peer": "controller-runtime", "nginx": "nginx"}
+names = {"graydebug": "graydebug", "beast": "Beast", "peer": "controller-runtime", "plaingo": "plain Go",
+         "nginx": "nginx"}
 
 def sel(**kw):
     return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
@@ -329,7 +350,10 @@ print(f"Machine: {machine}. Command: `make bench` (`RUNS={runs} DURATION={durati
       f"controller-runtime {cr_v} `webhook.Server` + `admission.Webhook`, pod decoded into `corev1.Pod`, same "
       "sidecars, patch by diffing (`admission.PatchResponseFromRaw`); checked before measuring to produce the "
       f"same pod as graydebug for the 2 KB body. **nginx** {nginx_v}: one process returning graydebug's reply as a fixed "
-      "body (the ceiling: TLS + HTTP, no admission work). " +
+      "body (the ceiling: TLS + HTTP, no admission work). **plain Go**: the same peer binary with "
+      "`--fixed-patch`, a plain `net/http` server (Go " + go_v + ") that only decodes the review with `encoding/json` "
+      "into `admissionv1.AdmissionReview` and answers with graydebug's 2 KB patch and the request's uid (issue #18's "
+      "second peer: Go's HTTPS + JSON, no injection work). " +
       ("**Beast**: `build/bin/beast_webhook_bench`, a bare Boost.Beast HTTPS server (one thread) calling the "
        "same `AdmissionHandler` as graydebug-webhook, without metrics, limits or handler threads — what "
        "graydebug's own server (Beast too since issue #11) adds to a bare one. " if beast else "") +
@@ -340,9 +364,9 @@ print(f"Load average (1 min) before / after the run: {la[0]:.1f} / {la[1]:.1f} (
                  if la[0] > 1.0 else ".\n"))
 
 print(f"### Keep-alive throughput (reviews/s; wrk {wrk_v}, 1 thread, {duration} per point)\n")
-print("| body | conns | " + " | ".join(names[i] for i in impls) + " | graydebug ÷ peer | graydebug ÷ nginx |" +
-      (" Beast ÷ peer | Beast ÷ nginx |" if beast else ""))
-print("|---" * (len(impls) + 4 + (2 if beast else 0)) + "|")
+print("| body | conns | " + " | ".join(names[i] for i in impls) +
+      " | graydebug ÷ peer | graydebug ÷ plain Go | graydebug ÷ nginx |" + (" Beast ÷ peer | Beast ÷ nginx |" if beast else ""))
+print("|---" * (len(impls) + 5 + (2 if beast else 0)) + "|")
 tp = {}
 for kb in sorted({r["kb"] for r in sel(phase="throughput")}):
     for c in (1, 4, 16):
@@ -352,7 +376,7 @@ for kb in sorted({r["kb"] for r in sel(phase="throughput")}):
         m = {i: med(v[i]) for i in impls}
         tp[(kb, c)] = m
         print(f"| {kb} KB | {c} | " + " | ".join(cell(v[i], "{:,.0f}") for i in impls) +
-              f" | {m['graydebug'] / m['peer']:.2f} | {m['graydebug'] / m['nginx']:.2f} |" +
+              f" | {m['graydebug'] / m['peer']:.2f} | {m['graydebug'] / m['plaingo']:.2f} | {m['graydebug'] / m['nginx']:.2f} |" +
               (f" {m['beast'] / m['peer']:.2f} | {m['beast'] / m['nginx']:.2f} |" if beast else ""))
 errs = sorted({r["impl"] + ": " + r["errors"].strip() for r in sel(phase="throughput") if r["errors"].strip()})
 print("\nErrors: " + ("none." if not errs else "; ".join(errs)))
@@ -395,7 +419,8 @@ print("|---|---|---|")
 for i in impls:
     print(f"| {names[i]} | {max(rss.get(i, [0])) / 1024:.1f} | {hwm.get(i, 0) / 1024:.1f} |")
 
-print("\n### Targets (issue #10)\n")
+inproc_rows = {json.loads(l)["size_kb"]: json.loads(l) for l in inproc.splitlines()}
+print("\n### Targets (issues #10 and #18)\n")
 kbs = sorted({kb for kb, _ in tp})
 best = {kb: {i: max(tp[(kb, c)][i] for c in (1, 4, 16) if (kb, c) in tp) for i in impls} for kb in kbs}
 r_peer = {kb: best[kb]["graydebug"] / best[kb]["peer"] for kb in kbs}
@@ -407,6 +432,15 @@ print(f"- Throughput ≥ 2× the peer: {verdict(all(v >= 2 for v in r_peer.value
       ", ".join(f"{kb} KB {r_peer[kb]:.2f}" for kb in kbs) + ".")
 print(f"- Throughput ≥ 50 % of nginx: {verdict(all(v >= 0.5 for v in r_nginx.values()))} — graydebug ÷ nginx " +
       ", ".join(f"{kb} KB {r_nginx[kb]:.2f}" for kb in kbs) + ".")
+r_plain = {kb: best[kb]["graydebug"] / best[kb]["plaingo"] for kb in kbs}
+print(f"- Issue #18: throughput ≥ 2× the plain-Go parse-only server: {verdict(all(v >= 2 for v in r_plain.values()))} — "
+      "graydebug ÷ plain Go " + ", ".join(f"{kb} KB {r_plain[kb]:.2f}" for kb in kbs) + ".")
+print(f"- Issue #18: throughput ≥ 30 % of nginx: {verdict(all(v >= 0.3 for v in r_nginx.values()))} — graydebug ÷ nginx " +
+      ", ".join(f"{kb} KB {r_nginx[kb]:.2f}" for kb in kbs) + ".")
+if 2 in inproc_rows:
+    w = inproc_rows[2]["ns_per_op"] / 1000
+    print(f"- Issue #18: in-process admission of the 2 KB review ≤ 15 µs: {verdict(w <= 15)} — {w:.1f} µs "
+          f"(`admission_bench`, pinned, median of 5).")
 if (50, "peer") in lat:
     r = lat[(50, "graydebug")] / lat[(50, "peer")]
     print(f"- p99 ≤ ½ the peer's at 50 % load: {verdict(r <= 0.5)} — {lat[(50, 'graydebug')]:.2f} ms against "
@@ -422,7 +456,6 @@ if beast:
           (f"; p99 at 50 % load {lat[(50, 'beast')]:.2f} ms ({lat[(50, 'beast')] / lat[(50, 'peer')]:.2f} of the peer's)"
            if (50, "beast") in lat else "") + ".")
 
-inproc_rows = {json.loads(l)["size_kb"]: json.loads(l) for l in inproc.splitlines()}
 print("\n**Where the time goes** (server core busy per review at the best keep-alive throughput, µs = "
       "1,000,000 ÷ reviews/s, 2 KB unless noted; admission work = `admission_bench` below, one thread, no I/O):\n")
 print("| body | admission work | nginx (TLS + HTTP floor) | " + " | ".join(names[i] for i in impls if i != "nginx") +

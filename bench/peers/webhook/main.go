@@ -83,7 +83,19 @@ func sidecars(target, dlvImage, agentImage string) (corev1.Container, corev1.Con
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr(false),
 			Capabilities:             &corev1.Capabilities{Add: []corev1.Capability{"SYS_PTRACE"}, Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			Privileged:               ptr(false),
+			// graydebug's "root-ptrace" identity (the bench pod names no uid): root with only SYS_PTRACE.
+			RunAsUser:      ptr(int64(0)),
+			RunAsGroup:     ptr(int64(0)),
+			RunAsNonRoot:   ptr(false),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
+				Command: []string{agentBinary, "probe-dlv", fmt.Sprintf("--addr=127.0.0.1:%d", dlvPort)}}},
+			PeriodSeconds:    10,
+			TimeoutSeconds:   5,
+			FailureThreshold: 3,
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
@@ -112,6 +124,7 @@ func sidecars(target, dlvImage, agentImage string) (corev1.Container, corev1.Con
 			ReadOnlyRootFilesystem:   ptr(true),
 			RunAsNonRoot:             ptr(true),
 			RunAsUser:                ptr(int64(65532)),
+			RunAsGroup:               ptr(int64(65532)),
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -193,7 +206,7 @@ func (in *injector) Handle(_ context.Context, req admission.Request) admission.R
 	}
 	status, _ := json.Marshal(map[string]any{
 		"containers": []string{dlvName, agentName}, "version": in.version, "target": target,
-		"dlvPort": dlvPort, "agentPort": agentPort,
+		"dlvPort": dlvPort, "agentPort": agentPort, "dlvUser": "root-ptrace",
 	})
 	pod.Annotations[statusKey] = string(status)
 	if _, ok := pod.Annotations[defaultCtKey]; !ok {
