@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   informer.AddHandlers({nullptr, [&](const json&, const json&) { modified++; }, nullptr});
   auto t0 = std::chrono::steady_clock::now();
   informer.Start();
-  while (!informer.HasSynced()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (!informer.HasSynced()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   double sync_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   long rss_after = RssKiB();
   // Updates made by another client; timed until the informer has seen them all.

@@ -133,6 +133,11 @@ bool Informer::ListAndReplace() {
   o.label_selector = options_.label_selector;
   o.field_selector = options_.field_selector;
   o.limit = options_.page_size;
+  // The first list may come from the API server's watch cache (resourceVersion=0: no etcd read,
+  // no waiting for the cache to catch up), as client-go's reflector lists; the watch then starts at
+  // that version, so anything newer arrives as events. A relist, after the watch's version was
+  // compacted away (410), reads the current state.
+  if (lists_ == 0 && options_.first_list_from_cache) o.resource_version = "0";
   std::unordered_map<std::string, Entry> fresh;
   auto add = [&](json& item) {
     Prepare(item);

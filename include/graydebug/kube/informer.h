@@ -31,6 +31,9 @@ struct InformerOptions {
   std::chrono::milliseconds resync{0};  // 0: never; else on_update(obj, obj) for every object
   int64_t watch_timeout_seconds = 300;  // randomised in [t, 2t) so replicas do not reconnect together
   int64_t page_size = 500;
+  // The first list asks for resourceVersion=0 (served from the API server's watch cache, possibly
+  // a little behind etcd; the watch that follows brings the rest). false: a consistent read.
+  bool first_list_from_cache = true;
   std::chrono::milliseconds backoff_base{250};
   std::chrono::milliseconds backoff_cap{30000};
   std::string name = "informer";  // for logs and metrics (the informer label)

@@ -95,3 +95,18 @@ TEST_CASE("informer: a watch the server closes is reported as closed") {
   CHECK(sink.Count("list pods ok") == 1);
   CHECK(sink.Count("watch-restart pods closed") == 1);
 }
+
+TEST_CASE("informer: the first list may come from the watch cache, a relist after 410 reads the current state") {
+  Rig rig({R"({"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}})"});
+  REQUIRE(rig.WaitFor(kLists, 2));
+  rig.informer->Stop();
+  std::vector<std::string> lists;
+  for (const HttpRequest& r : rig.api.FullRequests()) {
+    if (r.method == "GET" && r.path.rfind("/api/v1/pods?", 0) == 0 && r.path.find("watch=true") == std::string::npos) {
+      lists.push_back(r.path);
+    }
+  }
+  REQUIRE(lists.size() >= 2);
+  CHECK(lists[0].find("resourceVersion=0") != std::string::npos);
+  CHECK(lists[1].find("resourceVersion=") == std::string::npos);
+}
