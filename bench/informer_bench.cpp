@@ -46,7 +46,7 @@ json Pod(const std::string& name) {
 
 int main(int argc, char** argv) {
   std::string kubeconfig, ns = "bench";
-  int64_t count = 10000, updates = 2000, create = 1;
+  int64_t count = 10000, updates = 2000, create = 1, page_size = kube::InformerOptions{}.page_size;
   CommonFlags common{"warn", "json"};
   FlagSet flags("informer_bench", "informer_bench --kubeconfig F", "informer benchmark");
   flags.String("kubeconfig", &kubeconfig, "kubeconfig");
@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   flags.Int("count", &count, 1, 1000000, "pods");
   flags.Int("updates", &updates, 0, 1000000, "updates to time through the watch");
   flags.Int("create", &create, 0, 1, "create the pods first");
+  flags.Int("page-size", &page_size, 0, 1000000, "list page size (0: the whole list in one response)");
   common.Register(flags);
   if (auto code = ParseCommandLine(flags, common, "bench", ArgsOf(argc, argv), nullptr)) return *code;
   kube::ConfigOptions co;
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
   std::atomic<int64_t> modified{0};
   kube::InformerOptions io;
   io.label_selector = "graydebug.io/injected=true";
+  io.page_size = page_size;
   kube::Informer informer(client, kube::Resource::Pods(), ns, io);
   informer.AddHandlers({nullptr, [&](const json&, const json&) { modified++; }, nullptr});
   auto t0 = std::chrono::steady_clock::now();
