@@ -79,20 +79,53 @@ class CpprestLineStream final : public LineStream {
     }
   }
 
+  // Reads what has arrived in blocks and splits it into lines here: cpprest's istream::read_line
+  // takes the buffer's lock once per byte and hands every 16 bytes on through a task, which cost
+  // ~250 µs per 1.3 KB watch event.
   bool ReadLine(std::string* line, ApiError* error) override {
+    using traits = concurrency::streams::streambuf<uint8_t>::traits;
     try {
+      auto sb = body_.streambuf();
       while (true) {
-        concurrency::streams::container_buffer<std::string> buf;
-        std::size_t n = body_.read_line(buf).get();
-        if (n == 0 && body_.is_eof()) return false;
-        if (n == 0) continue;  // an empty line between events
-        if (n > kMaxLineBytes) {
+        const std::size_t nl = pending_.find('\n', scanned_);
+        if (nl != std::string::npos) {
+          std::size_t end = nl;
+          if (end > start_ && pending_[end - 1] == '\r') --end;
+          const std::size_t from = start_;
+          start_ = scanned_ = nl + 1;
+          if (end == from) continue;  // an empty line between events
+          line->assign(pending_, from, end - from);
+          return true;
+        }
+        if (pending_.size() - start_ > kMaxLineBytes) {
           error->kind = ErrorKind::kDecode;
           error->message = "watch event larger than " + std::to_string(kMaxLineBytes) + " bytes";
           return false;
         }
-        *line = std::move(buf.collection());
-        return true;
+        if (start_ > 0 && start_ * 2 >= pending_.size()) {  // keep the buffer to about one line
+          pending_.erase(0, start_);
+          start_ = 0;
+        }
+        scanned_ = pending_.size();
+        std::size_t avail = sb.in_avail();
+        if (avail == 0) {  // wait for the next byte (or the end)
+          const auto c = sb.bumpc().get();
+          if (c == traits::eof()) {
+            if (start_ == pending_.size()) return false;
+            line->assign(pending_, start_, std::string::npos);
+            start_ = scanned_ = pending_.size();
+            return true;
+          }
+          pending_ += static_cast<char>(c);
+          avail = sb.in_avail();
+        }
+        if (avail > 0) {
+          const std::size_t at = pending_.size(), want = std::min<std::size_t>(avail, 64u << 10);
+          pending_.resize(at + want);
+          // No more than has arrived, so this completes at once.
+          const std::size_t got = sb.getn(reinterpret_cast<uint8_t*>(pending_.data() + at), want).get();
+          pending_.resize(at + (got <= want ? got : 0));
+        }
       }
     } catch (const std::exception& e) {
       *error = FromException(e, cts_.get_token().is_canceled());
@@ -106,6 +139,9 @@ class CpprestLineStream final : public LineStream {
   http::http_response response_;
   concurrency::streams::istream body_;
   pplx::cancellation_token_source cts_;
+  std::string pending_;      // bytes read and not yet returned, from start_
+  std::size_t start_ = 0;    // where the next line begins
+  std::size_t scanned_ = 0;  // no newline before this
 };
 
 class CpprestTransport final : public HttpTransport {

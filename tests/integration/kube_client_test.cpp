@@ -1,11 +1,19 @@
 // graydebug's Kubernetes client against the real local control plane.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "graydebug/kube/client.h"
+#include "graydebug/kube/transport.h"
 #include "support/local_cluster.h"
 #include "support/ports.h"
 
@@ -270,4 +278,107 @@ TEST_CASE("client: a port nothing listens on is a connection error typed as not 
   auto r = client.value()->Create(Resource::ConfigMaps(), "default", {{"metadata", {{"name", "x"}}}});
   CHECK(r.error().kind == ErrorKind::kConnection);
   CHECK_MESSAGE(r.error().not_sent, r.error().ToString());
+}
+
+namespace {
+
+// A plain-HTTP server on loopback that answers one request with `chunks` as the chunks of a
+// chunked body (pausing between them), then ends the body. For the watch line reader, whose
+// lines arrive cut anywhere.
+class ChunkServer {
+ public:
+  explicit ChunkServer(std::vector<std::string> chunks) : chunks_(std::move(chunks)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 1) == 0);
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ChunkServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void Serve() {
+    int c = ::accept(fd_, nullptr, nullptr);
+    if (c < 0) return;
+    std::string head;
+    char buf[4096];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      head.append(buf, static_cast<std::size_t>(n));
+    }
+    auto send = [c](const std::string& s) {
+      for (std::size_t off = 0; off < s.size();) {
+        ssize_t n = ::send(c, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        off += static_cast<std::size_t>(n);
+      }
+    };
+    send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (const std::string& chunk : chunks_) {
+      std::ostringstream size;
+      size << std::hex << chunk.size();
+      send(size.str() + "\r\n" + chunk + "\r\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    send("0\r\n\r\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ::close(c);
+  }
+
+  std::vector<std::string> chunks_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::unique_ptr<graydebug::kube::LineStream> OpenLines(const ChunkServer& server) {
+  graydebug::kube::RestConfig cfg;
+  cfg.server = server.url();
+  std::string error;
+  auto transport = graydebug::kube::NewCpprestTransport(cfg, std::chrono::seconds(10), &error);
+  REQUIRE_MESSAGE(transport, error);
+  graydebug::kube::HttpRequest req;
+  req.path = "/api/v1/pods?watch=true";
+  auto r = transport->Stream(req);
+  REQUIRE(r.head.status == 200);
+  REQUIRE(r.stream);
+  return std::move(r.stream);
+}
+
+}  // namespace
+
+TEST_CASE("client: watch lines cut anywhere by the chunks arrive whole; CRLF and empty lines are dropped") {
+  ChunkServer server({R"({"a":1})"
+                      "\n"
+                      R"({"b")",
+                      ":2}\r\n\n", R"({"c":3})", "\n", "{\"d\"", ":4", "}"});
+  auto lines = OpenLines(server);
+  std::vector<std::string> got;
+  std::string line;
+  graydebug::kube::ApiError error;
+  while (lines->ReadLine(&line, &error)) got.push_back(line);
+  CHECK(got == std::vector<std::string>{R"({"a":1})", R"({"b":2})", R"({"c":3})", R"({"d":4})"});
+  CHECK(error.kind == ErrorKind::kNone);  // the end of the body, not an error
+}
+
+TEST_CASE("client: a watch line past 64 MiB is refused with one line") {
+  std::vector<std::string> chunks(65, std::string(1 << 20, 'x'));  // 65 MiB, no newline
+  ChunkServer server(std::move(chunks));
+  auto lines = OpenLines(server);
+  std::string line;
+  graydebug::kube::ApiError error;
+  CHECK_FALSE(lines->ReadLine(&line, &error));
+  CHECK(error.kind == ErrorKind::kDecode);
+  CHECK(error.message == "watch event larger than 67108864 bytes");
 }
