@@ -31,92 +31,61 @@ std::string JsonPatchBuilder::Pointer(const Path& path) {
   return out;
 }
 
-JsonPatchBuilder& JsonPatchBuilder::Add(const Path& path, json value) {
-  ops_.push_back({{"op", "add"}, {"path", Pointer(path)}, {"value", std::move(value)}});
+namespace {
+
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+JsonPatchBuilder& JsonPatchBuilder::Add(const Path& path, const json& value) {
+  return AddText(path, Dump(value));
+}
+
+JsonPatchBuilder& JsonPatchBuilder::AddText(const Path& path, std::string value_json) {
+  ops_.push_back({"add", Pointer(path), std::move(value_json), {}, {}});
   return *this;
 }
 
-JsonPatchBuilder& JsonPatchBuilder::Replace(const Path& path, json value) {
-  ops_.push_back({{"op", "replace"}, {"path", Pointer(path)}, {"value", std::move(value)}});
+JsonPatchBuilder& JsonPatchBuilder::Replace(const Path& path, const json& value) {
+  return ReplaceText(path, Dump(value));
+}
+
+JsonPatchBuilder& JsonPatchBuilder::ReplaceText(const Path& path, std::string value_json) {
+  ops_.push_back({"replace", Pointer(path), std::move(value_json), {}, {}});
   return *this;
 }
 
 JsonPatchBuilder& JsonPatchBuilder::Remove(const Path& path) {
-  ops_.push_back({{"op", "remove"}, {"path", Pointer(path)}});
+  ops_.push_back({"remove", Pointer(path), {}, {}, {}, Op::kNone});
   return *this;
 }
 
-int JsonPatchBuilder::CreatedHere(const std::string& pointer) const {
-  for (std::size_t i = 0; i < ops_.size(); ++i) {
-    const json& op = ops_[i];
-    if (op["op"] == "add" && op["path"] == pointer) return static_cast<int>(i);
-  }
-  return -1;
-}
-
-JsonPatchBuilder& JsonPatchBuilder::SetInMap(const json& doc, const Path& map_path, const std::string& key,
-                                             json value) {
-  const json* map = JsonAt(doc, map_path);
-  if (map != nullptr && map->is_object()) {
-    Path p = map_path;
-    p.push_back(key);
-    return Add(p, std::move(value));
-  }
-  std::string pointer = Pointer(map_path);
-  if (int i = CreatedHere(pointer); i >= 0 && ops_[i]["value"].is_object()) {
-    ops_[i]["value"][key] = std::move(value);
-    return *this;
-  }
-  // Absent (or null, which the API server treats as absent): the whole map in one op.
-  return Add(map_path, json{{key, std::move(value)}});
-}
-
-JsonPatchBuilder& JsonPatchBuilder::AppendToArray(const json& doc, const Path& array_path, json value) {
-  const json* arr = JsonAt(doc, array_path);
-  if (arr != nullptr && arr->is_array()) {
-    Path p = array_path;
-    p.push_back("-");
-    return Add(p, std::move(value));
-  }
-  std::string pointer = Pointer(array_path);
-  if (int i = CreatedHere(pointer); i >= 0 && ops_[i]["value"].is_array()) {
-    ops_[i]["value"].push_back(std::move(value));
-    return *this;
-  }
-  return Add(array_path, json::array({std::move(value)}));
-}
-
-TextPatchBuilder& TextPatchBuilder::Add(const Path& path, std::string value_json) {
-  ops_.push_back({"add", JsonPatchBuilder::Pointer(path), std::move(value_json), {}, {}});
-  return *this;
-}
-
-TextPatchBuilder& TextPatchBuilder::Replace(const Path& path, std::string value_json) {
-  ops_.push_back({"replace", JsonPatchBuilder::Pointer(path), std::move(value_json), {}, {}});
-  return *this;
-}
-
-TextPatchBuilder::Op* TextPatchBuilder::CreatedHere(const std::string& pointer, decltype(Op::kind) kind) {
+JsonPatchBuilder::Op* JsonPatchBuilder::CreatedHere(const std::string& pointer, decltype(Op::kind) kind) {
   for (Op& op : ops_) {
     if (op.kind == kind && op.pointer == pointer) return &op;
   }
   return nullptr;
 }
 
-TextPatchBuilder& TextPatchBuilder::SetInMap(const json& doc, const Path& map_path, const std::string& key,
-                                             std::string value_json) {
+JsonPatchBuilder& JsonPatchBuilder::SetInMap(const json& doc, const Path& map_path, const std::string& key,
+                                             const json& value) {
+  return SetInMapText(doc, map_path, key, Dump(value));
+}
+
+JsonPatchBuilder& JsonPatchBuilder::SetInMapText(const json& doc, const Path& map_path, const std::string& key,
+                                                 std::string value_json) {
   const json* map = JsonAt(doc, map_path);
   if (map != nullptr && map->is_object()) {
     Path p = map_path;
     p.push_back(key);
-    return Add(p, std::move(value_json));
+    return AddText(p, std::move(value_json));
   }
-  std::string pointer = JsonPatchBuilder::Pointer(map_path);
+  // Absent (or null, which the API server treats as absent): the whole map in one op.
+  std::string pointer = Pointer(map_path);
   Op* op = CreatedHere(pointer, Op::kMap);
-  if (op == nullptr) {
-    ops_.push_back({"add", std::move(pointer), {}, {}, {}, Op::kMap});
-    op = &ops_.back();
-  }
+  if (op == nullptr) op = &ops_.emplace_back(Op{"add", std::move(pointer), {}, {}, {}, Op::kMap});
   auto same = std::find_if(op->members.begin(), op->members.end(), [&](const auto& m) { return m.first == key; });
   if (same != op->members.end()) {
     same->second = std::move(value_json);
@@ -126,24 +95,25 @@ TextPatchBuilder& TextPatchBuilder::SetInMap(const json& doc, const Path& map_pa
   return *this;
 }
 
-TextPatchBuilder& TextPatchBuilder::AppendToArray(const json& doc, const Path& array_path, std::string value_json) {
+JsonPatchBuilder& JsonPatchBuilder::AppendToArray(const json& doc, const Path& array_path, const json& value) {
+  return AppendToArrayText(doc, array_path, Dump(value));
+}
+
+JsonPatchBuilder& JsonPatchBuilder::AppendToArrayText(const json& doc, const Path& array_path, std::string value_json) {
   const json* arr = JsonAt(doc, array_path);
   if (arr != nullptr && arr->is_array()) {
     Path p = array_path;
     p.push_back("-");
-    return Add(p, std::move(value_json));
+    return AddText(p, std::move(value_json));
   }
-  std::string pointer = JsonPatchBuilder::Pointer(array_path);
+  std::string pointer = Pointer(array_path);
   Op* op = CreatedHere(pointer, Op::kArray);
-  if (op == nullptr) {
-    ops_.push_back({"add", std::move(pointer), {}, {}, {}, Op::kArray});
-    op = &ops_.back();
-  }
+  if (op == nullptr) op = &ops_.emplace_back(Op{"add", std::move(pointer), {}, {}, {}, Op::kArray});
   op->elements.push_back(std::move(value_json));
   return *this;
 }
 
-std::string TextPatchBuilder::Take() const {
+std::string JsonPatchBuilder::Text() const {
   std::size_t size = 2;
   for (const Op& op : ops_) {
     size += 40 + op.pointer.size() + op.value.size();
@@ -155,18 +125,22 @@ std::string TextPatchBuilder::Take() const {
   out += '[';
   for (const Op& op : ops_) {
     if (out.size() > 1) out += ',';
+    // The members in nlohmann's order: op, path, value.
     out += "{\"op\":\"";
     out += op.op;
     out += "\",\"path\":";
     AppendJsonString(&out, op.pointer);
-    out += ",\"value\":";
     switch (op.kind) {
-      case Op::kValue: out += op.value; break;
+      case Op::kNone: break;
+      case Op::kValue:
+        out += ",\"value\":";
+        out += op.value;
+        break;
       case Op::kMap: {
         std::vector<const std::pair<std::string, std::string>*> sorted;
         for (const auto& m : op.members) sorted.push_back(&m);
         std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
-        out += '{';
+        out += ",\"value\":{";
         for (std::size_t i = 0; i < sorted.size(); ++i) {
           if (i > 0) out += ',';
           AppendJsonString(&out, sorted[i]->first);
@@ -177,7 +151,7 @@ std::string TextPatchBuilder::Take() const {
         break;
       }
       case Op::kArray:
-        out += '[';
+        out += ",\"value\":[";
         for (std::size_t i = 0; i < op.elements.size(); ++i) {
           if (i > 0) out += ',';
           out += op.elements[i];

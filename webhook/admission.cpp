@@ -253,8 +253,7 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
       return Respond(api_version, uid, "", "", {"skipped", "not-create"});
     }
     if (b.empty()) return Respond(api_version, uid, "", "", {"skipped", "unchanged"});
-    return Respond(api_version, uid, b.ops().dump(-1, ' ', false, json::error_handler_t::replace),
-                   "requestedBy stamped", {"injected", "debugsession"});
+    return Respond(api_version, uid, b.Text(), "requestedBy stamped", {"injected", "debugsession"});
   } catch (const std::exception& e) {
     return Error(500, "internal", std::string("internal error: ") + e.what());
   }

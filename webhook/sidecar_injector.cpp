@@ -389,32 +389,32 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   dlv_template.Render({dlv_image_text, target_text, uid, gid, non_root, ""}, &dlv);
   agent_template.Render({agent_image_text, target_text, uid, gid, non_root, expvar_arg}, &agent);
 
-  TextPatchBuilder b;
+  JsonPatchBuilder b;
   const json* share = Member(*spec, "shareProcessNamespace");
   if (share == nullptr) {
-    b.Add({"spec", "shareProcessNamespace"}, "true");
+    b.AddText({"spec", "shareProcessNamespace"}, "true");
   } else if (!share->is_boolean() || !share->get<bool>()) {
-    b.Replace({"spec", "shareProcessNamespace"}, "true");
+    b.ReplaceText({"spec", "shareProcessNamespace"}, "true");
   }
   const char* list = c.native_sidecars ? "initContainers" : "containers";
-  b.AppendToArray(pod, {"spec", list}, std::move(dlv));
-  b.AppendToArray(pod, {"spec", list}, std::move(agent));
-  b.SetInMap(pod, {"metadata", "labels"}, api::kInjectedLabel, "\"true\"");
+  b.AppendToArrayText(pod, {"spec", list}, std::move(dlv));
+  b.AppendToArrayText(pod, {"spec", list}, std::move(agent));
+  b.SetInMapText(pod, {"metadata", "labels"}, api::kInjectedLabel, "\"true\"");
   api::InjectionStatus status;
   status.version = version_;
   status.target = target;
   status.dlv_port = dlv_port;
   status.agent_port = c.agent_port;
   status.dlv_user = identity.source;
-  b.SetInMap(pod, {"metadata", "annotations"}, api::kStatusAnnotation, JsonString(status.Text()));
+  b.SetInMapText(pod, {"metadata", "annotations"}, api::kStatusAnnotation, JsonString(status.Text()));
   if (!StringAt(annotations, api::kDefaultContainerAnnotation)) {
-    b.SetInMap(pod, {"metadata", "annotations"}, api::kDefaultContainerAnnotation, target_text);
+    b.SetInMapText(pod, {"metadata", "annotations"}, api::kDefaultContainerAnnotation, target_text);
   }
   if (c.scrape_annotations && !StringAt(annotations, "prometheus.io/scrape") &&
       !StringAt(annotations, "prometheus.io/port") && !StringAt(annotations, "prometheus.io/path")) {
-    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/scrape", "\"true\"");
-    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/port", JsonString(std::to_string(c.agent_port)));
-    b.SetInMap(pod, {"metadata", "annotations"}, "prometheus.io/path", "\"/metrics\"");
+    b.SetInMapText(pod, {"metadata", "annotations"}, "prometheus.io/scrape", "\"true\"");
+    b.SetInMapText(pod, {"metadata", "annotations"}, "prometheus.io/port", JsonString(std::to_string(c.agent_port)));
+    b.SetInMapText(pod, {"metadata", "annotations"}, "prometheus.io/path", "\"/metrics\"");
   }
 
   InjectionResult r;
@@ -424,7 +424,7 @@ InjectionResult SidecarInjector::Inject(const json& pod, const InjectionContext&
   r.message = "injected " + std::string(api::kDlvContainer) + " and " + api::kAgentContainer + " (target container " +
               target + ", dlv-server as uid " + std::to_string(identity.run_as_user) + ": " + identity.source + ")" +
               (trial ? "; a trial pod of the half-open circuit breaker of release " + release_key : "");
-  r.patch = b.Take();
+  r.patch = b.Text();
   return r;
 }
 

@@ -310,6 +310,9 @@ class ChunkServer {
   void Serve() {
     int c = ::accept(fd_, nullptr, nullptr);
     if (c < 0) return;
+    timeval bound{10, 0};  // never hang the test on a client that keeps the connection
+    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+    ::setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
     std::string head;
     char buf[4096];
     while (head.find("\r\n\r\n") == std::string::npos) {
@@ -329,10 +332,15 @@ class ChunkServer {
       std::ostringstream size;
       size << std::hex << chunk.size();
       send(size.str() + "\r\n" + chunk + "\r\n");
+      // Not a wait for anything: a pause so the chunks arrive as separate reads, not coalesced.
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     send("0\r\n\r\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // The body is complete; close once the client has (a close with its bytes unread would reset
+    // the connection under the reader).
+    ::shutdown(c, SHUT_WR);
+    while (::read(c, buf, sizeof buf) > 0) {
+    }
     ::close(c);
   }
 

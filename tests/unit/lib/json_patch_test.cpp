@@ -86,40 +86,55 @@ TEST_CASE("AppendJsonString writes what nlohmann's dump writes, control bytes an
   CHECK(out == "[\"a\"");
 }
 
-TEST_CASE("TextPatchBuilder gives the patch JsonPatchBuilder gives") {
+TEST_CASE("json patch builder: values as JSON text give the patch nlohmann values give, in nlohmann's bytes") {
   const json docs[] = {
       json::parse(R"({"metadata":{"labels":{"a":"b"},"annotations":{}},"spec":{"containers":[{"name":"x"}]}})"),
       json::parse(R"({"metadata":{},"spec":{}})"),
       json::parse(R"({"metadata":{"labels":null,"annotations":"x"},"spec":{"containers":{},"initContainers":[]}})"),
       json::object()};
+  const json container = {{"name", "dlv-server"}, {"args", {"a", "b"}}};
+  // Keys out of order, one set twice: a created map has them sorted, the last value kept.
+  const std::vector<std::pair<std::string, std::string>> members = {
+      {"z/last", "1"}, {"graydebug.io/status", "{\"x\":1}"}, {"a\"quote", "2"}, {"z/last", "3"}};
   for (const json& doc : docs) {
     CAPTURE(doc.dump());
-    graydebug::JsonPatchBuilder tree;
-    graydebug::TextPatchBuilder text;
-    const json container = {{"name", "dlv-server"}, {"args", {"a", "b"}}};
+    JsonPatchBuilder tree, text;
     tree.Add({"spec", "shareProcessNamespace"}, true);
-    text.Add({"spec", "shareProcessNamespace"}, "true");
+    text.AddText({"spec", "shareProcessNamespace"}, "true");
     tree.Replace({"spec", "a/b~c"}, 5);
-    text.Replace({"spec", "a/b~c"}, "5");
+    text.ReplaceText({"spec", "a/b~c"}, "5");
+    tree.Remove({"spec", "gone"});
+    text.Remove({"spec", "gone"});
     for (const char* list : {"containers", "initContainers"}) {
       for (int i = 0; i < 2; ++i) {
         tree.AppendToArray(doc, {"spec", list}, container);
-        text.AppendToArray(doc, {"spec", list}, container.dump());
+        text.AppendToArrayText(doc, {"spec", list}, container.dump());
       }
     }
-    // Keys out of order, one set twice: a created map has them sorted, the last value kept.
-    for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-             {"z/last", "1"}, {"graydebug.io/status", "{\"x\":1}"}, {"a\"quote", "2"}, {"z/last", "3"}}) {
+    for (const auto& [key, value] : members) {
       for (const char* map : {"labels", "annotations"}) {
         tree.SetInMap(doc, {"metadata", map}, key, value);
-        text.SetInMap(doc, {"metadata", map}, key, graydebug::JsonString(value));
+        text.SetInMapText(doc, {"metadata", map}, key, graydebug::JsonString(value));
       }
     }
-    const std::string got = text.Take();
-    CHECK(json::parse(got) == tree.ops());
-    CHECK(got == tree.ops().dump());  // byte for byte
+    const std::string got = text.Text();
+    CHECK(got == tree.Text());
+    CHECK(got == json::parse(got).dump());  // nlohmann's own bytes for these ops
   }
-  CHECK(graydebug::TextPatchBuilder().Take() == "[]");
+  // What the ops are, for the document with a labels map and no initContainers.
+  JsonPatchBuilder b;
+  b.Remove({"spec", "gone"});
+  b.AppendToArray(docs[0], {"spec", "initContainers"}, container);
+  b.AppendToArray(docs[0], {"spec", "initContainers"}, container);
+  b.SetInMap(docs[0], {"metadata", "labels"}, "k/1", "v");
+  b.SetInMap(docs[1], {"metadata", "labels"}, "z", "2");
+  b.SetInMap(docs[1], {"metadata", "labels"}, "a", "1");
+  CHECK(b.ops() == json::parse(R"([{"op":"remove","path":"/spec/gone"},
+    {"op":"add","path":"/spec/initContainers","value":[{"args":["a","b"],"name":"dlv-server"},
+                                                       {"args":["a","b"],"name":"dlv-server"}]},
+    {"op":"add","path":"/metadata/labels/k~11","value":"v"},
+    {"op":"add","path":"/metadata/labels","value":{"a":"1","z":"2"}}])"));
+  CHECK(JsonPatchBuilder().Text() == "[]");
 }
 
 TEST_CASE("InjectionStatus::Text is ToJson().dump()") {
