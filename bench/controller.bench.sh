@@ -222,7 +222,7 @@ med = lambda impl, key: statistics.median(vals(impl, lambda r: r[key]))
 def per(impl, a, b, n): return (med(impl, b) - med(impl, a)) / int(n)
 gi, ga = med("graydebug", "idle") / 1024, med("graydebug", "idle_anon") / 1024
 print(f"\nWhere it goes. Idle, {gi - ga:.1f} of graydebug's {gi:.1f} MiB are file-backed pages of its binary and "
-      "shared libraries (cpprest, OpenSSL, yaml-cpp, libstdc++, prometheus-cpp), shared by every process on the "
+      "shared libraries (OpenSSL, yaml-cpp, libstdc++, prometheus-cpp), shared by every process on the "
       f"node that maps them; its private part ({ga:.1f} MiB, thread stacks and malloc arenas) is on par with the Go "
       f"peer's ({med('peer', 'idle_anon') / 1024:.1f} MiB). Per object the difference is large: "
       f"{per('graydebug', 'sessions', 'full', pods):.2f} KiB per cached pod against the peer's "

@@ -6,7 +6,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl openssl python3 python3-yaml
-  libcpprest-dev libssl-dev libboost-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
+  libssl-dev libboost-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
   clang clang-format clang-tidy libclang-rt-14-dev wrk nginx-light sslscan
   # the informer's list pages (lib/kube/packed_page.cpp) and bench/json_decode_bench (issue #18)
   libsimdjson-dev

@@ -1,5 +1,5 @@
 // One small HTTP/1.0 GET client for plain-HTTP peers on loopback or the pod network (the app's
-// expvar, the agent's /probe/dlv). cpprest's client is for the Kubernetes API (TLS, streaming).
+// expvar, the agent's /probe/dlv). The Kubernetes API has its own client (lib/kube/beast_transport.cpp: TLS, keep-alive, streaming).
 #include "graydebug/http_get.h"
 
 #include <poll.h>

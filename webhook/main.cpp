@@ -114,7 +114,7 @@ int CheckReady(const std::vector<std::string>& args) {
   rc.tls_server_name = server_name;
   rc.source = "check-ready";
   std::string error;
-  auto transport = kube::NewCpprestTransport(rc, std::chrono::seconds(60), &error);
+  auto transport = kube::NewHttpTransport(rc, std::chrono::seconds(60), &error);
   if (!transport) return UsageError(flags, "--ca-file " + ca_file + ": " + error);
   std::string last;
   for (int64_t i = 1; i <= attempts; ++i) {

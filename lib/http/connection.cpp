@@ -1,5 +1,4 @@
-// The one HTTP(S) server of graydebug, over Boost.Beast and Boost.Asio (header-only, the same
-// Boost 1.74 that Debian's cpprestsdk is built with).
+// The one HTTP(S) server of graydebug, over Boost.Beast and Boost.Asio (header-only, Boost 1.74).
 //
 // Threads: one I/O thread per server runs every socket, TLS handshake, parse and write; the
 // handlers run on the server's own handler threads, so a slow handler never stalls the I/O. A

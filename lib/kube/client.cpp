@@ -83,7 +83,7 @@ Client::Client(RestConfig config, std::unique_ptr<HttpTransport> transport, Clie
 
 Result<std::shared_ptr<Client>> Client::Create(const RestConfig& config, ClientOptions options) {
   std::string error;
-  auto transport = NewCpprestTransport(config, options.watch_idle_timeout, &error);
+  auto transport = NewHttpTransport(config, options.watch_idle_timeout, &error);
   if (!transport) return ApiError{ErrorKind::kConfig, 0, "", error};
   return std::make_shared<Client>(config, std::move(transport), std::move(options));
 }

@@ -6,11 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "graydebug/kube/client.h"
 #include "graydebug/kube/transport.h"
@@ -282,81 +285,126 @@ TEST_CASE("client: a port nothing listens on is a connection error typed as not 
 
 namespace {
 
-// A plain-HTTP server on loopback that answers one request with `chunks` as the chunks of a
-// chunked body (pausing between them), then ends the body. For the watch line reader, whose
-// lines arrive cut anywhere.
-class ChunkServer {
+using graydebug::kube::ApiError;
+using graydebug::kube::HttpRequest;
+using graydebug::kube::HttpTransport;
+using graydebug::kube::LineStream;
+
+// A plain-HTTP server on loopback whose every accepted connection is served by `serve(fd, n)` on a
+// thread of its own (n counts connections from 0), for the transport's behaviour on the wire:
+// chunked bodies cut anywhere, kept connections, hostile answers.
+class RawServer {
  public:
-  explicit ChunkServer(std::vector<std::string> chunks) : chunks_(std::move(chunks)) {
+  using Serve = std::function<void(int fd, int n)>;
+  explicit RawServer(Serve serve) : serve_(std::move(serve)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
     REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd_, 1) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
     REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
     port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Serve(); });
+    acceptor_ = std::thread([this] { Accept(); });
   }
-  ~ChunkServer() {
+  ~RawServer() {
     ::shutdown(fd_, SHUT_RDWR);
     ::close(fd_);
-    thread_.join();
+    acceptor_.join();
+    for (auto& t : served_) t.join();
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return accepted_; }
 
- private:
-  void Serve() {
-    int c = ::accept(fd_, nullptr, nullptr);
-    if (c < 0) return;
-    timeval bound{10, 0};  // never hang the test on a client that keeps the connection
-    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
-    ::setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
+  // Reads one request's head (through the blank line) and a Content-Length body; "" at the end.
+  static std::string ReadRequest(int c) {
     std::string head;
-    char buf[4096];
+    char ch;
     while (head.find("\r\n\r\n") == std::string::npos) {
-      ssize_t n = ::read(c, buf, sizeof buf);
-      if (n <= 0) break;
-      head.append(buf, static_cast<std::size_t>(n));
+      if (::read(c, &ch, 1) != 1) return "";
+      head += ch;
     }
-    auto send = [c](const std::string& s) {
-      for (std::size_t off = 0; off < s.size();) {
-        ssize_t n = ::send(c, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        off += static_cast<std::size_t>(n);
-      }
-    };
-    send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
-    for (const std::string& chunk : chunks_) {
-      std::ostringstream size;
-      size << std::hex << chunk.size();
-      send(size.str() + "\r\n" + chunk + "\r\n");
-      // Not a wait for anything: a pause so the chunks arrive as separate reads, not coalesced.
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::size_t cl = head.find("Content-Length: ");
+    std::size_t body = cl == std::string::npos ? 0 : std::stoul(head.substr(cl + 16));
+    for (; body > 0; --body) {
+      if (::read(c, &ch, 1) != 1) return "";
     }
-    send("0\r\n\r\n");
-    // The body is complete; close once the client has (a close with its bytes unread would reset
-    // the connection under the reader).
-    ::shutdown(c, SHUT_WR);
+    return head;
+  }
+  static void Send(int c, const std::string& s) {
+    for (std::size_t off = 0; off < s.size();) {
+      ssize_t n = ::send(c, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<std::size_t>(n);
+    }
+  }
+  // Reads and drops what the client sends until it closes, then closes: a server that never
+  // answers (within the 10 s bound).
+  static void WaitForClient(int c) {
+    char buf[4096];
     while (::read(c, buf, sizeof buf) > 0) {
     }
     ::close(c);
   }
+  // Ends its side, then closes once the client has (a close with the client's bytes unread would
+  // reset the connection under the reader).
+  static void CloseAfterClient(int c) {
+    ::shutdown(c, SHUT_WR);
+    WaitForClient(c);
+  }
 
-  std::vector<std::string> chunks_;
+ private:
+  void Accept() {
+    for (int n = 0;; ++n) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      accepted_ = n + 1;
+      timeval bound{10, 0};  // never hang the test on a client that keeps the connection
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+      ::setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
+      served_.emplace_back([this, c, n] { serve_(c, n); });
+    }
+  }
+
+  Serve serve_;
   int fd_ = -1;
   int port_ = 0;
-  std::thread thread_;
+  std::atomic<int> accepted_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> served_;
 };
 
-std::unique_ptr<graydebug::kube::LineStream> OpenLines(const ChunkServer& server) {
+// Answers one request with `chunks` as the chunks of a chunked body (pausing between them).
+RawServer::Serve Chunks(std::vector<std::string> chunks) {
+  return [chunks = std::move(chunks)](int c, int) {
+    RawServer::ReadRequest(c);
+    RawServer::Send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (const std::string& chunk : chunks) {
+      std::ostringstream size;
+      size << std::hex << chunk.size();
+      RawServer::Send(c, size.str() + "\r\n" + chunk + "\r\n");
+      // Not a wait for anything: a pause so the chunks arrive as separate reads, not coalesced.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    RawServer::Send(c, "0\r\n\r\n");
+    RawServer::CloseAfterClient(c);
+  };
+}
+
+std::unique_ptr<HttpTransport> TransportTo(const std::string& url,
+                                           std::chrono::seconds idle = std::chrono::seconds(10)) {
   graydebug::kube::RestConfig cfg;
-  cfg.server = server.url();
+  cfg.server = url;
   std::string error;
-  auto transport = graydebug::kube::NewCpprestTransport(cfg, std::chrono::seconds(10), &error);
+  auto transport = graydebug::kube::NewHttpTransport(cfg, idle, &error);
   REQUIRE_MESSAGE(transport, error);
-  graydebug::kube::HttpRequest req;
+  return transport;
+}
+
+std::unique_ptr<LineStream> OpenLines(const RawServer& server) {
+  auto transport = TransportTo(server.url());
+  HttpRequest req;
   req.path = "/api/v1/pods?watch=true";
   auto r = transport->Stream(req);
   REQUIRE(r.head.status == 200);
@@ -364,17 +412,24 @@ std::unique_ptr<graydebug::kube::LineStream> OpenLines(const ChunkServer& server
   return std::move(r.stream);
 }
 
+HttpRequest Get(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  HttpRequest req;
+  req.path = "/api/v1/namespaces/default/configmaps/x";
+  req.timeout = timeout;
+  return req;
+}
+
 }  // namespace
 
 TEST_CASE("client: watch lines cut anywhere by the chunks arrive whole; CRLF and empty lines are dropped") {
-  ChunkServer server({R"({"a":1})"
-                      "\n"
-                      R"({"b")",
-                      ":2}\r\n\n", R"({"c":3})", "\n", "{\"d\"", ":4", "}"});
+  RawServer server(Chunks({R"({"a":1})"
+                           "\n"
+                           R"({"b")",
+                           ":2}\r\n\n", R"({"c":3})", "\n", "{\"d\"", ":4", "}"}));
   auto lines = OpenLines(server);
   std::vector<std::string> got;
   std::string line;
-  graydebug::kube::ApiError error;
+  ApiError error;
   while (lines->ReadLine(&line, &error)) got.push_back(line);
   CHECK(got == std::vector<std::string>{R"({"a":1})", R"({"b":2})", R"({"c":3})", R"({"d":4})"});
   CHECK(error.kind == ErrorKind::kNone);  // the end of the body, not an error
@@ -382,11 +437,202 @@ TEST_CASE("client: watch lines cut anywhere by the chunks arrive whole; CRLF and
 
 TEST_CASE("client: a watch line past 64 MiB is refused with one line") {
   std::vector<std::string> chunks(65, std::string(1 << 20, 'x'));  // 65 MiB, no newline
-  ChunkServer server(std::move(chunks));
+  RawServer server(Chunks(std::move(chunks)));
   auto lines = OpenLines(server);
   std::string line;
-  graydebug::kube::ApiError error;
+  ApiError error;
   CHECK_FALSE(lines->ReadLine(&line, &error));
   CHECK(error.kind == ErrorKind::kDecode);
   CHECK(error.message == "watch event larger than 67108864 bytes");
+}
+
+TEST_CASE("transport: requests share one kept connection; one the server closed is replaced, even for a POST") {
+  // Connection 0 answers three requests and ends its side; connection 1 answers until the client
+  // leaves.
+  std::atomic<bool> ended{false};
+  RawServer server([&ended](int c, int n) {
+    for (int i = 0; n > 0 || i < 3; ++i) {
+      std::string head = RawServer::ReadRequest(c);
+      if (head.empty()) break;
+      std::string body = "{\"conn\":" + std::to_string(n) + "}";
+      RawServer::Send(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body);
+    }
+    ::shutdown(c, SHUT_WR);  // on loopback the FIN has reached the client's socket when this returns
+    ended = true;
+    RawServer::WaitForClient(c);
+  });
+  auto transport = TransportTo(server.url());
+  for (int i = 0; i < 3; ++i) {
+    auto r = transport->Do(Get());
+    CHECK(r.status == 200);
+    CHECK(r.body == R"({"conn":0})");
+  }
+  for (int i = 0; !ended && i < 10000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(ended);
+  // A POST is not sent on a kept connection the server has closed: it goes out on a new one.
+  HttpRequest post = Get();
+  post.method = "POST";
+  post.body = "{}";
+  auto r = transport->Do(post);
+  CHECK_MESSAGE(r.status == 200, r.error.ToString());
+  CHECK(r.body == R"({"conn":1})");
+  CHECK(transport->Do(Get()).body == R"({"conn":1})");
+  CHECK(server.connections() == 2);
+}
+
+TEST_CASE("transport: a kept connection that breaks under a GET is tried once more on a new one") {
+  // Connection 0 answers once, then reads the next request and closes without an answer (as a
+  // server does whose idle timeout fired while the request was on its way).
+  RawServer server([](int c, int n) {
+    RawServer::ReadRequest(c);
+    if (n == 0) {
+      RawServer::Send(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+      RawServer::ReadRequest(c);
+      ::close(c);
+      return;
+    }
+    RawServer::Send(c, "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"second\":1}\n");
+    RawServer::CloseAfterClient(c);
+  });
+  auto transport = TransportTo(server.url());
+  CHECK(transport->Do(Get()).status == 200);
+  auto r = transport->Do(Get());
+  CHECK_MESSAGE(r.status == 200, r.error.ToString());
+  CHECK(r.body == "{\"second\":1}\n");
+  CHECK(server.connections() == 2);
+}
+
+TEST_CASE("transport: hostile or silent answers are one-line errors") {
+  SUBCASE("not HTTP") {
+    RawServer server([](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::Send(c, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
+      RawServer::CloseAfterClient(c);
+    });
+    auto r = TransportTo(server.url())->Do(Get());
+    CHECK(r.status == 0);
+    CHECK(r.error.kind == ErrorKind::kConnection);
+    CHECK(r.error.message.find('\n') == std::string::npos);
+    CHECK(r.error.message.find("reading the answer from 127.0.0.1:") == 0);
+  }
+  SUBCASE("a header past 1 MiB") {
+    RawServer server([](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::Send(c, "HTTP/1.1 200 OK\r\nX-Big: " + std::string(2 << 20, 'a') + "\r\nContent-Length: 0\r\n\r\n");
+      RawServer::CloseAfterClient(c);
+    });
+    auto r = TransportTo(server.url())->Do(Get());
+    CHECK(r.status == 0);
+    CHECK(r.error.kind == ErrorKind::kDecode);
+    CHECK(r.error.message == "response header larger than 1048576 bytes");
+  }
+  SUBCASE("a body cut short") {
+    RawServer server([](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::Send(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"items\":[");
+      ::shutdown(c, SHUT_WR);
+      RawServer::CloseAfterClient(c);
+    });
+    auto r = TransportTo(server.url())->Do(Get());
+    CHECK(r.status == 0);
+    CHECK(r.error.kind == ErrorKind::kConnection);
+  }
+  SUBCASE("no answer within the request's timeout") {
+    RawServer server([](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::WaitForClient(c);  // the client gives up first
+    });
+    auto r = TransportTo(server.url())->Do(Get(std::chrono::milliseconds(200)));
+    CHECK(r.status == 0);
+    CHECK(r.error.kind == ErrorKind::kTimeout);
+    CHECK_FALSE(r.error.not_sent);
+  }
+  SUBCASE("a watch that goes quiet ends as a timeout: reconnect") {
+    RawServer server([](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::Send(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"a\":1}\n\r\n");
+      RawServer::WaitForClient(c);
+    });
+    auto transport = TransportTo(server.url(), std::chrono::seconds(1));
+    HttpRequest req = Get();
+    auto r = transport->Stream(req);
+    REQUIRE(r.stream);
+    std::string line;
+    ApiError error;
+    CHECK(r.stream->ReadLine(&line, &error));
+    CHECK(line == R"({"a":1})");
+    CHECK_FALSE(r.stream->ReadLine(&line, &error));
+    CHECK(error.kind == ErrorKind::kTimeout);
+  }
+  SUBCASE("a refused watch brings its Status") {
+    RawServer server([](int c, int) {
+      RawServer::ReadRequest(c);
+      const std::string status = R"({"kind":"Status","code":410,"reason":"Expired","message":"too old"})";
+      RawServer::Send(c, "HTTP/1.1 410 Gone\r\nContent-Length: " + std::to_string(status.size()) + "\r\n\r\n" + status);
+      RawServer::CloseAfterClient(c);
+    });
+    auto r = TransportTo(server.url())->Stream(Get());
+    CHECK(r.head.status == 410);
+    CHECK_FALSE(r.stream);
+    CHECK(graydebug::kube::ErrorFromResponse(r.head.status, r.head.body).reason == "Expired");
+  }
+}
+
+TEST_CASE("transport: a watch blocked on a silent server is cancelled from another thread") {
+  RawServer server([](int c, int) {
+    RawServer::ReadRequest(c);
+    RawServer::Send(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    RawServer::WaitForClient(c);
+  });
+  auto r = TransportTo(server.url(), std::chrono::seconds(60))->Stream(Get());
+  REQUIRE(r.stream);
+  std::atomic<bool> returned{false};
+  ApiError error;
+  std::thread reader([&] {
+    std::string line;
+    CHECK_FALSE(r.stream->ReadLine(&line, &error));
+    returned = true;
+  });
+  // Cancel until the reader returns: a cancel before it blocks counts too, so no timing matters.
+  while (!returned) {
+    r.stream->Cancel();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  reader.join();
+  CHECK(error.kind == ErrorKind::kCancelled);
+}
+
+TEST_CASE("transport: a server URL it cannot use is refused when the transport is made") {
+  for (const char* url :
+       {"ftp://127.0.0.1", "https://", "https://:6443", "https://h:99999", "https://h:6a", "https://user@h",
+        "https://h:1:2", "https://[::1", "https://[nothost]:1", "https://h /x", "127.0.0.1:6443"}) {
+    graydebug::kube::RestConfig cfg;
+    cfg.server = url;
+    cfg.source = "kubeconfig k";
+    std::string error;
+    CHECK_MESSAGE(graydebug::kube::NewHttpTransport(cfg, std::chrono::seconds(1), &error) == nullptr, url);
+    CHECK(error == std::string("kubeconfig k: server \"") + url + "\" is not a valid URL");
+  }
+}
+
+TEST_CASE("client: tls-server-name is the name the server's certificate is checked against") {
+  LocalCluster& c = LocalCluster::Shared();
+  graydebug::kube::ClientOptions o;
+  o.max_retries = 0;
+  auto cfg = c.Rest();
+  cfg.tls_server_name = "kubernetes.default.svc";  // in the serving certificate, beside 127.0.0.1
+  auto named = Client::Create(cfg, o);
+  REQUIRE(named.ok());
+  auto ok = named.value()->Get(Resource::Namespaces(), "", "default");
+  CHECK_MESSAGE(ok.ok(), ok.error().ToString());
+  cfg.tls_server_name = "not-this-server.example";
+  auto wrong = Client::Create(cfg, o).value()->Get(Resource::Namespaces(), "", "default");
+  CHECK(wrong.error().kind == ErrorKind::kConnection);
+  CHECK(wrong.error().message.find("TLS handshake") != std::string::npos);
+  // A host name in the URL is resolved, and checked as the name.
+  cfg.tls_server_name.clear();
+  cfg.server.replace(cfg.server.find("127.0.0.1"), 9, "localhost");
+  auto by_name = Client::Create(cfg, o).value()->Get(Resource::Namespaces(), "", "default");
+  CHECK_MESSAGE(by_name.ok(), by_name.error().ToString());
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The libraries keep to the pure/adapter line (docs/architecture.md, "Libraries"): the pure core
-# references no cpprest, Beast, Asio or yaml-cpp symbol, and each binary needs only the shared
-# libraries it uses (the agent neither cpprest nor yaml-cpp; kubectl-graydebug no prometheus). Debian's
+# references no Beast, Asio, yaml-cpp or prometheus-cpp symbol (nor cpprest's, which graydebug no longer
+# uses at all), and each binary needs only the shared libraries it uses (the agent no yaml-cpp;
+# kubectl-graydebug no prometheus; none cpprest). Debian's
 # GCC adds --as-needed except under -fsanitize: in a sanitizer build NEEDED is the link graph itself.
 # Usage: link_deps_test.sh BUILD_DIR
 set -uo pipefail
@@ -27,8 +28,8 @@ while read -r bin forbidden; do
   if [ -z "$hit" ]; then ok "$bin needs none of: $forbidden"; else fail "$bin needs$hit (NEEDED: $n)"; fi
 done <<'LIST'
 graydebug-agent libcpprest libyaml-cpp libboost
-graydebug-webhook libboost
-graydebug-controller libboost
-kubectl-graydebug libprometheus-cpp libboost
+graydebug-webhook libcpprest libboost
+graydebug-controller libcpprest libboost
+kubectl-graydebug libcpprest libprometheus-cpp libboost
 LIST
 [ "$fails" -eq 0 ]

@@ -37,9 +37,8 @@ struct ApiError {
   std::chrono::seconds retry_after{0};  // from Retry-After or Status.details.retryAfterSeconds
   // Status.details.name: the object the error is about; "" when it is about no object.
   std::string name{};
-  // The request surely never reached a server: no connection could be made (refused or
-  // unreachable; cpprest reports both as EHOSTUNREACH), or it broke before the request's header was
-  // written. Even a POST may then be sent again.
+  // The request surely never reached a server: no connection could be made (the name did
+  // not resolve, the connect was refused, unreachable or timed out). Even a POST may then be sent again.
   bool not_sent = false;
 
   explicit operator bool() const { return kind != ErrorKind::kNone; }

@@ -92,7 +92,7 @@ class Watch {
 class Client {
  public:
   Client(RestConfig config, std::unique_ptr<HttpTransport> transport, ClientOptions options = {});
-  // Builds the cpprest transport for `config`; on bad TLS material the error is kConfig.
+  // Builds the HTTP transport for `config`; on bad TLS material the error is kConfig.
   static Result<std::shared_ptr<Client>> Create(const RestConfig& config, ClientOptions options = {});
 
   Result<nlohmann::json> Get(const Resource& r, const std::string& ns, const std::string& name);

@@ -43,7 +43,7 @@ struct StreamResponse {
   std::unique_ptr<LineStream> stream;  // set when the status is 2xx
 };
 
-// The wire: one implementation over cpprestsdk (the only place cpprest appears in the client).
+// The wire: one implementation over Boost.Beast (the only place Beast and Asio appear in the client).
 class HttpTransport {
  public:
   virtual ~HttpTransport() = default;
@@ -53,10 +53,12 @@ class HttpTransport {
   virtual StreamResponse Stream(const HttpRequest& request) = 0;
 };
 
-// An HTTPS (or HTTP) transport to `config.server` with its CA and client certificate; TLS 1.2+.
-// `idle_timeout` ends a stream that receives nothing for that long. Returns nullptr and sets
-// *error when the TLS material is unusable.
-std::unique_ptr<HttpTransport> NewCpprestTransport(const RestConfig& config, std::chrono::seconds idle_timeout,
-                                                   std::string* error);
+// An HTTPS (or HTTP) transport to `config.server` with its CA and client certificate; TLS 1.2+,
+// the server's certificate checked against config.tls_server_name when set, else the server's host.
+// Kept connections are reused. A request's timeout bounds each wait (connect, handshake, write,
+// each read); `idle_timeout` ends a stream that receives nothing for that long. Returns nullptr
+// and sets *error (one line) when the server URL or the TLS material is unusable.
+std::unique_ptr<HttpTransport> NewHttpTransport(const RestConfig& config, std::chrono::seconds idle_timeout,
+                                                std::string* error);
 
 }  // namespace graydebug::kube
