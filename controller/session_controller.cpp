@@ -160,6 +160,7 @@ bool SessionController::HasSynced() const {
 
 void SessionController::StartWorkers() {
   if (workers_started_.exchange(true)) return;
+  trim_ = std::make_unique<TrimAfterBursts>([this] { return queue_.Len() == 0; }, std::chrono::seconds(1));
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     workers_.emplace_back(
         [this] { queue_.RunWorker([this](const std::string& key) { return ReconcileKey(key); }, "reconcile"); });
@@ -172,6 +173,7 @@ void SessionController::Stop() {
     if (t.joinable()) t.join();
   }
   workers_.clear();
+  trim_.reset();
   sessions_.Stop();
   pods_.Stop();
 }
@@ -250,6 +252,7 @@ SessionController::Observed SessionController::Observe(const std::string& key, O
 }
 
 bool SessionController::ReconcileKey(const std::string& key) {
+  if (trim_) trim_->Note();
   // Never decide from half a cache: a session whose pod is not cached yet would look Terminated.
   if (!HasSynced()) {
     queue_.AddAfter(key, std::chrono::milliseconds(100));

@@ -18,6 +18,7 @@
 #include "graydebug/kube/client.h"
 #include "graydebug/kube/events.h"
 #include "graydebug/kube/informer.h"
+#include "graydebug/memory.h"
 #include "graydebug/workqueue.h"
 
 namespace graydebug::controller {
@@ -123,6 +124,8 @@ class SessionController {
 
   std::vector<std::thread> workers_;
   std::atomic<bool> workers_started_{false};
+  // Gives the workers' freed memory back after a burst of reconciles (docs/decisions.md, #18).
+  std::unique_ptr<TrimAfterBursts> trim_;
 };
 
 }  // namespace graydebug::controller
