@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -635,4 +636,40 @@ TEST_CASE("client: tls-server-name is the name the server's certificate is check
   cfg.server.replace(cfg.server.find("127.0.0.1"), 9, "localhost");
   auto by_name = Client::Create(cfg, o).value()->Get(Resource::Namespaces(), "", "default");
   CHECK_MESSAGE(by_name.ok(), by_name.error().ToString());
+}
+
+TEST_CASE("transport: requests to the real API server keep one TLS connection") {
+  LocalCluster& c = LocalCluster::Shared();
+  auto cfg = c.Rest();
+  const int api_port = std::stoi(cfg.server.substr(cfg.server.rfind(':') + 1));
+  // A TCP relay in front of the API server that counts the connections made through it.
+  RawServer relay([api_port](int client, int) {
+    int up = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(api_port));
+    if (::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      pollfd fds[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
+      char buf[16384];
+      for (bool open = true; open && ::poll(fds, 2, 10000) > 0;) {
+        for (int i = 0; i < 2 && open; ++i) {
+          if (fds[i].revents == 0) continue;
+          ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+          open = n > 0 && ::send(fds[1 - i].fd, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) == n;
+        }
+      }
+    }
+    ::close(up);
+    ::close(client);
+  });
+  cfg.server = "https" + relay.url().substr(4);  // the serving certificate names 127.0.0.1
+  {
+    auto client = NewClient(cfg);
+    for (int i = 0; i < 20; ++i) {
+      auto r = client->Get(Resource::Namespaces(), "", "default");
+      REQUIRE_MESSAGE(r.ok(), r.error().ToString());
+    }
+    CHECK(relay.connections() == 1);
+  }
 }
