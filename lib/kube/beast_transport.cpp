@@ -273,6 +273,7 @@ class BeastLineStream final : public LineStream {
                   std::chrono::milliseconds idle)
       : conn_(std::move(conn)), parser_(std::move(head)), idle_(idle) {
     parser_.body_limit(boost::none);  // a watch has no end of its own
+    done_ = parser_.is_done();        // no body at all (a read now would wait for bytes never sent)
   }
 
   bool ReadLine(std::string* line, ApiError* error) override {

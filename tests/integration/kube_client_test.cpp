@@ -566,6 +566,19 @@ TEST_CASE("transport: hostile or silent answers are one-line errors") {
     CHECK_FALSE(r.stream->ReadLine(&line, &error));
     CHECK(error.kind == ErrorKind::kTimeout);
   }
+  SUBCASE("a watch answered with an empty body ends at once, cleanly") {
+    RawServer server([](int c, int) {
+      RawServer::ReadRequest(c);
+      RawServer::Send(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+      RawServer::WaitForClient(c);  // keeps the connection: only the framing says the body is over
+    });
+    auto r = TransportTo(server.url(), std::chrono::seconds(60))->Stream(Get());
+    REQUIRE(r.stream);
+    std::string line;
+    ApiError error;
+    CHECK_FALSE(r.stream->ReadLine(&line, &error));
+    CHECK(error.kind == ErrorKind::kNone);
+  }
   SUBCASE("a refused watch brings its Status") {
     RawServer server([](int c, int) {
       RawServer::ReadRequest(c);
