@@ -12,8 +12,15 @@ using nlohmann::json;
 
 namespace {
 
+// A string member, or "" (also when it is not a string).
+std::string Str(const json& o, const char* key) {
+  if (!o.is_object()) return "";
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::string Md(const json& o, const char* key) {
-  return o.contains("metadata") && o["metadata"].is_object() ? o["metadata"].value(key, "") : "";
+  return o.is_object() && o.contains("metadata") ? Str(o["metadata"], key) : "";
 }
 
 }  // namespace
@@ -39,7 +46,10 @@ void EventRecorder::Record(const json& object, const std::string& type, const st
     ++dropped_;
     return;
   }
-  queue_.push_back({object, type, reason, message.substr(0, 1024), clock_.WallNow()});
+  ObjectRef ref{Str(object, "apiVersion"), Str(object, "kind"), Md(object, "name"),
+                Md(object, "namespace"),   Md(object, "uid"),   Md(object, "resourceVersion")};
+  if (ref.ns.empty()) ref.ns = "default";
+  queue_.push_back({std::move(ref), type, reason, message.substr(0, 1024), clock_.WallNow()});
   cv_.notify_one();
 }
 
@@ -51,6 +61,21 @@ void EventRecorder::Flush() {
 uint64_t EventRecorder::dropped() const {
   std::lock_guard lock(mu_);
   return dropped_;
+}
+
+std::size_t EventRecorder::remembered() const {
+  return remembered_.load();
+}
+
+void EventRecorder::Forget(Clock::Wall now) {
+  for (auto it = seen_.begin(); it != seen_.end();) {
+    it = now - it->second.last >= options_.aggregate_window ? seen_.erase(it) : std::next(it);
+  }
+  const auto steady = clock_.Now();
+  const auto full = options_.refill * options_.burst;  // a bucket left alone this long is full again
+  for (auto it = buckets_.begin(); it != buckets_.end();) {
+    it = steady - it->second.second >= full ? buckets_.erase(it) : std::next(it);
+  }
 }
 
 uint64_t EventRecorder::sent() const {
@@ -88,9 +113,20 @@ bool EventRecorder::Allowed(const std::string& object_key) {
 }
 
 void EventRecorder::Send(const Pending& p) {
-  const std::string ns = Md(p.object, "namespace").empty() ? "default" : Md(p.object, "namespace");
-  const std::string uid = Md(p.object, "uid");
-  const std::string object_key = p.object.value("kind", "") + "/" + ns + "/" + Md(p.object, "name");
+  // Every 256 events, what no longer matters is forgotten, so a long-running controller that sees
+  // many sessions does not keep a key for each one.
+  if (++sends_since_forget_ >= 256) {
+    sends_since_forget_ = 0;
+    Forget(p.when);
+  }
+  struct Remember {
+    EventRecorder& r;
+    ~Remember() { r.remembered_ = r.seen_.size() + r.buckets_.size(); }
+  } remember{*this};
+  const ObjectRef& o = p.object;
+  const std::string& ns = o.ns;
+  const std::string& uid = o.uid;
+  const std::string object_key = o.kind + "/" + ns + "/" + o.name;
   const std::string agg_key = object_key + "/" + uid + "/" + p.type + "/" + p.reason + "/" + p.message;
   // seen_ and buckets_ belong to this thread; mu_ is taken only for the counters, so Record never
   // waits for an API call.
@@ -122,17 +158,17 @@ void EventRecorder::Send(const Pending& p) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   char suffix[20];
   std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(rng()));
-  std::string name = Md(p.object, "name") + "." + suffix;
+  std::string name = o.name + "." + suffix;
   json event = {{"apiVersion", "v1"},
                 {"kind", "Event"},
                 {"metadata", {{"name", name}, {"namespace", ns}}},
                 {"involvedObject",
-                 {{"apiVersion", p.object.value("apiVersion", "")},
-                  {"kind", p.object.value("kind", "")},
-                  {"name", Md(p.object, "name")},
+                 {{"apiVersion", o.api_version},
+                  {"kind", o.kind},
+                  {"name", o.name},
                   {"namespace", ns},
                   {"uid", uid},
-                  {"resourceVersion", Md(p.object, "resourceVersion")}}},
+                  {"resourceVersion", o.resource_version}}},
                 {"type", p.type},
                 {"reason", p.reason},
                 {"message", p.message},

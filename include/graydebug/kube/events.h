@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -39,10 +40,17 @@ class EventRecorder {
   void Flush();
   uint64_t dropped() const;
   uint64_t sent() const;
+  // Aggregation keys and per-object limits remembered (each forgotten once it no longer matters:
+  // an Event older than aggregate_window, a bucket refilled to its burst).
+  std::size_t remembered() const;
 
  private:
+  // What an Event says about its object (a queued event holds this, never the whole object).
+  struct ObjectRef {
+    std::string api_version, kind, name, ns, uid, resource_version;
+  };
   struct Pending {
-    nlohmann::json object;
+    ObjectRef object;
     std::string type, reason, message;
     Clock::Wall when;
   };
@@ -54,6 +62,7 @@ class EventRecorder {
   void Loop();
   void Send(const Pending& p);
   bool Allowed(const std::string& object_key);
+  void Forget(Clock::Wall now);
 
   std::shared_ptr<Client> client_;
   Options options_;
@@ -65,6 +74,8 @@ class EventRecorder {
   uint64_t dropped_ = 0, sent_ = 0;
   std::map<std::string, Seen> seen_;                                 // aggregation key -> the Event created for it
   std::map<std::string, std::pair<double, Clock::Steady>> buckets_;  // object -> tokens, last refill
+  std::size_t sends_since_forget_ = 0;
+  std::atomic<std::size_t> remembered_{0};
   std::thread thread_;
 };
 
