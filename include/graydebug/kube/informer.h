@@ -69,7 +69,7 @@ class Informer {
   std::string LastResourceVersion() const;
   // How many times the informer listed (1 after the first sync); for tests and metrics.
   int Lists() const { return lists_.load(); }
-  // List pages of a transform-free informer that simdjson could not take and nlohmann decoded
+  // List pages that simdjson could not take and nlohmann decoded
   // instead (kube/packed_page.h); for tests.
   int SlowPages() const { return slow_pages_.load(); }
 

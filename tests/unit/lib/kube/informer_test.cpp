@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <deque>
+#include <thread>
 
 #include "support/fake_apiserver.h"
 #include "support/recording_sink.h"
@@ -109,4 +110,77 @@ TEST_CASE("informer: the first list may come from the watch cache, a relist afte
   REQUIRE(lists.size() >= 2);
   CHECK(lists[0].find("resourceVersion=0") != std::string::npos);
   CHECK(lists[1].find("resourceVersion=") == std::string::npos);
+}
+
+namespace {
+
+// Keeps the name, namespace and labels, and marks the object: what a trimming transform does.
+void Trim(nlohmann::json& o) {
+  nlohmann::json md = o["metadata"];
+  o = {{"metadata",
+        {{"name", md["name"]},
+         {"namespace", md["namespace"]},
+         {"labels", md.value("labels", nlohmann::json::object())}}},
+       {"trimmed", true}};
+}
+
+std::unique_ptr<Informer> TrimmingInformer(graydebug::testing::FakeApiServer& api) {
+  ClientOptions o;
+  o.max_retries = 0;
+  InformerOptions io;
+  io.name = "trimmed";
+  io.transform = Trim;
+  auto informer = std::make_unique<Informer>(api.NewClient(o), Resource::Pods(), "", io);
+  informer->Start();
+  for (int i = 0; !informer->HasSynced() && i < 10000; ++i) std::this_thread::sleep_for(1ms);
+  REQUIRE(informer->HasSynced());
+  return informer;
+}
+
+}  // namespace
+
+TEST_CASE("informer: a transform sees each listed item whole (without managedFields) and the cache keeps its result") {
+  graydebug::testing::FakeApiServer api;
+  std::vector<nlohmann::json> seen;
+  for (int i = 0; i < 3; ++i) {
+    api.Seed(Resource::Pods(), {{"metadata",
+                                 {{"name", "p" + std::to_string(i)},
+                                  {"namespace", "shop"},
+                                  {"labels", {{"app", "order"}, {"n", std::to_string(i)}}},
+                                  {"managedFields", {{{"manager", "kubectl"}}}}}},
+                                {"spec", {{"containers", {{{"name", "order"}, {"image", "order:v2"}}}}}}});
+  }
+  auto informer = TrimmingInformer(api);
+  informer->Stop();
+  CHECK(informer->SlowPages() == 0);
+  REQUIRE(informer->Size() == 3);
+  for (int i = 0; i < 3; ++i) {
+    auto got = informer->Get("shop/p" + std::to_string(i));
+    REQUIRE(got);
+    CHECK(*got == nlohmann::json{{"metadata",
+                                  {{"name", "p" + std::to_string(i)},
+                                   {"namespace", "shop"},
+                                   {"labels", {{"app", "order"}, {"n", std::to_string(i)}}}}},
+                                 {"trimmed", true}});
+  }
+}
+
+TEST_CASE("informer: a page simdjson refuses is decoded the slow way and still transformed") {
+  graydebug::testing::FakeApiServer api;
+  HttpResponse page;
+  page.status = 200;
+  // An integer beyond 64 bits: simdjson refuses the page, nlohmann reads it (as a double).
+  page.body = R"({"kind":"PodList","metadata":{"resourceVersion":"5"},"items":[)"
+              R"({"metadata":{"name":"big","namespace":"shop","labels":{"a":"b"}},"spec":{"n":18446744073709551616}},)"
+              R"({"metadata":{"name":"small","namespace":"shop","managedFields":[{}]}}]})";
+  api.Script({page});
+  auto informer = TrimmingInformer(api);
+  informer->Stop();
+  CHECK(informer->SlowPages() == 1);
+  CHECK(informer->Get("shop/big") ==
+        nlohmann::json{{"metadata", {{"name", "big"}, {"namespace", "shop"}, {"labels", {{"a", "b"}}}}},
+                       {"trimmed", true}});
+  CHECK(informer->Get("shop/small") ==
+        nlohmann::json{{"metadata", {{"name", "small"}, {"namespace", "shop"}, {"labels", nlohmann::json::object()}}},
+                       {"trimmed", true}});
 }
