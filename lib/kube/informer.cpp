@@ -2,13 +2,12 @@
 
 #include <algorithm>
 
-#include <malloc.h>
-
 #include <random>
 #include <unordered_set>
 
 #include "graydebug/backoff.h"
 #include "graydebug/log.h"
+#include "graydebug/memory.h"
 #include "graydebug/telemetry.h"
 #include "packed_page.h"
 
@@ -220,7 +219,7 @@ bool Informer::ListAndReplace() {
     }
   }
   // The list's transient pages are freed; give the memory back to the system.
-  malloc_trim(0);
+  ReturnFreeMemory();
   if (!synced_) log::Info("informer synced", {{"informer", options_.name}, {"objects", std::to_string(Size())}});
   synced_ = true;
   return true;
