@@ -230,10 +230,9 @@ print(f"\nWhere it goes. Idle, {gi - ga:.1f} of graydebug's {gi:.1f} MiB are fil
       f"Active session against {per('peer', 'idle', 'sessions', sessions):.1f}, because graydebug keeps trimmed "
       "objects as MessagePack bytes where the peer keeps whole decoded objects (unstructured maps for sessions). "
       "So the ratio improves with the number of objects and approaches ¼ only with thousands of them, while the "
-      "fixed ~13 MiB of library text keeps it above ¼ at small counts. The one row where graydebug is worse is "
-      "private memory right after a burst of sessions made Active live: heap that glibc malloc keeps after the "
-      "burst of concurrent reconciles (a restart into the same objects needs much less). A one-off run with "
-      "`MALLOC_ARENA_MAX=2` did not change it; it is the first thing to look at for the target.")
+      "fixed ~13 MiB of library text keeps it above ¼ at small counts. After a burst "
+      "of sessions made Active live, the heap freed by the concurrent reconciles is given back once the queue is "
+      "empty (`malloc_trim`, issue #18), and a queued Event holds a reference to its session, not a copy of it.")
 PY
 write_section controller "$out"
 cat "$out"
