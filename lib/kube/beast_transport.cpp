@@ -444,7 +444,8 @@ class BeastTransport final : public HttpTransport {
  private:
   ApiError Build(const HttpRequest& r, bhttp::request<bhttp::string_body>* req) const {
     if (HasLineBreak(r.method) || HasLineBreak(r.path) || r.path.find(' ') != std::string::npos) {
-      return Failure(ErrorKind::kConnection, "request line has a space or line break", true);
+      // Our own request is wrong: kConfig, never retried.
+      return Failure(ErrorKind::kConfig, "request line has a space or line break");
     }
     if (bhttp::verb v = bhttp::string_to_verb(r.method); v != bhttp::verb::unknown) {
       req->method(v);
@@ -456,7 +457,7 @@ class BeastTransport final : public HttpTransport {
     req->set(bhttp::field::host, to_.host_header);
     for (const auto& [k, v] : r.headers) {
       if (HasLineBreak(k) || HasLineBreak(v)) {
-        return Failure(ErrorKind::kConnection, "header " + k + " has a line break", true);
+        return Failure(ErrorKind::kConfig, "header " + k + " has a line break");
       }
       req->insert(k, v);
     }
@@ -493,6 +494,11 @@ class BeastTransport final : public HttpTransport {
     if (c->buffer_.capacity() > kKeptBufferBytes) c->buffer_.shrink_to_fit();  // a list's 64 KiB reads
     c->idle_since_ = SteadyClock::now();
     std::lock_guard lock(mu_);
+    // The oldest wait at the front, and Acquire takes from the back: those past their age are
+    // closed here, or a pool that is never drained would keep them open.
+    auto fresh = std::find_if(idle_conns_.begin(), idle_conns_.end(),
+                              [&](const auto& k) { return c->idle_since_ - k->idle_since_ < kMaxIdleAge; });
+    idle_conns_.erase(idle_conns_.begin(), fresh);
     if (idle_conns_.size() < kMaxIdleConnections) idle_conns_.push_back(std::move(c));
   }
 

@@ -49,6 +49,10 @@ void EventRecorder::Record(const json& object, const std::string& type, const st
   ObjectRef ref{Str(object, "apiVersion"), Str(object, "kind"), Md(object, "name"),
                 Md(object, "namespace"),   Md(object, "uid"),   Md(object, "resourceVersion")};
   if (ref.ns.empty()) ref.ns = "default";
+  if (ref.name.empty()) {  // no object an Event could name (the API server would refuse it)
+    ++dropped_;
+    return;
+  }
   queue_.push_back({std::move(ref), type, reason, message.substr(0, 1024), clock_.WallNow()});
   cv_.notify_one();
 }

@@ -593,6 +593,23 @@ TEST_CASE("transport: hostile or silent answers are one-line errors") {
   }
 }
 
+TEST_CASE("transport: a request with a line break in a header or the path is refused before anything is sent") {
+  RawServer server([](int c, int) { RawServer::WaitForClient(c); });
+  auto transport = TransportTo(server.url());
+  HttpRequest smuggled = Get();
+  smuggled.headers.emplace_back("Authorization", "Bearer x\r\nX-Injected: 1");
+  auto r = transport->Do(smuggled);
+  CHECK(r.status == 0);
+  CHECK(r.error.kind == ErrorKind::kConfig);  // ours to fix: not retried
+  CHECK_FALSE(r.error.Retriable());
+  CHECK(r.error.message == "header Authorization has a line break");
+  HttpRequest path = Get();
+  path.path = "/api/v1/pods HTTP/1.1\r\nHost: elsewhere";
+  CHECK(transport->Do(path).error.kind == ErrorKind::kConfig);
+  CHECK(transport->Stream(path).head.error.kind == ErrorKind::kConfig);
+  CHECK(server.connections() == 0);
+}
+
 TEST_CASE("transport: a watch blocked on a silent server is cancelled from another thread") {
   RawServer server([](int c, int) {
     RawServer::ReadRequest(c);
