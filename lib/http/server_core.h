@@ -110,11 +110,17 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // ---- handler threads and Stop ----
   // Queues a handler run; false when the server is stopping.
+  // A handler thread is woken only when one waits, and after the lock is let go: a busy one takes
+  // the job when it is done with its own, and a woken one does not run into the lock held here.
   bool Dispatch(std::function<void()> job) {
-    std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    jobs_.push_back(std::move(job));
-    work_cv_.notify_one();
+    bool wake = false;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return false;
+      jobs_.push_back(std::move(job));
+      wake = waiting_workers_ > 0;
+    }
+    if (wake) work_cv_.notify_one();
     return true;
   }
   // Handler threads: run queued jobs until Stop and the queue is empty.
@@ -123,7 +129,11 @@ class Core : public std::enable_shared_from_this<Core> {
       std::function<void()> job;
       {
         std::unique_lock lock(mu_);
-        work_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (!stopping_ && jobs_.empty()) {
+          ++waiting_workers_;
+          work_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+          --waiting_workers_;
+        }
         if (stopping_) break;
         job = std::move(jobs_.front());
         jobs_.pop_front();
@@ -252,6 +262,7 @@ class Core : public std::enable_shared_from_this<Core> {
   std::condition_variable work_cv_;  // a job arrived, or stopping_
   int in_flight_ = 0;
   int live_workers_ = 0;
+  int waiting_workers_ = 0;  // handler threads in work_cv_.wait
   bool stopping_ = false;
   std::deque<std::function<void()>> jobs_;
 };
