@@ -125,14 +125,20 @@ YAML
 }
 step "A gray pod (release v2-alpha) is created: it comes back with dlv-server and graydebug-agent"
 containers_of() { gray_pod "$1" "$2" | k create --dry-run=server -o jsonpath='{.spec.containers[*].name}' -f -; }
-injected() { containers_of probe v2-alpha | grep -q dlv-server; }
-not_injected() { ! containers_of probe v2-alpha | grep -q dlv-server; }
+# Output captured first: under pipefail, `| grep -q` fails when grep stops reading early, and a
+# failed dry-run must not pass as "not injected".
+injected() { local c; c=$(containers_of probe v2-alpha) && [[ " $c " == *" dlv-server "* ]]; }
+not_injected() { local c; c=$(containers_of probe v2-alpha) && [[ " $c " != *" dlv-server "* ]]; }
 phase_is() { [ "$(k get dbgs -n shop "$1" -o jsonpath='{.status.phase}')" = "$2" ]; }
 agent_metric_is() { [ "$(metric "http://127.0.0.1:$AGENT_PORT/metrics" "$1")" = "$2" ]; }
 successes_at_least() {
   [ "$(curl -sf "http://127.0.0.1:$CTL_METRICS/metrics" | awk '/^graydebug_attach_attempts_total.*success/ {s += $2} END {print int(s)}')" -ge "$1" ]
 }
-breaker_open() { curl -sf "http://127.0.0.1:$CTL_METRICS/metrics" | grep -q 'graydebug_circuit_state{namespace="shop",release="v2-alpha"} 2'; }
+breaker_open() {
+  local m
+  m=$(curl -sf "http://127.0.0.1:$CTL_METRICS/metrics") &&
+    grep -qF 'graydebug_circuit_state{namespace="shop",release="v2-alpha"} 2' <<<"$m"
+}
 wait_for 30 "the API server to call the webhook" injected
 gray_pod order-v2-alpha-7d9f-x2x v2-alpha | k create -f - | indent
 echo "    \$ kubectl get pod -n shop order-v2-alpha-7d9f-x2x -o jsonpath='{.spec.containers[*].name}'"

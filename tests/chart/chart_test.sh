@@ -127,6 +127,9 @@ reject "injection.dlv.port: 70000" "injection: {dlv: {port: 70000}}" "/injection
 reject "controller.breaker.failureRatio: 1.5" "controller: {breaker: {failureRatio: 1.5}}" "/controller/breaker/failureRatio"
 reject "a misspelt key (webhook.replica)" "webhook: {replica: 3}" "additional properties 'replica' not allowed"
 reject "logLevel: verbose" "logLevel: verbose" "/logLevel"
+# One line that says what is wrong with the duration (not a oneOf with a "want integer" branch).
+reject "webhook.shutdownDelay: 1h" "webhook: {shutdownDelay: 1h}" "'1h' does not match pattern"
+reject "webhook.shutdownDelay: 7 (a number, not 0)" "webhook: {shutdownDelay: 7}" "/webhook/shutdownDelay"
 check "an objectSelector that cannot match injection.selector is refused" fails "$HELM" template "$RELEASE" "$CHART" \
   -n "$NS" --kube-version "$KUBE_VERSION" --set-string 'webhook.objectSelector.matchLabels.graydebug\.io/inject=yes'
 
