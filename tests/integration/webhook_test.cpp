@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "graydebug/base64.h"
+#include "graydebug/kube/config.h"
+#include "support/eventually.h"
 #include "support/local_cluster.h"
 #include "support/process.h"
 #include "support/test_pki.h"
@@ -243,7 +245,9 @@ TEST_CASE("webhook: hostile HTTP gets 413/415/400 with one line, and never starv
   REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
   CHECK(w.child->Output().find("running standalone") != std::string::npos);
   std::string dir = w.pki.dir();
-  auto post = [&](const std::string& file, const std::string& content_type) { return PostReview(w, file, content_type); };
+  auto post = [&](const std::string& file, const std::string& content_type) {
+    return PostReview(w, file, content_type);
+  };
   auto write = [&](const std::string& name, const std::string& body) {
     std::ofstream(dir + "/" + name, std::ios::binary) << body;
     return dir + "/" + name;
@@ -345,4 +349,49 @@ TEST_CASE("webhook: after SIGTERM with --shutdown-delay it is not ready but stil
   CHECK(reply["response"]["patchType"] == "JSONPatch");
   CHECK(w.child->Wait(60s) == 0);
   CHECK(w.child->Output().find("serving for the shutdown delay") != std::string::npos);
+}
+
+TEST_CASE("webhook: a changed --config takes effect live, a broken change is refused, and both are counted") {
+  // What a ConfigMap edit does to a running webhook (the mounted file changes in place).
+  Webhook w;
+  REQUIRE(w.pki.ok());
+  const std::string dir = w.pki.dir(), config = dir + "/injection.yaml";
+  auto write_config = [&](const std::string& text) {
+    std::ofstream(config + ".tmp", std::ios::binary) << text;
+    std::filesystem::rename(config + ".tmp", config);
+  };
+  write_config("dlv:\n  port: 2345\n");
+  REQUIRE_MESSAGE(w.Start("", config), w.pki.error(), w.child ? w.child->Output() : "");
+  REQUIRE_MESSAGE(w.WaitReady(), w.child->Output());
+  const std::string review = dir + "/review.json";
+  std::ofstream(review, std::ios::binary) << PodReview("u-config").dump();
+  auto patch = [&] {  // the decoded patch of a gray pod's review, "" when not answered 200
+    ProcessResult r = PostReview(w, review);
+    if (!r.out.ends_with("\n200")) return std::string();
+    json reply = json::parse(r.out.substr(0, r.out.rfind('\n')), nullptr, false);
+    if (!reply.is_object() || !reply["response"].contains("patch")) return std::string();
+    std::string decoded;
+    if (!graydebug::kube::DecodeBase64(reply["response"]["patch"].get<std::string>(), &decoded)) return std::string();
+    return decoded;
+  };
+  auto counted = [&](const std::string& result, int n) {
+    return w.Metrics().find("graydebug_webhook_config_reloads_total{result=\"" + result + "\"} " + std::to_string(n)) !=
+           std::string::npos;
+  };
+  CHECK(patch().find("2345") != std::string::npos);
+  CHECK(counted("applied", 0));
+
+  write_config("dlv:\n  port: 40000\n");
+  CHECK_MESSAGE(graydebug::testing::Eventually([&] { return counted("applied", 1); }, 30s), w.Metrics());
+  std::string changed = patch();
+  CHECK(changed.find("40000") != std::string::npos);
+  CHECK(changed.find("2345") == std::string::npos);
+
+  write_config("dlv:\n  port: 99999\n");
+  CHECK_MESSAGE(graydebug::testing::Eventually([&] { return counted("refused", 1); }, 30s), w.Metrics());
+  CHECK(patch().find("40000") != std::string::npos);  // the config in force stays
+  CHECK(counted("applied", 1));
+  CHECK(w.child->Output().find("injection config change refused") != std::string::npos);
+  w.child->Signal(SIGTERM);
+  CHECK(w.child->Wait(20s) == 0);
 }
