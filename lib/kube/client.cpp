@@ -155,16 +155,18 @@ Result<json> Client::Send(HttpRequest request, bool idempotent) {
 }
 
 Result<json> Client::Send(HttpRequest request, bool idempotent, const json::parser_callback_t& filter) {
-  Result<std::string> raw = SendRaw(std::move(request), idempotent);
+  int status = 0;
+  Result<std::string> raw = SendRaw(std::move(request), idempotent, &status);
   if (!raw.ok()) return raw.error();
   json body = json::parse(raw.value(), filter, false);
   if (body.is_discarded()) {
-    return ApiError{ErrorKind::kDecode, 200, "", "response is not JSON: " + raw.value().substr(0, 120)};
+    return ApiError{ErrorKind::kDecode, status, "",
+                    "HTTP " + std::to_string(status) + " response is not JSON: " + raw.value().substr(0, 120)};
   }
   return body;
 }
 
-Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent) {
+Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent, int* status) {
   request.headers.emplace_back("Accept", "application/json");
   request.headers.emplace_back("User-Agent", options_.user_agent);
   if (request.timeout.count() == 0 || request.timeout == std::chrono::milliseconds(30000)) {
@@ -180,7 +182,10 @@ Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent) {
     telemetry::Current().KubeRequest(r.method, resp.status,
                                      std::chrono::duration<double>(clock_->Now() - started).count());
     ApiError err;
-    if (resp.status >= 200 && resp.status <= 299) return std::move(resp.body);
+    if (resp.status >= 200 && resp.status <= 299) {
+      if (status != nullptr) *status = resp.status;
+      return std::move(resp.body);
+    }
     err = resp.status == 0 ? resp.error : ErrorFromResponse(resp.status, resp.body, resp.retry_after);
     // A POST is retried only when the server surely did not act on it: 429, 503, or no connection.
     bool retriable = err.Retriable();
@@ -233,10 +238,11 @@ Result<std::string> Client::ListEachRaw(const Resource& r, const std::string& ns
                                         const std::function<PageInfo(const std::string& body)>& page) {
   std::string rv;
   while (true) {
-    Result<std::string> res = SendRaw({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true);
+    int status = 0;
+    Result<std::string> res = SendRaw({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true, &status);
     if (!res.ok()) return res.error();
     PageInfo info = page(res.value());
-    if (!info.error.empty()) return ApiError{ErrorKind::kDecode, 200, "", info.error};
+    if (!info.error.empty()) return ApiError{ErrorKind::kDecode, status, "", info.error};
     if (!info.resource_version.empty()) rv = info.resource_version;
     if (info.continue_token.empty()) return rv;
     options.continue_token = info.continue_token;

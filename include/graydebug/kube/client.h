@@ -138,8 +138,8 @@ class Client {
  private:
   Result<nlohmann::json> Send(HttpRequest request, bool idempotent);
   // The same, parsing a 2xx body through `filter` (nlohmann's parser callback; empty: everything).
-  // SendRaw returns the 2xx body as it came.
-  Result<std::string> SendRaw(HttpRequest request, bool idempotent);
+  // SendRaw returns the 2xx body as it came, and its status in *status when given.
+  Result<std::string> SendRaw(HttpRequest request, bool idempotent, int* status = nullptr);
   Result<nlohmann::json> Send(HttpRequest request, bool idempotent, const nlohmann::json::parser_callback_t& filter);
   void Authorize(HttpRequest& request);
 

@@ -138,8 +138,16 @@ TEST_CASE("client: a 404 about an object names it; a 404 about no object is a re
 
 TEST_CASE("client: a 2xx that is not JSON is a decode error") {
   Fixture f;
-  f.api.Script({{200, "<html>", "", {}}});
-  CHECK(f.client->Get(Resource::Pods(), "shop", "p").error().kind == ErrorKind::kDecode);
+  f.api.Script({{200, "<html>", "", {}}, {201, "created!", "", {}}});
+  auto get = f.client->Get(Resource::Pods(), "shop", "p");
+  CHECK(get.error().kind == ErrorKind::kDecode);
+  CHECK(get.error().http_status == 200);
+  // The status it came with, not a 200 made up for it.
+  auto create = f.client->Create(Resource::Pods(), "shop", {{"metadata", {{"name", "p"}}}});
+  REQUIRE_FALSE(create.ok());
+  CHECK(create.error().kind == ErrorKind::kDecode);
+  CHECK(create.error().http_status == 201);
+  CHECK(create.error().ToString().find("HTTP 201 response is not JSON: created!") != std::string::npos);
 }
 
 TEST_CASE("client: paths and query escaping") {
