@@ -5,7 +5,9 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <vector>
 
+#include "graydebug/json_patch.h"
 #include "graydebug/kube/time.h"
 
 namespace graydebug::log {
@@ -88,13 +90,34 @@ void Write(Level level, std::string_view msg, Fields fields) {
   if (level < s.level) return;
   std::string line;
   if (s.format == Format::kJson) {
-    nlohmann::ordered_json j;
-    j["ts"] = Timestamp();
-    j["level"] = LevelName(level);
-    j["component"] = s.component;
-    j["msg"] = std::string(msg);
-    for (const auto& [k, v] : fields) j[std::string(k)] = std::string(v);
-    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    // Written as text, byte for byte what an ordered nlohmann object would dump: members in order,
+    // a repeated key keeps its first place and takes the last value, invalid UTF-8 replaced.
+    const std::string ts = Timestamp();
+    std::vector<std::pair<std::string_view, std::string_view>> members;
+    members.reserve(4 + fields.size());
+    auto put = [&](std::string_view k, std::string_view v) {
+      for (auto& m : members) {
+        if (m.first == k) {
+          m.second = v;
+          return;
+        }
+      }
+      members.emplace_back(k, v);
+    };
+    put("ts", ts);
+    put("level", LevelName(level));
+    put("component", s.component);
+    put("msg", msg);
+    for (const auto& [k, v] : fields) put(k, v);
+    line.reserve(128);
+    line += '{';
+    for (const auto& [k, v] : members) {
+      if (line.size() > 1) line += ',';
+      AppendJsonString(&line, k);
+      line += ':';
+      AppendJsonString(&line, v);
+    }
+    line += '}';
   } else {
     line = "ts=" + Timestamp();
     AppendLogfmt(line, "level", LevelName(level));
