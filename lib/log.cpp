@@ -4,7 +4,6 @@
 #include <ctime>
 #include <iostream>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "graydebug/json_patch.h"
@@ -55,7 +54,7 @@ void AppendLogfmt(std::string& line, std::string_view key, std::string_view valu
   if (bare) {
     line += value;
   } else {
-    line += nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    AppendJsonString(&line, value);  // nlohmann's escapes, invalid UTF-8 replaced
   }
 }
 
