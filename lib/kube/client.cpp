@@ -160,8 +160,7 @@ Result<json> Client::Send(HttpRequest request, bool idempotent, const json::pars
   if (!raw.ok()) return raw.error();
   json body = json::parse(raw.value(), filter, false);
   if (body.is_discarded()) {
-    return ApiError{ErrorKind::kDecode, status, "",
-                    "HTTP " + std::to_string(status) + " response is not JSON: " + raw.value().substr(0, 120)};
+    return ApiError{ErrorKind::kDecode, status, "", "response is not JSON: " + raw.value().substr(0, 120)};
   }
   return body;
 }

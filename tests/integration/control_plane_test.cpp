@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/eventually.h"
 #include "support/local_cluster.h"
 
 using graydebug::testing::LocalCluster;
@@ -206,12 +207,9 @@ TEST_CASE("a second cluster runs beside the first and stops when its owner proce
   // The watchdog notices the owner is gone and stops both processes; wait for it (bounded). Its
   // `down` removes `ready` last, after the processes: until then it is still deleting files in
   // the directory, and removing the directory beside it would race with it.
-  bool gone = false;
-  for (int i = 0; i < 300 && !gone; ++i) {
-    gone = !Running(apiserver) && !Running(etcd) && !std::filesystem::exists(tmpl + "/ready");
-    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  CHECK(gone);
+  CHECK(graydebug::testing::Eventually(
+      [&] { return !Running(apiserver) && !Running(etcd) && !std::filesystem::exists(tmpl + "/ready"); },
+      std::chrono::seconds(30)));
   CHECK(first.Kubectl({"get", "--raw", "/readyz"}).out == "ok");
   std::error_code ignored;
   std::filesystem::remove_all(tmpl, ignored);

@@ -147,7 +147,7 @@ TEST_CASE("client: a 2xx that is not JSON is a decode error") {
   REQUIRE_FALSE(create.ok());
   CHECK(create.error().kind == ErrorKind::kDecode);
   CHECK(create.error().http_status == 201);
-  CHECK(create.error().ToString().find("HTTP 201 response is not JSON: created!") != std::string::npos);
+  CHECK(create.error().ToString() == "Decode (201): response is not JSON: created!");
 }
 
 TEST_CASE("client: paths and query escaping") {
