@@ -190,6 +190,13 @@ int RunLauncher(const LauncherOptions& o, const std::atomic<bool>& stop) {
       SleepUnlessStopped(wait, stop);
     }
     if (!stop && o.target_pid > 0) {
+      // The same process (PID and start time) running another program: a wrapper that exec'd the
+      // app, or a process found between fork and exec. dlv follows it; only its end is final.
+      if (fs.Alive(target.pid, target.start_ticks, "")) {
+        log::Info("the target given by --target-pid exec'd another program; attaching to that",
+                  {{"target_pid", std::to_string(o.target_pid)}});
+        continue;
+      }
       log::Error("the target given by --target-pid exited", {{"target_pid", std::to_string(o.target_pid)}});
       return 1;
     }

@@ -43,7 +43,7 @@ for run in $(seq "$RUNS"); do
   for pair in "$gpid:agent" "$ppid:peer"; do
     if ! kill -0 "${pair%%:*}" 2>/dev/null; then
       echo "bench: the ${pair#*:} (pid ${pair%%:*}) is not running in run $run; its log:" >&2
-      tail -20 "$dir/${pair#*:}.log" >&2
+      tail -n 20 "$dir/${pair#*:}.log" >&2
       exit 1
     fi
   done

@@ -81,7 +81,7 @@ wait_active() {  # impl pid metrics-port t0 count: until the controller's gauge 
   while [ "$(gauge "$3" "$METRIC")" -lt "$5" ]; do
     if [ $(( $(now_ms) - $4 )) -gt $(( TIMEOUT * 1000 )) ] || ! pid_alive "$2"; then
       echo "bench: $1: only $(gauge "$3" "$METRIC") of $5 sessions Active after $(( ($(now_ms) - $4) / 1000 )) s; log:" >&2
-      tail -5 "$dir/$1.log" >&2
+      tail -n 5 "$dir/$1.log" >&2
       return 1
     fi
     sleep 0.05

@@ -132,7 +132,7 @@ for run in $(seq "$RUNS"); do
     dlv attach 1 --headless --listen="127.0.0.1:$dport" --accept-multiclient --api-version=2 \
     --only-same-user=false >"$dir/debug.log" 2>&1 || { cat "$dir/debug.log" >&2; exit 1; }
   poll 120 sh -c "[ -n \"\$(kubectl -n bench-plain get pod $pod -o jsonpath='{.status.ephemeralContainerStatuses[?(@.name==\"dlv\")].state.running}')\" ]" ||
-    { k -n bench-plain describe pod "$pod" | tail -20 >&2; exit 1; }
+    { k -n bench-plain describe pod "$pod" | tail -n 20 >&2; exit 1; }
   record debug_running_ms "$(ms_since "$t0")"
   start_bg kubectl -n bench-plain port-forward "pod/$pod" "$lport:$dport" >"$dir/pf.log" 2>&1
   pf=$BG_PID

@@ -19,7 +19,7 @@ for target in $targets; do
   echo "fuzz: $target for ${SECONDS_PER_TARGET}s"
   (cd "$BUILD" && "./bin/${target}_fuzz" -max_total_time="$SECONDS_PER_TARGET" -max_len=262144 -rss_limit_mb=4096 \
     -timeout=10 -print_final_stats=1 "$scratch" "$REPO/tests/fuzz/corpus/$target") 2>&1 |
-    grep -E "^#|stat::|ERROR|crash|Done|Test unit written" | tail -8 || status=1
+    grep -E "^#|stat::|ERROR|crash|Done|Test unit written" | tail -n 8 || status=1
   rm -rf "$scratch"
 done
 if ls "$BUILD"/crash-* "$BUILD"/leak-* "$BUILD"/timeout-* >/dev/null 2>&1; then

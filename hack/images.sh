@@ -200,7 +200,7 @@ case "$cmd" in
     mapfile -t tars < <(build)
     for t in "${tars[@]}"; do
       "$ctr" --address "$address" -n k8s.io images import --all-platforms "$t" >/dev/null 2>"$CACHE/work/import.err" ||
-        die "ctr images import $t failed: $(grep -v -i 'cgroup.*deprecat' "$CACHE/work/import.err" | tail -3)"
+        die "ctr images import $t failed: $(grep -v -i 'cgroup.*deprecat' "$CACHE/work/import.err" | tail -n 3)"
       echo "$t"
     done
     say "imported: $(for i in "${selected[@]}"; do printf '%s ' "$(image_name "$i")"; done)" ;;

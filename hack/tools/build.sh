@@ -17,7 +17,7 @@ CONTAINERD_SHIM_TAGS="$CONTAINERD_TAGS no_grpc"
 # cgo against Debian's libseccomp-dev; runc's nsenter is C anyway.
 RUNC_TAGS="seccomp urfave_cli_no_docs"
 
-fail() { echo "tools: build failed; last lines of $1:" >&2; tail -40 "$1" >&2; exit 1; }
+fail() { echo "tools: build failed; last lines of $1:" >&2; tail -n 40 "$1" >&2; exit 1; }
 # recipe_of TOOL: a line that changes when a tool's build flags change (empty: only the pins count).
 recipe_of() {
   case "$1" in

@@ -337,7 +337,7 @@ if [ -z "$missing" ]; then
     --kubeconfig="$WORK/run/controller.kubeconfig" 2> "$WORK/run/controller.log" &
   pids+=($!)
   webhook_ready() {
-    wait_until 30 curl -sf --cacert "$WORK/run/ca.crt" "$URL/readyz" || { tail -5 "$WORK/run/webhook.log"; return 1; }
+    wait_until 30 curl -sf --cacert "$WORK/run/ca.crt" "$URL/readyz" || { tail -n 5 "$WORK/run/webhook.log"; return 1; }
     # Both informers listed through the chart's RBAC: namespaces (ClusterRole) and the one
     # ConfigMap by field selector (Role with resourceNames).
     wait_until 10 grep -q '"informer synced","informer":"circuits"' "$WORK/run/webhook.log" &&
@@ -364,8 +364,8 @@ PY
   }
   check "helm test's graydebug-webhook check-ready (CA from the Secret, webhook.url) passes against it" helm_test_check
   controller_ready() {
-    wait_until 30 curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz" || { tail -5 "$WORK/run/controller.log"; return 1; }
-    wait_until 30 k get lease -n "$NS" graydebug-controller || { tail -5 "$WORK/run/controller.log"; return 1; }
+    wait_until 30 curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz" || { tail -n 5 "$WORK/run/controller.log"; return 1; }
+    wait_until 30 k get lease -n "$NS" graydebug-controller || { tail -n 5 "$WORK/run/controller.log"; return 1; }
     curl -sf "http://127.0.0.1:$CTL_HEALTH/readyz" | grep -q leader
     grep -q '"informer synced","informer":"debugsessions"' "$WORK/run/controller.log" &&
       grep -q '"informer synced","informer":"injected-pods"' "$WORK/run/controller.log" ||
@@ -423,18 +423,19 @@ PY
   pids+=($!)
   attach() {
     wait_until 60 curl -sf "http://127.0.0.1:$AGENT_PORT/probe/dlv" ||
-      { echo "the agent's dlv probe never answered:"; tail -5 "$WORK/run/dlv.log" "$WORK/run/agent.log"; return 1; }
+      { echo "the agent's dlv probe never answered:"; tail -n 5 "$WORK/run/dlv.log" "$WORK/run/agent.log"; return 1; }
     k patch pod -n shop "$POD" --subresource=status --type=merge \
       -p '{"status":{"phase":"Running","podIP":"127.0.0.1","podIPs":[{"ip":"127.0.0.1"}]}}' >/dev/null || return 1
     KUBECTL="$KUBECTL" timeout 90 "$WORK/bin/kubectl-graydebug" attach "$POD" -n shop --ttl 10m --reason "chart test" \
       --no-port-forward > "$WORK/run/attach.out" 2> "$WORK/run/attach.err" ||
-      { cat "$WORK/run/attach.out" "$WORK/run/attach.err"; tail -5 "$WORK/run/controller.log"; return 1; }
+      { cat "$WORK/run/attach.out" "$WORK/run/attach.err"; tail -n 5 "$WORK/run/controller.log"; return 1; }
     cat "$WORK/run/attach.out" "$WORK/run/attach.err"
     grep -q "dlv connect 127.0.0.1:$DLV_PORT" "$WORK/run/attach.out" &&
       grep -q "No port-forward (--no-port-forward)" "$WORK/run/attach.err" || return 1
     local phase
     phase=$(k get debugsessions -n shop -o jsonpath='{.items[0].status.phase}')
     [ "$phase" = Active ] || { echo "phase $phase"; return 1; }
+    touch "$WORK/run/attached" # check runs this in a subshell: a file, not a variable
   }
   check "kubectl graydebug attach $POD --no-port-forward: Active against the real agent, dlv and demo app (no kubelet here, so no port-forward; dlv's port is this machine's)" attach
   echo "       $(grep -m1 'dlv connect' "$WORK/run/attach.out" 2>/dev/null || true)"
@@ -442,7 +443,8 @@ PY
   # Every metric that a dashboard query or an alert names is one that the binaries export.
   exported_metrics() {
     for port in "$WH_METRICS" "$CTL_METRICS"; do curl -sf "http://127.0.0.1:$port/metrics" || return 1; done > "$WORK/run/metrics.txt"
-    python3 "$CHECKS" metrics "$WORK/run/metrics.txt" "$CHART/files/grafana-dashboard.json" "$WORK/all-on.yaml"
+    python3 "$CHECKS" metrics "$WORK/run/metrics.txt" "$CHART/files/grafana-dashboard.json" "$WORK/all-on.yaml" ||
+      { [ -e "$WORK/run/attached" ] || echo "(the session series appear with a session: the attach check above failed)"; return 1; }
   }
   check "every metric in the dashboard's queries and the PrometheusRule's expressions is exported by the webhook or controller" exported_metrics
 

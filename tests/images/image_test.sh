@@ -159,7 +159,7 @@ for _ in $(seq 50); do
   if served=$(nsenter --net="/proc/$pid/ns/net" curl -sf --max-time 1 http://127.0.0.1:8080/healthz 2>/dev/null); then break; fi
   sleep 0.2
 done
-[ "$served" = ok ] || problem "leaky-app: ${argv[*]} as nobody does not serve /healthz on :8080 ($(tail -1 "$WORK/leaky-app.log"))"
+[ "$served" = ok ] || problem "leaky-app: ${argv[*]} as nobody does not serve /healthz on :8080 ($(tail -n 1 "$WORK/leaky-app.log"))"
 kill "$app_pid" 2>/dev/null; pkill -P "$app_pid" 2>/dev/null; wait "$app_pid" 2>/dev/null
 ok "leaky-app: ${argv[*]} serves as nobody"
 
@@ -222,7 +222,7 @@ TOML
       fi
     done
   else
-    problem "import: hack/images.sh import failed: $(tail -1 <<<"$out")"
+    problem "import: hack/images.sh import failed: $(tail -n 1 <<<"$out")"
   fi
   kill -TERM "$cpid" 2>/dev/null
   for _ in $(seq 100); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done

@@ -181,6 +181,42 @@ TEST_CASE("launch-dlv: attaches a real dlv, survives dlv dying and the app resta
   fs::remove_all(dir);
 }
 
+TEST_CASE("launch-dlv --target-pid: follows the process when it execs the app, exits 1 when it ends") {
+  std::string dlv = DlvPath();
+  REQUIRE_MESSAGE(access(dlv.c_str(), X_OK) == 0, "dlv is not built at ", dlv, " (run: make deps)");
+  std::string dir = (fs::temp_directory_path() / ("graydebug-launch-exec-" + std::to_string(getpid()))).string();
+  fs::create_directories(dir);
+  // The launcher is given the PID while it is still a shell: a wrapper script, or a PID read
+  // between fork and exec. The shell then becomes the app, keeping its PID and start time.
+  auto wrapper = Child::Spawn(
+      {"/bin/sh", "-c", "sleep 2; exec " + std::string(GRAYDEBUG_BIN_DIR) + "/leaky-app --listen 127.0.0.1:0"},
+      dir + "/app.log");
+  REQUIRE(wrapper);
+  int dlv_port = FreePort();
+  std::string addr = "127.0.0.1:" + std::to_string(dlv_port);
+  auto launcher = Child::Spawn({std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-agent", "launch-dlv", "--dlv-path=" + dlv,
+                                "--target-pid=" + std::to_string(wrapper->pid()), "--listen=" + addr},
+                               dir + "/launcher.log");
+  REQUIRE(launcher);
+  int port = graydebug::testing::PortPrinted(*wrapper, graydebug::testing::LeakyAppServing());
+  REQUIRE(port > 0);
+  Client client(addr);
+  CHECK_MESSAGE(Eventually([&] { return client.GetVersion().ok(); }), launcher->Output());
+  CHECK(launcher->Output().find("exec'd another program; attaching to that") != std::string::npos);
+  CHECK(Eventually([&] {
+    auto state = client.State();
+    return state.ok() && state.result["State"]["Running"] == true;
+  }));
+  CHECK(Run({"curl", "-sf", "-m", "5", "http://127.0.0.1:" + std::to_string(port) + "/order"}).exit_code == 0);
+
+  // The named process ends: nothing to re-find, one clear line, exit 1.
+  wrapper->Signal(SIGKILL);
+  wrapper->Wait(10s);
+  CHECK(launcher->Wait(30s) == 1);
+  CHECK(launcher->Output().find("the target given by --target-pid exited") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("launch-dlv: gives up with one clear line when no target appears") {
   auto r = Run({std::string(GRAYDEBUG_BIN_DIR) + "/graydebug-agent", "launch-dlv", "--dlv-path=" + DlvPath(),
                 "--target-process=no-such-proc-x", "--listen=127.0.0.1:0", "--wait-timeout=1s"},

@@ -351,12 +351,12 @@ bogus_401() {
   local rc=0
   timeout -k 10 8 "$WORK/bin/graydebug-controller" --kubeconfig="$R/bogus.kubeconfig" --metrics-addr="127.0.0.1:$(free_port)" \
     --health-addr="127.0.0.1:$(free_port)" --lease-namespace="$NS" --log-level=debug 2> "$R/controller-bogus.log" || rc=$?
-  [ "$rc" = 124 ] || { echo "controller with a refused token: exit $rc (124 = stopped by SIGTERM)"; tail -3 "$R/controller-bogus.log"; return 1; }
+  [ "$rc" = 124 ] || { echo "controller with a refused token: exit $rc (124 = stopped by SIGTERM)"; tail -n 3 "$R/controller-bogus.log"; return 1; }
   rc=0
   timeout -k 10 8 "$WORK/bin/graydebug-webhook" --listen="127.0.0.1:$(free_port)" --metrics-addr="127.0.0.1:$(free_port)" \
     --tls-cert-file="$R/tls.crt" --tls-key-file="$R/tls.key" --kubeconfig="$R/bogus.kubeconfig" \
     --circuits-namespace="$NS" --log-level=debug 2> "$R/webhook-bogus.log" || rc=$?
-  [ "$rc" = 124 ] || { echo "webhook with a refused token: exit $rc (124 = stopped by SIGTERM)"; tail -3 "$R/webhook-bogus.log"; return 1; }
+  [ "$rc" = 124 ] || { echo "webhook with a refused token: exit $rc (124 = stopped by SIGTERM)"; tail -n 3 "$R/webhook-bogus.log"; return 1; }
   KUBECTL="$KUBECTL" timeout -k 5 20 "$WORK/bin/kubectl-graydebug" list -n shop --kubeconfig="$R/bogus.kubeconfig" \
     > "$R/plugin-bogus.log" 2>&1 && { echo "the plugin succeeded with a refused token"; return 1; }
   grep -qi 'unauthorized\|401' "$R/controller-bogus.log" && grep -qi 'unauthorized\|401' "$R/webhook-bogus.log" &&
