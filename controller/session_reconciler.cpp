@@ -1,6 +1,8 @@
 #include "controller/session_reconciler.h"
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 
 #include "graydebug/api/debug_session.h"
 #include "graydebug/api/pod.h"
@@ -154,11 +156,24 @@ SessionActions SessionReconciler::Reconcile(const SessionInput& in) const {
   st["observedGeneration"] = generation;
   if (!st.contains("attach") || !st["attach"].is_object()) st["attach"] = {{"attempts", 0}};
 
+  // One Event per status write (docs/controller.md): the phases a reconcile passes through are
+  // written together, so the last one's Event names the earlier ones instead of one Event each.
+  std::vector<std::string> passed;
+  std::optional<size_t> phase_event;
   auto become = [&](const std::string& next, const std::string& type, const std::string& reason,
                     const std::string& message) {
     st["phase"] = next;
     if (api::IsFinalPhase(next)) st["finishedAt"] = kube::FormatTime(in.now);
-    a.events.push_back({type, reason, message});
+    if (phase_event) a.events.erase(a.events.begin() + static_cast<std::ptrdiff_t>(*phase_event));
+    passed.push_back(next);
+    std::string text = message;
+    if (passed.size() > 1) {
+      text += " (";
+      for (size_t i = 0; i < passed.size(); ++i) text += (i == 0 ? "" : " -> ") + passed[i];
+      text += ")";
+    }
+    phase_event = a.events.size();
+    a.events.push_back({type, reason, std::move(text)});
     phase = next;
   };
 

@@ -108,7 +108,10 @@ TEST_CASE("session: pending -> attaching -> active with latency, pod, release an
   CHECK(*a.requeue_after == 30s);
   std::vector<std::string> reasons;
   for (const auto& e : a.events) reasons.push_back(e.reason);
-  CHECK(reasons == std::vector<std::string>{"Pending", "Attaching", "Active"});
+  // Written in one status update, told in one Event that names the phases passed.
+  CHECK(reasons == std::vector<std::string>{"Active"});
+  CHECK(a.events[0].type == "Normal");
+  CHECK(a.events[0].message == "attached to dlv in pod order-1 in 12ms (Pending -> Attaching -> Active)");
 }
 
 TEST_CASE("session: the probe address is the pod IP and the agent container's port") {
@@ -150,6 +153,22 @@ TEST_CASE("session: attach failures retry with backoff, then Failed after 3 trie
   CHECK_FALSE(a.probe);
 }
 
+TEST_CASE("session: one Event per phase written; warnings that are not phase changes stay their own") {
+  Driver d;
+  SessionActions a = d.Step(kT0, ProbeResult{false, 0, "connection refused"});
+  REQUIRE(d.Phase() == "Attaching");
+  REQUIRE(a.events.size() == 2);
+  CHECK(a.events[0].reason == "Attaching");
+  CHECK(a.events[0].message == "attaching to dlv in pod order-1 (Pending -> Attaching)");
+  CHECK(a.events[1].reason == "AttachRetrying");
+  CHECK(a.events[1].type == "Warning");
+  // The next write is one phase change: its Event names no path.
+  a = d.Step(kT0 + 2s);
+  REQUIRE(d.Phase() == "Active");
+  REQUIRE(a.events.size() == 1);
+  CHECK(a.events[0].message == "attached to dlv in pod order-1 in 12ms");
+}
+
 TEST_CASE("session: graydebug's own probe failures are not attach attempts for the breaker") {
   Driver d;
   SessionActions a = d.Step(kT0, ProbeResult{false, 0, "API server unavailable", true});
@@ -165,6 +184,8 @@ TEST_CASE("session: open circuit rejects with CircuitOpen and when it retries; h
   CHECK((*Condition(d.session["status"], "CircuitAllowed"))["reason"] == "CircuitOpen");
   CHECK(a.events.back().type == "Warning");
   CHECK(a.events.back().message.find("retries at 2026-11-26T10:01:00Z") != std::string::npos);
+  CHECK(a.events.size() == 1);
+  CHECK(a.events.back().message.find("(Pending -> Rejected)") != std::string::npos);
   Driver h;
   h.circuit = {CircuitState::kHalfOpen, {}};
   h.Step(kT0);
