@@ -48,7 +48,9 @@ check "graydebug.io/expvar-url: the agent exports heap gauges from the app's exp
 signal_pods STOP "$NS" app=order dlv >/dev/null
 for i in $(seq 1 7); do new_session "$NS" "broken-$i" "pod $pod"; done
 check "the breaker opens" wait_until 240 state_is open
-check "the failed sessions have status.finishedAt" sh -c \
+# The breaker's ConfigMap is written before the status of the attempt that tripped it (no attempt is
+# lost), so the last sessions may still be writing Failed when it reads open: wait for it.
+check "the failed sessions have status.finishedAt" wait_until 60 sh -c \
   "[ -n \"\$(kubectl -n $NS get debugsession broken-1 -o jsonpath='{.status.finishedAt}')\" ]"
 
 # Replaced while open: the new pod has no sidecars (nothing left to run trials on).
