@@ -20,6 +20,7 @@ echo "bench: created $COUNT pods in $(( $(now_ms) - t0 )) ms"
 for i in $(seq 1 "$RUNS"); do
   "$BIN/informer_bench" --kubeconfig "$kc" --count "$COUNT" --updates "$UPDATES" --create 0 | tee -a "$dir/results"
   "$peer" --kubeconfig "$kc" --count "$COUNT" --updates "$UPDATES" | tee -a "$dir/results"
+  "$BIN/informer_bench" --kubeconfig "$kc" --count "$COUNT" --updates "$UPDATES" --create 0 --protobuf 0 | tee -a "$dir/results"
 done
 out=$(mktemp)
 python3 - "$dir/results" "$COUNT" "$UPDATES" "$RUNS" "$(machine)" > "$out" <<'PY'
@@ -31,23 +32,22 @@ def med(impl, key): return statistics.median(vals(impl, key))
 def cell(impl, key, fmt, scale=1):
     v = [x * scale for x in vals(impl, key)]
     return "%s (%s–%s)" % (fmt % statistics.median(v), fmt % min(v), fmt % max(v))
-g, p = "graydebug", "client-go"
+g, p, gj = "graydebug", "client-go", "graydebug-json"
 print("## Informer over %s injected pods (bench/informer.bench.sh)\n" % count)
 print("Machine: %s. Command: `make bench` (`COUNT=%s UPDATES=%s RUNS=%s bench/informer.bench.sh`); "
       "medians of %s runs per side with min–max, alternating, against one local kube-apiserver v1.37.2 in the same run. "
       "Peer: a client-go v0.37.2 shared informer (`bench/peers/informer`). Each pod is ~1.3 KB of JSON "
       "(3 containers, labels, the injection annotation).\n" % (machine, count, updates, runs, runs))
-print("| metric | graydebug (C++) | client-go (Go) | graydebug ÷ client-go |")
-print("|---|---|---|---|")
+print("| metric | graydebug (C++) | client-go (Go) | graydebug ÷ client-go | graydebug listing JSON | JSON ÷ client-go |")
+print("|---|---|---|---|---|---|")
 for key, label, fmt in [("sync_seconds", "list + sync (s)", "%.2f"),
                         ("kib_per_object", "resident memory per cached pod (KiB)", "%.2f"),
                         ("rss_kib_after_sync", "process RSS after sync (MiB)", None),
                         ("update_events_per_second", "updates seen through the watch (/s)", "%.0f")]:
-    a, b = med(g, key), med(p, key)
-    if fmt is None:
-        print("| %s | %s | %s | %.2f |" % (label, cell(g, key, "%.1f", 1 / 1024), cell(p, key, "%.1f", 1 / 1024), a / b))
-    else:
-        print("| %s | %s | %s | %.2f |" % (label, cell(g, key, fmt), cell(p, key, fmt), a / b))
+    a, b, c = med(g, key), med(p, key), med(gj, key)
+    f, scale = (fmt, 1) if fmt is not None else ("%.1f", 1 / 1024)
+    print("| %s | %s | %s | %.2f | %s | %.2f |" % (label, cell(g, key, f, scale), cell(p, key, f, scale), a / b,
+                                                 cell(gj, key, f, scale), c / b))
 print("\nMemory: graydebug caches each object as MessagePack bytes without metadata.managedFields "
       "(decoded on read), client-go as typed Go structs with everything. Time: graydebug decodes each list page "
       "with simdjson straight into MessagePack (no JSON tree; an informer with a transform, like the controller's "

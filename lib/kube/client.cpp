@@ -2,9 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "graydebug/file_read.h"
 #include "graydebug/log.h"
 #include "graydebug/telemetry.h"
+#include "packed_page.h"
 
 namespace graydebug::kube {
 
@@ -166,7 +169,9 @@ Result<json> Client::Send(HttpRequest request, bool idempotent, const json::pars
 }
 
 Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent, int* status) {
-  request.headers.emplace_back("Accept", "application/json");
+  if (std::none_of(request.headers.begin(), request.headers.end(), [](const auto& h) { return h.first == "Accept"; })) {
+    request.headers.emplace_back("Accept", "application/json");
+  }
   request.headers.emplace_back("User-Agent", options_.user_agent);
   if (request.timeout.count() == 0 || request.timeout == std::chrono::milliseconds(30000)) {
     request.timeout = options_.request_timeout;
@@ -184,6 +189,11 @@ Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent, int* s
     if (resp.status >= 200 && resp.status <= 299) {
       if (status != nullptr) *status = resp.status;
       return std::move(resp.body);
+    }
+    if (resp.status != 0 && IsProtobuf(resp.body)) {
+      // A Status in protobuf, for a request that asked for it: read as the JSON it stands for.
+      std::string why, text = ProtobufToJson(resp.body, &why);
+      resp.body = text.empty() ? "a Status in protobuf graydebug cannot read: " + why : std::move(text);
     }
     err = resp.status == 0 ? resp.error : ErrorFromResponse(resp.status, resp.body, resp.retry_after);
     // A POST is retried only when the server surely did not act on it: 429, 503, or no connection.
@@ -238,7 +248,11 @@ Result<std::string> Client::ListEachRaw(const Resource& r, const std::string& ns
   std::string rv;
   while (true) {
     int status = 0;
-    Result<std::string> res = SendRaw({"GET", Path(r, ns) + Query(options, false), "", "", {}, {}}, true, &status);
+    HttpRequest request{"GET", Path(r, ns) + Query(options, false), "", "", {}, {}};
+    if (options.prefer_protobuf) {
+      request.headers.emplace_back("Accept", "application/vnd.kubernetes.protobuf, application/json");
+    }
+    Result<std::string> res = SendRaw(std::move(request), true, &status);
     if (!res.ok()) return res.error();
     PageInfo info = page(res.value());
     if (!info.error.empty()) return ApiError{ErrorKind::kDecode, status, "", info.error};

@@ -139,6 +139,8 @@ bool Informer::ListAndReplace() {
   // that version, so anything newer arrives as events. A relist, after the watch's version was
   // compacted away (410), reads the current state.
   if (lists_ == 0 && options_.first_list_from_cache) o.resource_version = "0";
+  o.prefer_protobuf = options_.protobuf && !protobuf_failed_ &&
+                      ProtobufListKnown(resource_.group, resource_.version, resource_.resource);
   std::unordered_map<std::string, Entry> fresh;
   auto add = [&](json& item) {
     Prepare(item);
@@ -152,8 +154,9 @@ bool Informer::ListAndReplace() {
   // are not interleaved on the heap with a page's worth of freed nodes (a controller that cached
   // 5000 trimmed pods through a whole-page tree held 4.5 KiB per pod).
   PagePacker packer;
-  rv = client_->ListEachRaw(resource_, ns_, o, [&](const std::string& body) {
+  auto page = [&](const std::string& body) {
     Client::PageInfo info;
+    const bool protobuf = IsProtobuf(body);
     std::string why = packer.Pack(
         body,
         [&](std::string_view item_ns, std::string_view name, std::string item_rv, std::vector<std::uint8_t> packed) {
@@ -165,11 +168,28 @@ bool Informer::ListAndReplace() {
           if (!item.is_discarded()) add(item);
         },
         &info.continue_token, &info.resource_version);
-    if (why.empty()) return info;
+    if (why.empty()) {
+      if (protobuf) protobuf_pages_++;
+      return info;
+    }
+    if (protobuf) {
+      // Only this decoder reads protobuf: list again as JSON (below), and from now on.
+      protobuf_failed_ = true;
+      info.error = "a protobuf list page graydebug cannot read: " + why;
+      return info;
+    }
     log::Debug("list page decoded the slow way", {{"informer", options_.name}, {"why", why}});
     slow_pages_++;
     return Client::EachItem(body, add);
-  });
+  };
+  rv = client_->ListEachRaw(resource_, ns_, o, page);
+  if (!rv.ok() && o.prefer_protobuf && protobuf_failed_) {
+    log::Warn("listing as JSON from now on", {{"informer", options_.name}, {"error", rv.error().ToString()}});
+    fresh.clear();
+    o.prefer_protobuf = false;
+    o.continue_token.clear();
+    rv = client_->ListEachRaw(resource_, ns_, o, page);
+  }
   telemetry::Current().InformerList(options_.name, rv.ok());
   if (!rv.ok()) {
     log::Warn("list failed; retrying with backoff", {{"informer", options_.name}, {"error", rv.error().ToString()}});

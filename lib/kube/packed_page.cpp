@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "msgpack_writer.h"
+
 namespace graydebug::kube {
 namespace {
 
@@ -12,9 +14,9 @@ namespace dom = simdjson::dom;
 // Containers this large report a saturated size in simdjson's tape.
 constexpr std::size_t kSaturated = 0xFFFFFF;
 
-class Writer {
+class Writer : public MsgpackWriter {
  public:
-  explicit Writer(std::vector<std::uint8_t>* out) : out_(*out) {}
+  using MsgpackWriter::MsgpackWriter;
 
   // Returns "" or why the value cannot be written.
   std::string Value(dom::element e, bool drop_managed_fields) {
@@ -24,22 +26,14 @@ class Writer {
         dom::array a(e);
         const std::size_t n = a.size();
         if (n >= kSaturated) return "an array of 2^24 or more elements";
-        Header(n, 0x90, 0xdc, 0xdd);
+        ArrayHeader(n);
         for (dom::element x : a) {
           if (std::string why = Value(x, false); !why.empty()) return why;
         }
         return "";
       }
       case dom::element_type::STRING: String(std::string_view(e)); return "";
-      case dom::element_type::INT64: {
-        const std::int64_t v = int64_t(e);
-        if (v >= 0) {
-          Unsigned(static_cast<std::uint64_t>(v));
-        } else {
-          Signed(v);
-        }
-        return "";
-      }
+      case dom::element_type::INT64: Integer(int64_t(e)); return "";
       case dom::element_type::UINT64: Unsigned(uint64_t(e)); return "";
       case dom::element_type::DOUBLE: {
         const double d = double(e);
@@ -49,8 +43,8 @@ class Writer {
         Big(bits, 8);
         return "";
       }
-      case dom::element_type::BOOL: Byte(bool(e) ? 0xc3 : 0xc2); return "";
-      case dom::element_type::NULL_VALUE: Byte(0xc0); return "";
+      case dom::element_type::BOOL: Bool(bool(e)); return "";
+      case dom::element_type::NULL_VALUE: Nil(); return "";
     }
     return "an unknown JSON type";
   }
@@ -59,7 +53,7 @@ class Writer {
   std::string Object(dom::object o, bool drop_managed_fields) {
     const std::size_t n = o.size();
     if (n >= kSaturated) return "an object of 2^24 or more members";
-    Header(n, 0x80, 0xde, 0xdf);
+    MapHeader(n);
     for (dom::key_value_pair kv : o) {
       String(kv.key);
       if (drop_managed_fields && kv.key == "metadata" && kv.value.is_object()) {
@@ -67,7 +61,7 @@ class Writer {
         dom::object md(kv.value);
         std::size_t m = 0;
         for (dom::key_value_pair f : md) m += f.key == "managedFields" ? 0 : 1;
-        Header(m, 0x80, 0xde, 0xdf);
+        MapHeader(m);
         for (dom::key_value_pair f : md) {
           if (f.key == "managedFields") continue;
           String(f.key);
@@ -79,76 +73,6 @@ class Writer {
     }
     return "";
   }
-
-  void Byte(std::uint8_t b) { out_.push_back(b); }
-  void Big(std::uint64_t v, int bytes) {
-    for (int i = bytes - 1; i >= 0; --i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  // fix (with its mask) for < 16 members, else the 16- or 32-bit form.
-  void Header(std::size_t n, std::uint8_t fix, std::uint8_t b16, std::uint8_t b32) {
-    if (n < 16) {
-      Byte(static_cast<std::uint8_t>(fix | n));
-    } else if (n <= 0xFFFF) {
-      Byte(b16);
-      Big(n, 2);
-    } else {
-      Byte(b32);
-      Big(n, 4);
-    }
-  }
-  void String(std::string_view s) {
-    const std::size_t n = s.size();
-    if (n < 32) {
-      Byte(static_cast<std::uint8_t>(0xa0 | n));
-    } else if (n <= 0xFF) {
-      Byte(0xd9);
-      Big(n, 1);
-    } else if (n <= 0xFFFF) {
-      Byte(0xda);
-      Big(n, 2);
-    } else {
-      Byte(0xdb);
-      Big(n, 4);
-    }
-    out_.insert(out_.end(), s.begin(), s.end());
-  }
-  void Unsigned(std::uint64_t v) {
-    if (v < 128) {
-      Byte(static_cast<std::uint8_t>(v));
-    } else if (v <= 0xFF) {
-      Byte(0xcc);
-      Big(v, 1);
-    } else if (v <= 0xFFFF) {
-      Byte(0xcd);
-      Big(v, 2);
-    } else if (v <= 0xFFFFFFFFull) {
-      Byte(0xce);
-      Big(v, 4);
-    } else {
-      Byte(0xcf);
-      Big(v, 8);
-    }
-  }
-  void Signed(std::int64_t v) {  // v < 0
-    const auto bits = static_cast<std::uint64_t>(v);
-    if (v >= -32) {
-      Byte(static_cast<std::uint8_t>(bits));
-    } else if (v >= -128) {
-      Byte(0xd0);
-      Big(bits, 1);
-    } else if (v >= -32768) {
-      Byte(0xd1);
-      Big(bits, 2);
-    } else if (v >= INT32_MIN) {
-      Byte(0xd2);
-      Big(bits, 4);
-    } else {
-      Byte(0xd3);
-      Big(bits, 8);
-    }
-  }
-
-  std::vector<std::uint8_t>& out_;
 };
 
 std::string_view StringAt(dom::element e, const char* key) {
@@ -168,6 +92,7 @@ PagePacker::~PagePacker() = default;
 
 std::string PagePacker::Pack(const std::string& body, const Each& each, std::string* continue_token,
                              std::string* resource_version) {
+  if (IsProtobuf(body)) return PackProtobufList(body, &impl_->scratch, each, continue_token, resource_version);
   dom::element page;
   if (auto error = impl_->parser.parse(body).get(page); error != simdjson::SUCCESS) {
     return std::string("not JSON simdjson reads: ") + simdjson::error_message(error);

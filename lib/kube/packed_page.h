@@ -39,4 +39,20 @@ class PagePacker {
 // packer's writer, for tests). "" in *error when it worked.
 std::vector<std::uint8_t> PackJson(std::string_view json, std::string* error);
 
+// True when `body` is in Kubernetes' protobuf encoding (it starts with "k8s\0").
+bool IsProtobuf(std::string_view body);
+
+// Whether proto_list.cpp has tables for a list of this resource (core v1 pods).
+bool ProtobufListKnown(std::string_view group, std::string_view version, std::string_view resource);
+
+// PagePacker::Pack for a page in protobuf (proto_list.cpp): each item as the MessagePack of the JSON
+// the API server would have sent, without metadata.managedFields. Returns "" or why it cannot be
+// decoded here (a kind without tables, a field they do not have, a malformed message): then list
+// as JSON. `scratch` is kept across pages.
+std::string PackProtobufList(std::string_view body, std::vector<std::uint8_t>* scratch, const PagePacker::Each& each,
+                             std::string* continue_token, std::string* resource_version);
+
+// A protobuf object with tables (a Status) as JSON text; "" and *error when it cannot be decoded.
+std::string ProtobufToJson(std::string_view body, std::string* error);
+
 }  // namespace graydebug::kube

@@ -163,3 +163,134 @@ TEST_CASE("informer: relists after a 410 Gone and notices deletes it missed") {
   REQUIRE_MESSAGE(uncached.ok(), uncached.error());
   OutageTest(uncached, "gone", true);
 }
+
+namespace {
+
+// A pod with most kinds of field a user writes (and the API server defaults): quantities in a
+// form the server canonicalises, named and numeric probe ports, volumes, times in the status.
+json RichPod(const std::string& name) {
+  return json::parse(R"({
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": ")" +
+                     name + R"(", "labels": {"informer": "protobuf", "zeta": "1", "alpha": "a"},
+                 "annotations": {"note": "<b>&amp; \"quoted\"</b> 日本", "empty": ""}},
+    "spec": {
+      "initContainers": [{"name": "init", "image": "busybox", "command": ["true"]}],
+      "containers": [
+        {"name": "app", "image": "leaky-app:v1", "args": ["--port", "8080"],
+         "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}, {"containerPort": 9090, "hostPort": 19090}],
+         "env": [{"name": "A", "value": "1"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                 {"name": "LIM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}}],
+         "resources": {"limits": {"memory": "0.5Gi", "cpu": "1.5"}, "requests": {"memory": "128974848", "cpu": "250m"}},
+         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "initialDelaySeconds": 3, "periodSeconds": 5},
+         "readinessProbe": {"tcpSocket": {"port": 8080}, "timeoutSeconds": 2},
+         "startupProbe": {"exec": {"command": ["cat", "/tmp/ok"]}, "failureThreshold": 30},
+         "securityContext": {"runAsUser": 1000, "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+                             "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true},
+         "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}, {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": true}]},
+        {"name": "dlv", "image": "graydebug:v1", "stdin": false, "tty": false}],
+      "volumes": [
+        {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        {"name": "cfg", "configMap": {"name": "c", "items": [{"key": "k", "path": "p", "mode": 256}], "defaultMode": 420, "optional": true}},
+        {"name": "tok", "projected": {"sources": [{"secret": {"name": "s", "items": [{"key": "k", "path": "k"}]}},
+                                                  {"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}}],
+      "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}],
+      "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}}]}},
+      "nodeSelector": {"kubernetes.io/os": "linux"},
+      "terminationGracePeriodSeconds": 0, "activeDeadlineSeconds": 3600, "priority": 0,
+      "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]},
+      "shareProcessNamespace": true, "enableServiceLinks": false
+    }})");
+}
+
+std::map<std::string, std::string> Dumps(const Informer& informer) {
+  std::map<std::string, std::string> m;
+  for (const json& o : informer.List()) m[Informer::KeyOf(o)] = o.dump();
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("informer: lists pods as protobuf into exactly the objects a JSON list gives") {
+  LocalCluster& cluster = LocalCluster::Shared();
+  REQUIRE_MESSAGE(cluster.ok(), cluster.error());
+  auto client = ClientFor(cluster.Rest());
+  const Resource pods = Resource::Pods();
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "proto-" + std::to_string(i);
+    auto created = client->Create(pods, "default", RichPod(name));
+    REQUIRE_MESSAGE(created.ok(), created.error().ToString());
+    // What a kubelet reports: times, IPs, container states.
+    const std::string status = R"({"status": {"phase": "Running", "podIP": "10.0.0.)" + std::to_string(i + 1) +
+                               R"(", "podIPs": [{"ip": "10.0.0.)" + std::to_string(i + 1) + R"("}],
+        "hostIP": "127.0.0.1", "startTime": "2026-12-08T00:00:00Z", "qosClass": "Burstable",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-08T00:00:01Z"}],
+        "containerStatuses": [{"name": "app", "ready": true, "restartCount": 2, "image": "leaky-app:v1", "imageID": "",
+          "started": true, "state": {"running": {"startedAt": "2026-12-08T00:00:02Z"}},
+          "lastState": {"terminated": {"exitCode": -1, "reason": "OOMKilled", "startedAt": null,
+                                       "finishedAt": "2026-12-07T23:59:59Z"}}}]}})";
+    auto patched = client->Patch(pods, "default", name, PatchType::kStrategicMerge, status, "status");
+    REQUIRE_MESSAGE(patched.ok(), patched.error().ToString());
+  }
+  auto start = [&](const std::string& name, bool protobuf, bool from_cache, int64_t page) {
+    InformerOptions o;
+    o.label_selector = "informer=protobuf";
+    o.protobuf = protobuf;
+    o.first_list_from_cache = from_cache;
+    o.page_size = page;
+    o.name = name;
+    auto inf = std::make_unique<Informer>(client, pods, "default", o);
+    inf->Start();
+    return inf;
+  };
+  auto as_json = start("json", false, false, 500);
+  auto from_cache = start("protobuf-cache", true, true, 500);
+  auto paged = start("protobuf-paged", true, false, 2);  // a consistent read in pages of 2
+  for (Informer* inf : {as_json.get(), from_cache.get(), paged.get()}) {
+    REQUIRE(Eventually([&] { return inf->HasSynced() && inf->Size() == 5; }));
+  }
+  CHECK(as_json->ProtobufPages() == 0);
+  CHECK(from_cache->ProtobufPages() >= 1);
+  CHECK(paged->ProtobufPages() >= 3);
+  for (Informer* inf : {from_cache.get(), paged.get()}) {
+    CHECK_FALSE(inf->ProtobufFailed());
+    CHECK(inf->SlowPages() == 0);
+  }
+  const auto want = Dumps(*as_json);
+  REQUIRE(want.size() == 5);
+  CHECK(want.begin()->second.find("\"cpu\":\"1500m\"") != std::string::npos);  // canonicalised by the server
+  CHECK(want.begin()->second.find("\"managedFields\"") == std::string::npos);
+  for (Informer* inf : {from_cache.get(), paged.get()}) {
+    const auto got = Dumps(*inf);
+    for (const auto& [key, text] : want) {
+      INFO(key);
+      REQUIRE(got.count(key) == 1);
+      CHECK(got.at(key) == text);
+    }
+  }
+  // And exactly what kubectl's JSON is, managedFields aside: a GET of each pod.
+  for (const auto& [key, text] : want) {
+    auto got = client->Get(pods, "default", key.substr(key.find('/') + 1));
+    REQUIRE(got.ok());
+    got.value()["metadata"].erase("managedFields");
+    got.value().erase("kind");
+    got.value().erase("apiVersion");
+    CHECK(got.value().dump() == text);
+  }
+  // The watch that follows is JSON and goes into the same cache.
+  REQUIRE(client->Patch(pods, "default", "proto-0", PatchType::kMerge, R"({"metadata":{"labels":{"zeta":"2"}}})").ok());
+  CHECK(Eventually([&] {
+    auto o = from_cache->Get("default/proto-0");
+    return o && (*o)["metadata"]["labels"]["zeta"] == "2";
+  }));
+  // An error to a request that asked for protobuf comes as a protobuf Status, read as JSON's.
+  graydebug::kube::ListOptions bad;
+  bad.label_selector = "a in (";
+  bad.prefer_protobuf = true;
+  auto failed = client->ListEachRaw(pods, "default", bad, [](const std::string&) { return Client::PageInfo{}; });
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().kind == graydebug::kube::ErrorKind::kBadRequest);
+  CHECK(failed.error().message.find("unable to parse requirement") != std::string::npos);
+  for (int i = 0; i < 5; ++i) client->Delete(pods, "default", "proto-" + std::to_string(i), 0);
+}

@@ -38,6 +38,9 @@ struct ListOptions {
   std::string resource_version;  // "" = most recent
   int64_t timeout_seconds = 0;   // watch: server ends the watch after this long
   bool allow_bookmarks = true;   // watch only
+  // ListEachRaw only: ask for Kubernetes' protobuf encoding, JSON as the fallback (a custom
+  // resource has no protobuf); the page callback then gets whichever the server chose.
+  bool prefer_protobuf = false;
 };
 
 enum class PatchType { kMerge, kJson, kStrategicMerge };
