@@ -69,6 +69,10 @@ struct Rec {
 };
 
 bool ReadVarint(const std::uint8_t*& p, const std::uint8_t* end, std::uint64_t* v) {
+  if (p != end && *p < 0x80) {  // most keys and lengths
+    *v = *p++;
+    return true;
+  }
   std::uint64_t x = 0;
   for (int shift = 0; shift < 70; shift += 7) {
     if (p == end) return false;
@@ -178,8 +182,8 @@ void CivilFromDays(std::int64_t z, std::int64_t* y, unsigned* m, unsigned* d) {
   *y = static_cast<std::int64_t>(yoe) + era * 400 + (*m <= 2 ? 1 : 0);
 }
 
-// Time.Format(RFC3339) in UTC, or RFC3339Micro when micros >= 0.
-std::string FormatTime(std::int64_t seconds, std::int64_t micros) {
+// Time.Format(RFC3339) in UTC, or RFC3339Micro when micros >= 0, into out.
+void FormatTime(std::int64_t seconds, std::int64_t micros, std::string* out) {
   std::int64_t days = seconds / 86400, rem = seconds % 86400;
   if (rem < 0) {
     rem += 86400;
@@ -188,18 +192,35 @@ std::string FormatTime(std::int64_t seconds, std::int64_t micros) {
   std::int64_t y;
   unsigned mo, d;
   CivilFromDays(days, &y, &mo, &d);
+  out->clear();
+  auto digits = [out](std::uint64_t v, int width) {
+    char b[20];
+    int n = 0;
+    do {
+      b[n++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v > 0);
+    for (int i = n; i < width; ++i) out->push_back('0');
+    while (n > 0) out->push_back(b[--n]);
+  };
   // Go writes the year with at least four digits, a minus sign before a negative one.
-  char year[24];
-  std::snprintf(year, sizeof year, y < 0 ? "-%04lld" : "%04lld", static_cast<long long>(y < 0 ? -y : y));
-  char buf[64];
-  const int h = static_cast<int>(rem / 3600), mi = static_cast<int>(rem / 60 % 60), s = static_cast<int>(rem % 60);
+  if (y < 0) out->push_back('-');
+  digits(static_cast<std::uint64_t>(y < 0 ? -y : y), 4);
+  out->push_back('-');
+  digits(mo, 2);
+  out->push_back('-');
+  digits(d, 2);
+  out->push_back('T');
+  digits(static_cast<std::uint64_t>(rem / 3600), 2);
+  out->push_back(':');
+  digits(static_cast<std::uint64_t>(rem / 60 % 60), 2);
+  out->push_back(':');
+  digits(static_cast<std::uint64_t>(rem % 60), 2);
   if (micros >= 0) {
-    std::snprintf(buf, sizeof buf, "%s-%02u-%02uT%02d:%02d:%02d.%06lldZ", year, mo, d, h, mi, s,
-                  static_cast<long long>(micros));
-  } else {
-    std::snprintf(buf, sizeof buf, "%s-%02u-%02uT%02d:%02d:%02dZ", year, mo, d, h, mi, s);
+    out->push_back('.');
+    digits(static_cast<std::uint64_t>(micros), 6);
   }
-  return buf;
+  out->push_back('Z');
 }
 
 // Go's zero time.Time is 0001-01-01T00:00:00Z.
@@ -230,12 +251,14 @@ class ProtoWriter : public MsgpackWriter {
       o[at] = hs == 3 ? 0xde : 0xdf;
       for (std::size_t i = 1; i < hs; ++i) o[at + i] = static_cast<std::uint8_t>(count >> (8 * (hs - 1 - i)));
     }
-    return "";
+    return {};
   }
 
   // A string as encoding/json writes it: invalid UTF-8 becomes U+FFFD, byte by byte.
   void GoString(std::string_view s) {
-    if (simdjson::validate_utf8(s.data(), s.size())) {
+    bool ascii = true;
+    for (char c : s) ascii &= static_cast<unsigned char>(c) < 0x80;
+    if (ascii || simdjson::validate_utf8(s.data(), s.size())) {
       String(s);
       return;
     }
@@ -273,7 +296,7 @@ class ProtoWriter : public MsgpackWriter {
       const Field& f = msg.fields[idx];
       const bool varint = IsVarintKind(f.kind);
       if (varint ? !(wire == 0 || (wire == 2 && (f.flags & proto::kRepeated))) : wire != 2) {
-        return std::string(msg.name) + "." + f.json + " has wire type " + std::to_string(wire);
+        return std::string(msg.name) + "." + std::string(f.json) + " has wire type " + std::to_string(wire);
       }
       recs.push_back(Rec{static_cast<std::uint16_t>(idx), wire, v, bytes});
     }
@@ -288,11 +311,11 @@ class ProtoWriter : public MsgpackWriter {
       const std::size_t a = at;
       while (at < recs.size() && recs[at].field == i) ++at;
       const Field& f = msg.fields[i];
-      if (meta == Meta::kItemMetadata && std::strcmp(f.json, "managedFields") == 0) continue;
+      if (meta == Meta::kItemMetadata && f.json == "managedFields") continue;
       // Members() of a nested message reuses recs_[depth + 1..]; this level's stay put.
       if (std::string why = FieldOf(f, &recs_[depth], a, at, depth, meta, count); !why.empty()) return why;
     }
-    return "";
+    return {};
   }
 
   std::string FieldOf(const Field& f, std::vector<Rec>* level, std::size_t a, std::size_t b, int depth, Meta meta,
@@ -324,7 +347,7 @@ class ProtoWriter : public MsgpackWriter {
           key();
           Nil();
         }
-        return "";
+        return {};
       }
       key();
       ArrayHeader(n);
@@ -342,7 +365,7 @@ class ProtoWriter : public MsgpackWriter {
           return why;
         }
       }
-      return "";
+      return {};
     }
     if (f.kind == Kind::kMap) return MapOf(f, level, a, b, depth, count);
     const Rec last = present ? (*level)[b - 1] : Rec{0, 0, 0, {}};
@@ -352,7 +375,7 @@ class ProtoWriter : public MsgpackWriter {
           key();
           Nil();
         }
-        return "";
+        return {};
       }
       key();
       return Element(f.kind, f.message, last, depth);
@@ -362,10 +385,10 @@ class ProtoWriter : public MsgpackWriter {
         if (f.flags & proto::kInline) return Members(f.message, last.bytes, depth + 1, Meta::kNone, count);
         key();  // encoding/json never omits a struct for omitempty
         return Object(f.message, last.bytes, depth + 1,
-                      meta == Meta::kItem && std::strcmp(f.json, "metadata") == 0 ? Meta::kItemMetadata : Meta::kNone);
+                      meta == Meta::kItem && f.json == "metadata" ? Meta::kItemMetadata : Meta::kNone);
       case Kind::kTime:
       case Kind::kMicroTime: {
-        if ((f.flags & proto::kOmitZero) && IsZeroTime(last)) return "";
+        if ((f.flags & proto::kOmitZero) && IsZeroTime(last)) return {};
         key();
         return Element(f.kind, f.message, last, depth);
       }
@@ -373,19 +396,19 @@ class ProtoWriter : public MsgpackWriter {
       case Kind::kIntOrString:
       case Kind::kDuration:
       case Kind::kRawJson:
-        if ((f.flags & proto::kOmitZero) && !present) return "";
+        if ((f.flags & proto::kOmitZero) && !present) return {};
         key();
         return Element(f.kind, f.message, last, depth);
       case Kind::kBytes:
-        if (omitempty && last.bytes.n == 0) return "";
+        if (omitempty && last.bytes.n == 0) return {};
         key();
         if (!present) {
           Nil();  // a nil []byte
-          return "";
+          return {};
         }
         return Element(f.kind, f.message, last, depth);
       default:
-        if (omitempty && (f.kind == Kind::kString ? last.bytes.n == 0 : Truncated(f.kind, last.v) == 0)) return "";
+        if (omitempty && (f.kind == Kind::kString ? last.bytes.n == 0 : Truncated(f.kind, last.v) == 0)) return {};
         key();
         return Element(f.kind, f.message, last, depth);
     }
@@ -429,7 +452,7 @@ class ProtoWriter : public MsgpackWriter {
         ++*count;
         Nil();
       }
-      return "";
+      return {};
     }
     String(f.json);
     ++*count;
@@ -440,7 +463,7 @@ class ProtoWriter : public MsgpackWriter {
       GoString(k);
       if (std::string why = Element(f.value_kind, f.value_message, value, depth); !why.empty()) return why;
     }
-    return "";
+    return {};
   }
 
   static std::int64_t Truncated(Kind k, std::uint64_t v) {
@@ -481,19 +504,19 @@ class ProtoWriter : public MsgpackWriter {
   // One value of kind k (a field's, an array's element or a map's value).
   std::string Element(Kind k, int message, const Rec& r, int depth) {
     switch (k) {
-      case Kind::kString: GoString(r.bytes.view()); return "";
-      case Kind::kBytes: Base64(r.bytes); return "";
-      case Kind::kBool: Bool(r.v != 0); return "";
+      case Kind::kString: GoString(r.bytes.view()); return {};
+      case Kind::kBytes: Base64(r.bytes); return {};
+      case Kind::kBool: Bool(r.v != 0); return {};
       case Kind::kInt32:
-      case Kind::kInt64: Integer(Truncated(k, r.v)); return "";
-      case Kind::kUint32: Unsigned(static_cast<std::uint32_t>(r.v)); return "";
-      case Kind::kUint64: Unsigned(r.v); return "";
+      case Kind::kInt64: Integer(Truncated(k, r.v)); return {};
+      case Kind::kUint32: Unsigned(static_cast<std::uint32_t>(r.v)); return {};
+      case Kind::kUint64: Unsigned(r.v); return {};
       case Kind::kMessage: return Object(message, r.bytes, depth + 1);
       case Kind::kTime:
       case Kind::kMicroTime: {
         if (r.bytes.n == 0) {
           Nil();
-          return "";
+          return {};
         }
         std::int64_t seconds, nanos;
         std::string error;
@@ -508,16 +531,17 @@ class ProtoWriter : public MsgpackWriter {
         }
         if (seconds == kZeroTimeUnix && nanos / 1000 == 0) {
           Nil();
-          return "";
+          return {};
         }
-        String(FormatTime(seconds, k == Kind::kMicroTime ? nanos / 1000 : -1));
-        return "";
+        FormatTime(seconds, k == Kind::kMicroTime ? nanos / 1000 : -1, &text_);
+        String(text_);
+        return {};
       }
       case Kind::kQuantity: {
         std::string_view q = "0";  // a zero Quantity's String()
         if (std::string why = OnlyString(r.bytes, 1, &q); !why.empty()) return "a Quantity: " + why;
         String(q);
-        return "";
+        return {};
       }
       case Kind::kIntOrString: {
         std::uint64_t type = 0, int_val = 0;
@@ -544,7 +568,7 @@ class ProtoWriter : public MsgpackWriter {
         } else {
           return "an IntOrString of type " + std::to_string(type);
         }
-        return "";
+        return {};
       }
       case Kind::kDuration: return "a metav1.Duration (not decoded here)";
       case Kind::kRawJson: return "a raw JSON field (not decoded here)";
@@ -591,6 +615,7 @@ class ProtoWriter : public MsgpackWriter {
 
   std::vector<std::vector<Rec>>& recs_;
   std::vector<std::vector<std::pair<std::string_view, Rec>>>& entries_;
+  std::string text_;  // a formatted time
 };
 
 // runtime.Unknown after the magic: {1: typeMeta {1: apiVersion, 2: kind}, 2: raw, 3: contentEncoding,
@@ -617,7 +642,7 @@ std::string Envelope(std::string_view body, std::string_view* api_version, std::
     }
   }
   if (!r.error().empty()) return "the envelope: " + r.error();
-  return "";
+  return {};
 }
 
 int RootFor(std::string_view kind) {
@@ -674,8 +699,8 @@ std::string PackProtobufList(std::string_view body, std::vector<std::uint8_t>* s
   const Field* items = nullptr;
   const Field* metadata = nullptr;
   for (int i = 0; i < list.count; ++i) {
-    if (std::strcmp(list.fields[i].json, "items") == 0) items = &list.fields[i];
-    if (std::strcmp(list.fields[i].json, "metadata") == 0) metadata = &list.fields[i];
+    if (list.fields[i].json == "items") items = &list.fields[i];
+    if (list.fields[i].json == "metadata") metadata = &list.fields[i];
   }
   if (items == nullptr || metadata == nullptr) return std::string(list.name) + " is not a list";
   Scratch s;
@@ -705,7 +730,7 @@ std::string PackProtobufList(std::string_view body, std::vector<std::uint8_t>* s
     }
   }
   if (!r.error().empty()) return std::string(list.name) + ": " + r.error();
-  return "";
+  return {};
 }
 
 std::string ProtobufToJson(std::string_view body, std::string* error) {
@@ -713,24 +738,24 @@ std::string ProtobufToJson(std::string_view body, std::string* error) {
   Span raw;
   if (std::string why = Envelope(body, &api_version, &kind, &raw); !why.empty()) {
     *error = why;
-    return "";
+    return {};
   }
   const int root = RootFor(kind);
   if (root < 0) {
     *error = "a " + std::string(kind.substr(0, 40)) + ", which graydebug has no tables for";
-    return "";
+    return {};
   }
   std::vector<std::uint8_t> packed;
   Scratch s;
   ProtoWriter w(&packed, &s.recs, &s.entries);
   if (std::string why = w.Object(root, raw, 0); !why.empty()) {
     *error = why;
-    return "";
+    return {};
   }
   nlohmann::json j = nlohmann::json::from_msgpack(packed, true, false);
   if (j.is_discarded() || !j.is_object()) {
     *error = "the decoded object is not MessagePack nlohmann reads";
-    return "";
+    return {};
   }
   j["kind"] = std::string(kind);  // TypeMeta is the envelope's
   j["apiVersion"] = std::string(api_version);

@@ -5,6 +5,7 @@
 // to graydebug_kube (proto_list.cpp).
 
 #include <cstdint>
+#include <string_view>
 
 namespace graydebug::kube::proto {
 
@@ -36,7 +37,7 @@ enum : std::uint8_t {
 
 struct Field {
   std::uint32_t number;
-  const char* json;
+  std::string_view json;
   Kind kind;
   std::uint8_t flags;
   std::int16_t message;
