@@ -37,7 +37,9 @@ print("## Informer over %s injected pods (bench/informer.bench.sh)\n" % count)
 print("Machine: %s. Command: `make bench` (`COUNT=%s UPDATES=%s RUNS=%s bench/informer.bench.sh`); "
       "medians of %s runs per side with min–max, alternating, against one local kube-apiserver v1.37.2 in the same run. "
       "Peer: a client-go v0.37.2 shared informer (`bench/peers/informer`). Each pod is ~1.3 KB of JSON "
-      "(3 containers, labels, the injection annotation).\n" % (machine, count, updates, runs, runs))
+      "(3 containers, labels, the injection annotation). **graydebug** lists pods as protobuf (its default since "
+      "issue #18); **graydebug listing JSON** is the same binary with `--protobuf 0`, in the same run.\n"
+      % (machine, count, updates, runs, runs))
 print("| metric | graydebug (C++) | client-go (Go) | graydebug ÷ client-go | graydebug listing JSON | JSON ÷ client-go |")
 print("|---|---|---|---|---|---|")
 for key, label, fmt in [("sync_seconds", "list + sync (s)", "%.2f"),
@@ -49,11 +51,12 @@ for key, label, fmt in [("sync_seconds", "list + sync (s)", "%.2f"),
     print("| %s | %s | %s | %.2f | %s | %.2f |" % (label, cell(g, key, f, scale), cell(p, key, f, scale), a / b,
                                                  cell(gj, key, f, scale), c / b))
 print("\nMemory: graydebug caches each object as MessagePack bytes without metadata.managedFields "
-      "(decoded on read), client-go as typed Go structs with everything. Time: graydebug decodes each list page "
-      "with simdjson straight into MessagePack (no JSON tree; an informer with a transform, like the controller's "
-      "pod cache, still builds nlohmann trees, without managedFields), where client-go decodes straight into "
-      "structs. How they get the pods: graydebug lists 10 pages of 500 with resourceVersion=0, from the API "
-      "server's watch cache (a consistent read from etcd took 0.36–0.51 s here), then watches; client-go v0.37 "
+      "(decoded on read), client-go as typed Go structs with everything. Time: graydebug decodes the protobuf "
+      "list straight into the MessagePack of its JSON form (lib/kube/proto_list.cpp; a JSON list with simdjson), "
+      "with no tree (an informer with a transform, like the controller's pod cache, still builds nlohmann trees, "
+      "without managedFields), where client-go decodes JSON straight into structs (its default encoding). How they "
+      "get the pods: graydebug lists with limit=500 and resourceVersion=0, from the API server's watch cache, "
+      "which ignores the limit (one response of 9.7 MB as protobuf, 27.0 MB as JSON), then watches; client-go v0.37 "
       "does not list at all: its reflector opens one watch with sendInitialEvents=true (the API server's "
       "apiserver_request_total counts no LIST for it) and gets every pod as an event. Both sides wait for "
       "HasSynced polling every millisecond (client-go's WaitForCacheSync polls every 100 ms, which had rounded "
