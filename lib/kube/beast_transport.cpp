@@ -270,8 +270,8 @@ ApiError StreamError(const beast::error_code& ec, const std::string& what, bool 
 class BeastLineStream final : public LineStream {
  public:
   BeastLineStream(std::unique_ptr<Conn> conn, bhttp::response_parser<bhttp::empty_body>&& head,
-                  std::chrono::milliseconds idle)
-      : conn_(std::move(conn)), parser_(std::move(head)), idle_(idle) {
+                  std::chrono::milliseconds idle, const char* what)
+      : conn_(std::move(conn)), parser_(std::move(head)), idle_(idle), what_(what) {
     parser_.body_limit(boost::none);  // a watch has no end of its own
     done_ = parser_.is_done();        // no body at all (a read now would wait for bytes never sent)
   }
@@ -308,6 +308,16 @@ class BeastLineStream final : public LineStream {
     conn_->CancelSoon();
   }
 
+  bool ReadSome(std::string* out, ApiError* error) override {
+    while (start_ == end_) {
+      if (done_) return false;
+      if (!Fill(error)) return false;
+    }
+    out->append(buf_.data() + start_, end_ - start_);
+    start_ = scanned_ = end_;
+    return true;
+  }
+
  private:
   // Reads what arrives next (at most one block) after the unread bytes.
   bool Fill(ApiError* error) {
@@ -335,7 +345,7 @@ class BeastLineStream final : public LineStream {
     end_ += room - body.size;
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec || cancelled_) {
-      *error = StreamError(ec, "watch stream", cancelled_);
+      *error = StreamError(ec, what_, cancelled_);
       return false;
     }
     if (parser_.is_done()) done_ = true;
@@ -345,6 +355,7 @@ class BeastLineStream final : public LineStream {
   std::unique_ptr<Conn> conn_;
   bhttp::response_parser<bhttp::buffer_body> parser_;
   std::chrono::milliseconds idle_;
+  const char* what_;  // for errors: "watch stream", "response body"
   std::atomic<bool> cancelled_{false};
   bool done_ = false;
   std::string buf_ = std::string(kReadBlock, '\0');  // bytes read: the unread ones are [start_, end_)
@@ -402,13 +413,21 @@ class BeastTransport final : public HttpTransport {
   }
 
   StreamResponse Stream(const HttpRequest& request) override {
+    return Open(request, std::chrono::duration_cast<std::chrono::milliseconds>(idle_), "watch stream");
+  }
+
+  StreamResponse Fetch(const HttpRequest& request) override { return Open(request, request.timeout, "response body"); }
+
+ private:
+  // Sends the request and returns when the headers are in; a 2xx body is left to the stream, every
+  // wait bounded by `idle`.
+  StreamResponse Open(const HttpRequest& request, std::chrono::milliseconds idle, const char* what) {
     StreamResponse out;
     bhttp::request<bhttp::string_body> req;
     if (ApiError bad = Build(request, &req)) {
       out.head.error = std::move(bad);
       return out;
     }
-    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(idle_);
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
       ApiError err;
@@ -430,7 +449,7 @@ class BeastTransport final : public HttpTransport {
         out.head.retry_after = std::string(it->value());
       }
       if (out.head.status >= 200 && out.head.status <= 299) {
-        out.stream = std::make_unique<BeastLineStream>(std::move(conn), std::move(head), idle);
+        out.stream = std::make_unique<BeastLineStream>(std::move(conn), std::move(head), idle, what);
         return out;
       }
       // Refused: its Status, for the error.
@@ -441,7 +460,6 @@ class BeastTransport final : public HttpTransport {
     }
   }
 
- private:
   ApiError Build(const HttpRequest& r, bhttp::request<bhttp::string_body>* req) const {
     if (HasLineBreak(r.method) || HasLineBreak(r.path) || r.path.find(' ') != std::string::npos) {
       // Our own request is wrong: kConfig, never retried.

@@ -168,7 +168,72 @@ Result<json> Client::Send(HttpRequest request, bool idempotent, const json::pars
   return body;
 }
 
-Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent, int* status) {
+namespace {
+
+constexpr std::size_t kMaxListBodyBytes = 512u << 20;  // as the transport's limit for a whole body
+
+// A body already read whole, handed over as one piece (HttpTransport::Fetch's default).
+class WholeBody final : public LineStream {
+ public:
+  explicit WholeBody(std::string body) : body_(std::move(body)) {}
+  bool ReadLine(std::string*, ApiError* error) override {
+    *error = ApiError{ErrorKind::kOther, 0, "", "a whole body is not read by lines"};
+    return false;
+  }
+  void Cancel() override {}
+  bool ReadSome(std::string* out, ApiError*) override {
+    if (given_) return false;
+    given_ = true;
+    out->append(body_);
+    body_ = std::string();
+    return true;
+  }
+
+ private:
+  std::string body_;
+  bool given_ = false;
+};
+
+}  // namespace
+
+StreamResponse HttpTransport::Fetch(const HttpRequest& request) {
+  StreamResponse out;
+  out.head = Do(request);
+  if (out.head.status >= 200 && out.head.status <= 299) {
+    out.stream = std::make_unique<WholeBody>(std::move(out.head.body));
+    out.head.body.clear();
+  }
+  return out;
+}
+
+bool Client::BodyReader::Next(std::string* out) {
+  if (error_.kind != ErrorKind::kNone) return false;
+  const std::size_t before = out->size();
+  if (!stream_) {
+    if (given_) return false;
+    given_ = true;
+    out->append(whole_);
+    whole_ = std::string();
+  } else if (!stream_->ReadSome(out, &error_)) {
+    return false;
+  }
+  read_ += out->size() - before;
+  if (read_ > kMaxListBodyBytes) {
+    error_ =
+        ApiError{ErrorKind::kDecode, 0, "", "list page larger than " + std::to_string(kMaxListBodyBytes) + " bytes"};
+    return false;
+  }
+  return true;
+}
+
+bool Client::BodyReader::Rest(std::string* out) {
+  while (Next(out)) {
+  }
+  return error_.kind == ErrorKind::kNone;
+}
+
+Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent, int* status,
+                                    std::unique_ptr<LineStream>* body) {
   if (std::none_of(request.headers.begin(), request.headers.end(), [](const auto& h) { return h.first == "Accept"; })) {
     request.headers.emplace_back("Accept", "application/json");
   }
@@ -182,12 +247,21 @@ Result<std::string> Client::SendRaw(HttpRequest request, bool idempotent, int* s
     HttpRequest r = request;
     Authorize(r);
     auto started = clock_->Now();
-    HttpResponse resp = transport_->Do(r);
+    HttpResponse resp;
+    std::unique_ptr<LineStream> stream;
+    if (body != nullptr) {
+      StreamResponse sr = transport_->Fetch(r);
+      resp = std::move(sr.head);
+      stream = std::move(sr.stream);
+    } else {
+      resp = transport_->Do(r);
+    }
     telemetry::Current().KubeRequest(r.method, resp.status,
                                      std::chrono::duration<double>(clock_->Now() - started).count());
     ApiError err;
     if (resp.status >= 200 && resp.status <= 299) {
       if (status != nullptr) *status = resp.status;
+      if (body != nullptr) *body = std::move(stream);
       return std::move(resp.body);
     }
     if (resp.status != 0 && IsProtobuf(resp.body)) {
@@ -240,11 +314,15 @@ Client::PageInfo Client::EachItem(const std::string& body, const std::function<v
 
 Result<std::string> Client::ListEach(const Resource& r, const std::string& ns, ListOptions options,
                                      const std::function<void(json& item)>& each) {
-  return ListEachRaw(r, ns, std::move(options), [&](const std::string& body) { return EachItem(body, each); });
+  return ListEachRaw(r, ns, std::move(options), [&](BodyReader& body) {
+    std::string text;
+    body.Rest(&text);
+    return EachItem(text, each);
+  });
 }
 
 Result<std::string> Client::ListEachRaw(const Resource& r, const std::string& ns, ListOptions options,
-                                        const std::function<PageInfo(const std::string& body)>& page) {
+                                        const std::function<PageInfo(BodyReader& body)>& page) {
   std::string rv;
   while (true) {
     int status = 0;
@@ -252,9 +330,12 @@ Result<std::string> Client::ListEachRaw(const Resource& r, const std::string& ns
     if (options.prefer_protobuf) {
       request.headers.emplace_back("Accept", "application/vnd.kubernetes.protobuf, application/json");
     }
-    Result<std::string> res = SendRaw(std::move(request), true, &status);
+    std::unique_ptr<LineStream> stream;
+    Result<std::string> res = SendRaw(std::move(request), true, &status, options.prefer_protobuf ? &stream : nullptr);
     if (!res.ok()) return res.error();
-    PageInfo info = page(res.value());
+    BodyReader body(std::move(stream), std::move(res).value());
+    PageInfo info = page(body);
+    if (body.error().kind != ErrorKind::kNone) return body.error();
     if (!info.error.empty()) return ApiError{ErrorKind::kDecode, status, "", info.error};
     if (!info.resource_version.empty()) rv = info.resource_version;
     if (info.continue_token.empty()) return rv;

@@ -154,33 +154,45 @@ bool Informer::ListAndReplace() {
   // are not interleaved on the heap with a page's worth of freed nodes (a controller that cached
   // 5000 trimmed pods through a whole-page tree held 4.5 KiB per pod).
   PagePacker packer;
-  auto page = [&](const std::string& body) {
-    Client::PageInfo info;
-    const bool protobuf = IsProtobuf(body);
-    std::string why = packer.Pack(
-        body,
-        [&](std::string_view item_ns, std::string_view name, std::string item_rv, std::vector<std::uint8_t> packed) {
-          if (!options_.transform) {
-            fresh.insert_or_assign(Key(item_ns, name), Entry{std::move(item_rv), std::move(packed)});
-            return;
-          }
-          json item = json::from_msgpack(packed, true, false);
-          if (!item.is_discarded()) add(item);
-        },
-        &info.continue_token, &info.resource_version);
-    if (why.empty()) {
-      if (protobuf) protobuf_pages_++;
-      return info;
+  const PagePacker::Each keep = [&](std::string_view item_ns, std::string_view name, std::string item_rv,
+                                    std::vector<std::uint8_t> packed) {
+    if (!options_.transform) {
+      fresh.insert_or_assign(Key(item_ns, name), Entry{std::move(item_rv), std::move(packed)});
+      return;
     }
-    if (protobuf) {
+    json item = json::from_msgpack(packed, true, false);
+    if (!item.is_discarded()) add(item);
+  };
+  auto page = [&](Client::BodyReader& body) {
+    Client::PageInfo info;
+    std::string text;
+    while (text.size() < 4 && body.Next(&text)) {
+    }
+    if (IsProtobuf(text)) {
+      // Decoded as it arrives: the API server is still sending the rest meanwhile.
+      ProtobufListDecoder decoder(keep);
+      std::string why = decoder.Feed(text);
+      for (std::string piece; why.empty(); why = decoder.Feed(piece)) {
+        piece.clear();
+        if (!body.Next(&piece)) break;
+      }
+      if (body.error().kind != ErrorKind::kNone) return info;  // the list fails with the read error
+      if (why.empty()) why = decoder.Finish(&info.continue_token, &info.resource_version);
+      if (why.empty()) {
+        protobuf_pages_++;
+        return info;
+      }
       // Only this decoder reads protobuf: list again as JSON (below), and from now on.
       protobuf_failed_ = true;
       info.error = "a protobuf list page graydebug cannot read: " + why;
       return info;
     }
+    if (!body.Rest(&text)) return info;
+    std::string why = packer.Pack(text, keep, &info.continue_token, &info.resource_version);
+    if (why.empty()) return info;
     log::Debug("list page decoded the slow way", {{"informer", options_.name}, {"why", why}});
     slow_pages_++;
-    return Client::EachItem(body, add);
+    return Client::EachItem(text, add);
   };
   rv = client_->ListEachRaw(resource_, ns_, o, page);
   if (!rv.ok() && o.prefer_protobuf && protobuf_failed_) {

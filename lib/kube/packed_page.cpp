@@ -92,7 +92,7 @@ PagePacker::~PagePacker() = default;
 
 std::string PagePacker::Pack(const std::string& body, const Each& each, std::string* continue_token,
                              std::string* resource_version) {
-  if (IsProtobuf(body)) return PackProtobufList(body, &impl_->scratch, each, continue_token, resource_version);
+  if (IsProtobuf(body)) return PackProtobufList(body, each, continue_token, resource_version);
   dom::element page;
   if (auto error = impl_->parser.parse(body).get(page); error != simdjson::SUCCESS) {
     return std::string("not JSON simdjson reads: ") + simdjson::error_message(error);

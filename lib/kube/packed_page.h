@@ -45,12 +45,30 @@ bool IsProtobuf(std::string_view body);
 // Whether proto_list.cpp has tables for a list of this resource (core v1 pods).
 bool ProtobufListKnown(std::string_view group, std::string_view version, std::string_view resource);
 
-// PagePacker::Pack for a page in protobuf (proto_list.cpp): each item as the MessagePack of the JSON
-// the API server would have sent, without metadata.managedFields. Returns "" or why it cannot be
-// decoded here (a kind without tables, a field they do not have, a malformed message): then list
-// as JSON. `scratch` is kept across pages.
-std::string PackProtobufList(std::string_view body, std::vector<std::uint8_t>* scratch, const PagePacker::Each& each,
-                             std::string* continue_token, std::string* resource_version);
+// A list in protobuf decoded as it arrives (proto_list.cpp): each item, once its bytes are all
+// there, goes to `each` as the MessagePack of the JSON the API server would have sent, without
+// metadata.managedFields. Feed and Finish return "" or why the list cannot be decoded here (a kind
+// without tables, a field they do not have, a malformed or truncated message): then list as JSON.
+// Items before the error have been handed out.
+class ProtobufListDecoder {
+ public:
+  explicit ProtobufListDecoder(PagePacker::Each each);
+  ~ProtobufListDecoder();
+  ProtobufListDecoder(const ProtobufListDecoder&) = delete;
+  ProtobufListDecoder& operator=(const ProtobufListDecoder&) = delete;
+
+  std::string Feed(std::string_view bytes);
+  // After the last bytes: the list's continue token and resourceVersion.
+  std::string Finish(std::string* continue_token, std::string* resource_version);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A whole protobuf list body through a ProtobufListDecoder (PagePacker::Pack's protobuf case).
+std::string PackProtobufList(std::string_view body, const PagePacker::Each& each, std::string* continue_token,
+                             std::string* resource_version);
 
 // A protobuf object with tables (a Status) as JSON text; "" and *error when it cannot be decoded.
 std::string ProtobufToJson(std::string_view body, std::string* error);

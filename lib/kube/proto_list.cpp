@@ -685,52 +685,214 @@ bool ProtobufListKnown(std::string_view group, std::string_view version, std::st
   return group.empty() && version == "v1" && resource == "pods";
 }
 
-std::string PackProtobufList(std::string_view body, std::vector<std::uint8_t>* scratch, const PagePacker::Each& each,
-                             std::string* continue_token, std::string* resource_version) {
-  std::string_view api_version, kind;
-  Span raw;
-  if (std::string why = Envelope(body, &api_version, &kind, &raw); !why.empty()) return why;
-  const int root = RootFor(kind);
-  if (root < 0 || std::string_view(kMessages[root].name).substr(0, 3) != "v1." || api_version != "v1") {
-    return "a " + std::string(api_version.substr(0, 40)) + " " + std::string(kind.substr(0, 40)) +
-           ", not a list graydebug has tables for";
+namespace {
+
+// A varint at p: 1 when read (its length in *n), 0 when more bytes are needed, -1 when malformed.
+int PeekVarint(const std::uint8_t* p, const std::uint8_t* end, std::uint64_t* v, std::size_t* n) {
+  const std::uint8_t* q = p;
+  if (!ReadVarint(q, end, v)) return end - p >= 10 ? -1 : 0;
+  *n = static_cast<std::size_t>(q - p);
+  return 1;
+}
+
+// A length-delimited field's header at p: 1 when read (number, length, header size), 0 when more
+// bytes are needed, -1 (with *error) when malformed.
+int PeekField(const std::uint8_t* p, const std::uint8_t* end, std::uint32_t* number, std::uint64_t* len,
+              std::size_t* header, std::string* error) {
+  std::uint64_t key;
+  std::size_t k, l;
+  int got = PeekVarint(p, end, &key, &k);
+  if (got <= 0) {
+    if (got < 0) *error = "a bad field key";
+    return got;
   }
-  const Message& list = kMessages[root];
+  if ((key & 7) != 2 || key >> 3 == 0 || key >> 3 > 0x1FFFFFFF) {
+    *error = "field " + std::to_string(key >> 3) + " of wire type " + std::to_string(key & 7);
+    return -1;
+  }
+  got = PeekVarint(p + k, end, len, &l);
+  if (got <= 0) {
+    if (got < 0) *error = "a bad length";
+    return got;
+  }
+  *number = static_cast<std::uint32_t>(key >> 3);
+  *header = k + l;
+  return 1;
+}
+
+constexpr std::uint64_t kMaxItemBytes = 64u << 20;  // one object of a list
+
+}  // namespace
+
+struct ProtobufListDecoder::Impl {
+  PagePacker::Each each;
+  enum class Stage { kMagic, kEnvelope, kList, kAfter, kFailed } stage = Stage::kMagic;
+  std::string buf;  // bytes not yet decoded start at pos
+  std::size_t pos = 0;
+  std::uint64_t list_left = 0;  // bytes of the list (the envelope's raw) not yet decoded
+  std::string api_version, kind, continue_token, resource_version;
+  const Message* list = nullptr;
   const Field* items = nullptr;
   const Field* metadata = nullptr;
-  for (int i = 0; i < list.count; ++i) {
-    if (list.fields[i].json == "items") items = &list.fields[i];
-    if (list.fields[i].json == "metadata") metadata = &list.fields[i];
-  }
-  if (items == nullptr || metadata == nullptr) return std::string(list.name) + " is not a list";
+  std::vector<std::uint8_t> scratch;
   Scratch s;
-  WireReader r(raw);
-  Wire field;
-  auto& [number, wire, v, bytes] = field;
-  while (r.Next(&field)) {
-    if (wire != 2)
-      return std::string(list.name) + ": field " + std::to_string(number) + " of wire type " + std::to_string(wire);
+
+  std::string Fail(std::string why) {
+    stage = Stage::kFailed;
+    return why;
+  }
+
+  // The list's message, once the envelope's typeMeta has been read.
+  std::string StartList() {
+    const int root = RootFor(kind);
+    if (root < 0 || std::string_view(kMessages[root].name).substr(0, 3) != "v1." || api_version != "v1") {
+      return "a " + api_version.substr(0, 40) + " " + kind.substr(0, 40) + ", not a list graydebug has tables for";
+    }
+    list = &kMessages[root];
+    for (int i = 0; i < list->count; ++i) {
+      if (list->fields[i].json == "items") items = &list->fields[i];
+      if (list->fields[i].json == "metadata") metadata = &list->fields[i];
+    }
+    if (items == nullptr || metadata == nullptr) return std::string(list->name) + " is not a list";
+    return {};
+  }
+
+  std::string ListField(std::uint32_t number, Span bytes) {
     if (number == metadata->number) {
       WireReader m(bytes);
       for (Wire f; m.Next(&f);) {
-        if (f.wire == 2 && f.number == 2) *resource_version = std::string(f.bytes.view());
-        if (f.wire == 2 && f.number == 3) *continue_token = std::string(f.bytes.view());
+        if (f.wire == 2 && f.number == 2) resource_version = std::string(f.bytes.view());
+        if (f.wire == 2 && f.number == 3) continue_token = std::string(f.bytes.view());
       }
       if (!m.error().empty()) return "the list's metadata: " + m.error();
-    } else if (number == items->number) {
-      std::string_view ns, name, rv;
-      ItemKey(bytes, &ns, &name, &rv);
-      scratch->clear();
-      ProtoWriter w(scratch, &s.recs, &s.entries);
-      if (std::string why = w.Object(items->message, bytes, 0, ProtoWriter::Meta::kItem); !why.empty()) return why;
-      // Written into a scratch buffer kept across items, then copied out at its exact size.
-      if (!name.empty()) each(ns, name, std::string(rv), std::vector<std::uint8_t>(scratch->begin(), scratch->end()));
-    } else {
-      return "field " + std::to_string(number) + " of " + list.name + " is not in graydebug's tables";
+      return {};
+    }
+    if (number != items->number) {
+      return "field " + std::to_string(number) + " of " + list->name + " is not in graydebug's tables";
+    }
+    std::string_view ns, name, rv;
+    ItemKey(bytes, &ns, &name, &rv);
+    scratch.clear();
+    ProtoWriter w(&scratch, &s.recs, &s.entries);
+    if (std::string why = w.Object(items->message, bytes, 0, ProtoWriter::Meta::kItem); !why.empty()) return why;
+    // Written into a scratch buffer kept across items, then copied out at its exact size.
+    if (!name.empty()) each(ns, name, std::string(rv), std::vector<std::uint8_t>(scratch.begin(), scratch.end()));
+    return {};
+  }
+
+  // Decodes every whole field buffered; keeps a partial one for the next bytes.
+  std::string Drain() {
+    while (true) {
+      const auto* base = reinterpret_cast<const std::uint8_t*>(buf.data());
+      const std::uint8_t* p = base + pos;
+      const std::uint8_t* end = base + buf.size();
+      switch (stage) {
+        case Stage::kFailed: return "the list could not be decoded";
+        case Stage::kMagic:
+          if (end - p < static_cast<std::ptrdiff_t>(kMagic.size())) return {};
+          if (!IsProtobuf(std::string_view(buf).substr(pos))) return Fail("not a Kubernetes protobuf message");
+          pos += kMagic.size();
+          stage = Stage::kEnvelope;
+          continue;
+        case Stage::kEnvelope:
+        case Stage::kAfter: {
+          if (p == end) return {};
+          std::uint32_t number;
+          std::uint64_t len;
+          std::size_t header;
+          std::string error;
+          const int got = PeekField(p, end, &number, &len, &header, &error);
+          if (got < 0) return Fail("the envelope: " + error);
+          if (got == 0) return {};
+          if (stage == Stage::kEnvelope && number == 2) {  // raw: the list itself, decoded as it comes
+            if (kind.empty()) return Fail("the envelope has no typeMeta before its object");
+            if (std::string why = StartList(); !why.empty()) return Fail(why);
+            pos += header;
+            list_left = len;
+            stage = Stage::kList;
+            continue;
+          }
+          if (len > kMaxItemBytes) return Fail("an envelope field of " + std::to_string(len) + " bytes");
+          if (static_cast<std::uint64_t>(end - p) < header + len) return {};
+          const Span value{p + header, static_cast<std::size_t>(len)};
+          if (number == 1) {
+            WireReader t(value);
+            for (Wire m; t.Next(&m);) {
+              if (m.wire == 2 && m.number == 1) api_version = std::string(m.bytes.view());
+              if (m.wire == 2 && m.number == 2) kind = std::string(m.bytes.view());
+            }
+            if (!t.error().empty()) return Fail("the envelope's typeMeta: " + t.error());
+          } else if (number == 3 && len > 0) {
+            return Fail("a content encoding (" + std::string(value.view().substr(0, 40)) + ")");
+          }
+          pos += header + len;
+          continue;
+        }
+        case Stage::kList: {
+          if (list_left == 0) {
+            stage = Stage::kAfter;
+            continue;
+          }
+          const std::uint8_t* stop = end - p > static_cast<std::ptrdiff_t>(list_left) ? p + list_left : end;
+          if (p == stop) return {};
+          std::uint32_t number;
+          std::uint64_t len;
+          std::size_t header;
+          std::string error;
+          const int got = PeekField(p, stop, &number, &len, &header, &error);
+          if (got < 0) return Fail(std::string(list->name) + ": " + error);
+          if (got == 0) {
+            if (stop - p == static_cast<std::ptrdiff_t>(list_left))
+              return Fail(std::string(list->name) + ": truncated");
+            return {};
+          }
+          if (header + len > list_left) return Fail(std::string(list->name) + ": an item beyond the list");
+          if (len > kMaxItemBytes) return Fail("an object of " + std::to_string(len) + " bytes");
+          if (static_cast<std::uint64_t>(end - p) < header + len) return {};
+          if (std::string why = ListField(number, Span{p + header, static_cast<std::size_t>(len)}); !why.empty()) {
+            return Fail(why);
+          }
+          pos += header + len;
+          list_left -= header + len;
+          continue;
+        }
+      }
     }
   }
-  if (!r.error().empty()) return std::string(list.name) + ": " + r.error();
+};
+
+ProtobufListDecoder::ProtobufListDecoder(PagePacker::Each each) : impl_(std::make_unique<Impl>()) {
+  impl_->each = std::move(each);
+}
+ProtobufListDecoder::~ProtobufListDecoder() = default;
+
+std::string ProtobufListDecoder::Feed(std::string_view bytes) {
+  Impl& d = *impl_;
+  if (d.pos > 0 && d.pos >= d.buf.size() / 2) {  // drop what was decoded; keep a partial field
+    d.buf.erase(0, d.pos);
+    d.pos = 0;
+  }
+  d.buf.append(bytes);
+  return d.Drain();
+}
+
+std::string ProtobufListDecoder::Finish(std::string* continue_token, std::string* resource_version) {
+  Impl& d = *impl_;
+  if (std::string why = d.Drain(); !why.empty()) return why;
+  if (d.stage != Impl::Stage::kAfter || d.pos != d.buf.size()) {
+    return d.Fail(d.stage == Impl::Stage::kList || d.pos != d.buf.size() ? "the list ended early"
+                                                                         : "no list in the envelope");
+  }
+  *continue_token = d.continue_token;
+  *resource_version = d.resource_version;
   return {};
+}
+
+std::string PackProtobufList(std::string_view body, const PagePacker::Each& each, std::string* continue_token,
+                             std::string* resource_version) {
+  ProtobufListDecoder d(each);
+  if (std::string why = d.Feed(body); !why.empty()) return why;
+  return d.Finish(continue_token, resource_version);
 }
 
 std::string ProtobufToJson(std::string_view body, std::string* error) {

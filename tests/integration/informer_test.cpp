@@ -217,7 +217,9 @@ TEST_CASE("informer: lists pods as protobuf into exactly the objects a JSON list
   REQUIRE_MESSAGE(cluster.ok(), cluster.error());
   auto client = ClientFor(cluster.Rest());
   const Resource pods = Resource::Pods();
-  for (int i = 0; i < 5; ++i) {
+  // 40 pods of ~4.5 KB: a list of several reads (64 KiB each), so items arrive split across them.
+  constexpr int kPods = 40;
+  for (int i = 0; i < kPods; ++i) {
     const std::string name = "proto-" + std::to_string(i);
     auto created = client->Create(pods, "default", RichPod(name));
     REQUIRE_MESSAGE(created.ok(), created.error().ToString());
@@ -248,17 +250,17 @@ TEST_CASE("informer: lists pods as protobuf into exactly the objects a JSON list
   auto from_cache = start("protobuf-cache", true, true, 500);
   auto paged = start("protobuf-paged", true, false, 2);  // a consistent read in pages of 2
   for (Informer* inf : {as_json.get(), from_cache.get(), paged.get()}) {
-    REQUIRE(Eventually([&] { return inf->HasSynced() && inf->Size() == 5; }));
+    REQUIRE(Eventually([&] { return inf->HasSynced() && inf->Size() == kPods; }));
   }
   CHECK(as_json->ProtobufPages() == 0);
   CHECK(from_cache->ProtobufPages() >= 1);
-  CHECK(paged->ProtobufPages() >= 3);
+  CHECK(paged->ProtobufPages() >= kPods / 2);
   for (Informer* inf : {from_cache.get(), paged.get()}) {
     CHECK_FALSE(inf->ProtobufFailed());
     CHECK(inf->SlowPages() == 0);
   }
   const auto want = Dumps(*as_json);
-  REQUIRE(want.size() == 5);
+  REQUIRE(want.size() == kPods);
   CHECK(want.begin()->second.find("\"cpu\":\"1500m\"") != std::string::npos);  // canonicalised by the server
   CHECK(want.begin()->second.find("\"managedFields\"") == std::string::npos);
   for (Informer* inf : {from_cache.get(), paged.get()}) {
@@ -284,13 +286,27 @@ TEST_CASE("informer: lists pods as protobuf into exactly the objects a JSON list
     auto o = from_cache->Get("default/proto-0");
     return o && (*o)["metadata"]["labels"]["zeta"] == "2";
   }));
+  // The body really comes in pieces (what the informer decodes while the rest arrives).
+  graydebug::kube::ListOptions streamed;
+  streamed.label_selector = "informer=protobuf";
+  streamed.prefer_protobuf = true;
+  int pieces = 0;
+  std::string body;
+  auto listed = client->ListEachRaw(pods, "default", streamed, [&](Client::BodyReader& b) {
+    while (b.Next(&body)) ++pieces;
+    return Client::PageInfo{};
+  });
+  REQUIRE_MESSAGE(listed.ok(), listed.error().ToString());
+  CHECK(body.substr(0, 4) == std::string("k8s\0", 4));
+  CHECK(body.size() > 64 * 1024);
+  CHECK(pieces > 1);
   // An error to a request that asked for protobuf comes as a protobuf Status, read as JSON's.
   graydebug::kube::ListOptions bad;
   bad.label_selector = "a in (";
   bad.prefer_protobuf = true;
-  auto failed = client->ListEachRaw(pods, "default", bad, [](const std::string&) { return Client::PageInfo{}; });
+  auto failed = client->ListEachRaw(pods, "default", bad, [](Client::BodyReader&) { return Client::PageInfo{}; });
   REQUIRE_FALSE(failed.ok());
   CHECK(failed.error().kind == graydebug::kube::ErrorKind::kBadRequest);
   CHECK(failed.error().message.find("unable to parse requirement") != std::string::npos);
-  for (int i = 0; i < 5; ++i) client->Delete(pods, "default", "proto-" + std::to_string(i), 0);
+  for (int i = 0; i < kPods; ++i) client->Delete(pods, "default", "proto-" + std::to_string(i), 0);
 }

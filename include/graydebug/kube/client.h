@@ -107,14 +107,34 @@ class Client {
   // page means the continue token expired: list again).
   Result<std::string> ListEach(const Resource& r, const std::string& ns, ListOptions options,
                                const std::function<void(nlohmann::json& item)>& each);
-  // Every page as its raw JSON text, for a decoder of its own (the informer's): `page` says how to
-  // go on (the page's metadata.continue, "" on the last, and resourceVersion) or why it cannot (the
-  // list then fails with a kDecode error). Returns the list's resourceVersion.
+  // Every page's body as it arrives, for a decoder of its own (the informer's): `page` reads it and
+  // says how to go on (the page's metadata.continue, "" on the last, and resourceVersion) or why it
+  // cannot (the list then fails with a kDecode error). With prefer_protobuf the body is read from
+  // the connection piece by piece (decoded while the rest arrives); else it is read whole first.
+  // Returns the list's resourceVersion.
   struct PageInfo {
     std::string continue_token, resource_version, error;
   };
+  class BodyReader {
+   public:
+    BodyReader(std::unique_ptr<LineStream> stream, std::string whole)
+        : stream_(std::move(stream)), whole_(std::move(whole)) {}
+    // Appends the next bytes to *out. False at the end of the body, or when reading it failed (then
+    // the list fails with error(), whatever the page says). Bodies are limited to 512 MiB.
+    bool Next(std::string* out);
+    // Appends all that is left; false when reading failed.
+    bool Rest(std::string* out);
+    const ApiError& error() const { return error_; }
+
+   private:
+    std::unique_ptr<LineStream> stream_;
+    std::string whole_;
+    bool given_ = false;
+    std::size_t read_ = 0;
+    ApiError error_;
+  };
   Result<std::string> ListEachRaw(const Resource& r, const std::string& ns, ListOptions options,
-                                  const std::function<PageInfo(const std::string& body)>& page);
+                                  const std::function<PageInfo(BodyReader& body)>& page);
   // ListEach's decoder of one page: nlohmann, each item without metadata.managedFields.
   static PageInfo EachItem(const std::string& body, const std::function<void(nlohmann::json& item)>& each);
   // Every page, concatenated: {"items": [...], "metadata": {"resourceVersion": ...}}. A 410 on a
@@ -142,7 +162,9 @@ class Client {
   Result<nlohmann::json> Send(HttpRequest request, bool idempotent);
   // The same, parsing a 2xx body through `filter` (nlohmann's parser callback; empty: everything).
   // SendRaw returns the 2xx body as it came, and its status in *status when given.
-  Result<std::string> SendRaw(HttpRequest request, bool idempotent, int* status = nullptr);
+  // With `body`, a 2xx body is not read: it is left in *body (HttpTransport::Fetch).
+  Result<std::string> SendRaw(HttpRequest request, bool idempotent, int* status = nullptr,
+                              std::unique_ptr<LineStream>* body = nullptr);
   Result<nlohmann::json> Send(HttpRequest request, bool idempotent, const nlohmann::json::parser_callback_t& filter);
   void Authorize(HttpRequest& request);
 

@@ -36,6 +36,14 @@ class LineStream {
   virtual bool ReadLine(std::string* line, ApiError* error) = 0;
   // Aborts the stream from another thread; ReadLine returns false soon after.
   virtual void Cancel() = 0;
+  // Appends the bytes that arrived next (at most one read's worth) to *out, instead of lines.
+  // Returns false at the end of the body (*error untouched) or on an error (set). Streams that
+  // are only read by lines do not have it.
+  virtual bool ReadSome(std::string* out, ApiError* error) {
+    (void)out;
+    *error = ApiError{ErrorKind::kOther, 0, "", "this stream is read by lines only"};
+    return false;
+  }
 };
 
 struct StreamResponse {
@@ -51,6 +59,9 @@ class HttpTransport {
   virtual HttpResponse Do(const HttpRequest& request) = 0;
   // Sends one request and returns as soon as the headers arrive. Never throws.
   virtual StreamResponse Stream(const HttpRequest& request) = 0;
+  // Like Do, but a 2xx body is read from `stream` (ReadSome) as it arrives, each wait bounded by
+  // the request's timeout. The default reads it whole with Do and hands it over as one piece.
+  virtual StreamResponse Fetch(const HttpRequest& request);
 };
 
 // An HTTPS (or HTTP) transport to `config.server` with its CA and client certificate; TLS 1.2+,

@@ -193,3 +193,41 @@ TEST_CASE("protobuf: hostile bytes are an error, never a crash or a wrong object
   CHECK_FALSE(why.empty());
   CHECK(ProtobufToJson("{}", &why).empty());
 }
+
+TEST_CASE("protobuf: a list fed in pieces as it arrives decodes to the same items as the whole body") {
+  const std::string pb = Fixture("pods.pb");
+  const Page whole = Pack(pb);
+  REQUIRE(whole.error.empty());
+  std::mt19937_64 rng(7);
+  for (std::size_t max_piece : {std::size_t(1), std::size_t(7), std::size_t(4096), std::size_t(70000)}) {
+    INFO("pieces of up to " << max_piece << " bytes");
+    Page p;
+    graydebug::kube::ProtobufListDecoder d(
+        [&](std::string_view ns, std::string_view name, std::string rv, std::vector<std::uint8_t> packed) {
+          const std::string key = std::string(ns) + "/" + std::string(name);
+          p.items[key] = std::move(packed);
+          p.rvs[key] = std::move(rv);
+        });
+    for (std::size_t at = 0; at < pb.size() && p.error.empty();) {
+      const std::size_t n = std::min(pb.size() - at, 1 + rng() % max_piece);
+      p.error = d.Feed(std::string_view(pb).substr(at, n));
+      at += n;
+    }
+    REQUIRE_MESSAGE(p.error.empty(), p.error);
+    REQUIRE(d.Finish(&p.cont, &p.rv).empty());
+    CHECK(p.items == whole.items);
+    CHECK(p.rvs == whole.rvs);
+    CHECK(p.rv == "12345");
+    CHECK(p.cont == "next-page");
+  }
+  // A body cut anywhere is an error at Finish (or before), never a short list taken as whole.
+  for (int i = 0; i < 50; ++i) {
+    graydebug::kube::ProtobufListDecoder d(
+        [](std::string_view, std::string_view, std::string, std::vector<std::uint8_t>) {});
+    std::string cont, rv;
+    const std::size_t cut = rng() % pb.size();
+    std::string why = d.Feed(std::string_view(pb).substr(0, cut));
+    if (why.empty()) why = d.Finish(&cont, &rv);
+    CHECK_FALSE(why.empty());
+  }
+}
