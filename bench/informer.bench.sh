@@ -52,7 +52,7 @@ for key, label, fmt in [("sync_seconds", "list + sync (s)", "%.2f"),
                                                  cell(gj, key, f, scale), c / b))
 print("\nMemory: graydebug caches each object as MessagePack bytes without metadata.managedFields "
       "(decoded on read), client-go as typed Go structs with everything. Time: graydebug decodes the protobuf "
-      "list straight into the MessagePack of its JSON form (lib/kube/proto_list.cpp; a JSON list with simdjson), "
+      "list, while it arrives, straight into the MessagePack of its JSON form (lib/kube/proto_list.cpp; a JSON list with simdjson), "
       "with no tree (an informer with a transform, like the controller's pod cache, still builds nlohmann trees, "
       "without managedFields), where client-go decodes JSON straight into structs (its default encoding). How they "
       "get the pods: graydebug lists with limit=500 and resourceVersion=0, from the API server's watch cache, "
