@@ -243,7 +243,7 @@ class ProtoWriter : public MsgpackWriter {
     if (std::string why = Members(m, s, depth, meta, &count); !why.empty()) return why;
     std::vector<std::uint8_t>& o = out();
     const std::size_t hs = HeaderSize(count);
-    std::memmove(&o[at + hs], &o[at + 5], o.size() - at - 5);
+    std::memmove(o.data() + at + hs, o.data() + at + 5, o.size() - at - 5);
     o.resize(o.size() - (5 - hs));
     if (hs == 1) {
       o[at] = static_cast<std::uint8_t>(0x80 | count);
