@@ -522,6 +522,10 @@ class ProtoWriter : public MsgpackWriter {
         std::string error;
         if (!Timestamp(r.bytes, &seconds, &nanos, &error)) return error;
         if (k == Kind::kTime) nanos = 0;  // metav1.Time keeps seconds only
+        // Beyond year ±10^7 (the API server would not have taken it as JSON): no arithmetic near
+        // the int64 limits.
+        constexpr std::int64_t kMaxSeconds = 315'569'520'000'000;
+        if (seconds > kMaxSeconds || seconds < -kMaxSeconds) return "a time of " + std::to_string(seconds) + " s";
         // time.Unix normalizes nanoseconds outside [0, 1e9) into the seconds.
         seconds += nanos / 1'000'000'000;
         nanos %= 1'000'000'000;

@@ -163,6 +163,7 @@ TEST_CASE("protobuf: hostile bytes are an error, never a crash or a wrong object
       {"a string field as a varint", PodList(Number(1, 5))},
       {"field number 0", PodList(NamedPod("", std::string("\x02\x00", 2)))},
       {"an unknown kind", Envelope(Bytes(2, "x"), "SecretList")},
+      {"a time at the int64 limit", PodList(NamedPod(Bytes(8, Number(1, 0x7fffffffffffffffull))))},
       {"a content encoding", std::string("k8s\0", 4) + Bytes(1, Bytes(2, "PodList")) + Bytes(3, "gzip")},
       {"an IntOrString of type 7",
        PodList(
