@@ -209,14 +209,7 @@ StreamResponse HttpTransport::Fetch(const HttpRequest& request) {
 bool Client::BodyReader::Next(std::string* out) {
   if (error_.kind != ErrorKind::kNone) return false;
   const std::size_t before = out->size();
-  if (!stream_) {
-    if (given_) return false;
-    given_ = true;
-    out->append(whole_);
-    whole_ = std::string();
-  } else if (!stream_->ReadSome(out, &error_)) {
-    return false;
-  }
+  if (!stream_->ReadSome(out, &error_)) return false;
   read_ += out->size() - before;
   if (read_ > kMaxListBodyBytes) {
     error_ =
@@ -333,7 +326,8 @@ Result<std::string> Client::ListEachRaw(const Resource& r, const std::string& ns
     std::unique_ptr<LineStream> stream;
     Result<std::string> res = SendRaw(std::move(request), true, &status, options.prefer_protobuf ? &stream : nullptr);
     if (!res.ok()) return res.error();
-    BodyReader body(std::move(stream), std::move(res).value());
+    // A JSON list read whole (kept connections are reused for it) is handed over as one piece.
+    BodyReader body(stream ? std::move(stream) : std::make_unique<WholeBody>(std::move(res).value()));
     PageInfo info = page(body);
     if (body.error().kind != ErrorKind::kNone) return body.error();
     if (!info.error.empty()) return ApiError{ErrorKind::kDecode, status, "", info.error};

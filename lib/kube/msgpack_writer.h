@@ -24,17 +24,14 @@ class MsgpackWriter {
   void ArrayHeader(std::size_t n) { Header(n, 0x90, 0xdc, 0xdd); }
   // The size of the header MapHeader(n) writes.
   static std::size_t HeaderSize(std::size_t n) { return n < 16 ? 1 : n <= 0xFFFF ? 3 : 5; }
+  // MapHeader(n)'s bytes at `at` (HeaderSize(n) of them), for a map whose size is known after its
+  // members were written.
+  static void EncodeMapHeader(std::size_t n, std::uint8_t* at) { EncodeHeader(n, 0x80, 0xde, 0xdf, at); }
   // fix (with its mask) for < 16 members, else the 16- or 32-bit form.
   void Header(std::size_t n, std::uint8_t fix, std::uint8_t b16, std::uint8_t b32) {
-    if (n < 16) {
-      Byte(static_cast<std::uint8_t>(fix | n));
-    } else if (n <= 0xFFFF) {
-      Byte(b16);
-      Big(n, 2);
-    } else {
-      Byte(b32);
-      Big(n, 4);
-    }
+    std::uint8_t bytes[5];
+    EncodeHeader(n, fix, b16, b32, bytes);
+    out_.insert(out_.end(), bytes, bytes + HeaderSize(n));
   }
   // A string's header; its n bytes follow.
   void StringHeader(std::size_t n) {
@@ -99,6 +96,16 @@ class MsgpackWriter {
   }
 
  private:
+  static void EncodeHeader(std::size_t n, std::uint8_t fix, std::uint8_t b16, std::uint8_t b32, std::uint8_t* at) {
+    const std::size_t size = HeaderSize(n);
+    if (size == 1) {
+      at[0] = static_cast<std::uint8_t>(fix | n);
+      return;
+    }
+    at[0] = size == 3 ? b16 : b32;
+    for (std::size_t i = 1; i < size; ++i) at[i] = static_cast<std::uint8_t>(n >> (8 * (size - 1 - i)));
+  }
+
   std::vector<std::uint8_t>& out_;
 };
 

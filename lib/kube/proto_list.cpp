@@ -10,11 +10,12 @@
 #include <simdjson.h>
 
 #include <algorithm>
-#include <array>
+#include <chrono>
 #include <cstring>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "graydebug/base64.h"
+#include "graydebug/kube/time.h"
 #include "msgpack_writer.h"
 #include "packed_page.h"
 #include "proto_schema.h"
@@ -169,60 +170,6 @@ std::size_t ValidRuneAt(const std::uint8_t* p, std::size_t left) {
   return 0;
 }
 
-// Days since 1970-01-01 to a civil date (proleptic Gregorian; H. Hinnant's algorithm).
-void CivilFromDays(std::int64_t z, std::int64_t* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = static_cast<std::int64_t>(yoe) + era * 400 + (*m <= 2 ? 1 : 0);
-}
-
-// Time.Format(RFC3339) in UTC, or RFC3339Micro when micros >= 0, into out.
-void FormatTime(std::int64_t seconds, std::int64_t micros, std::string* out) {
-  std::int64_t days = seconds / 86400, rem = seconds % 86400;
-  if (rem < 0) {
-    rem += 86400;
-    days -= 1;
-  }
-  std::int64_t y;
-  unsigned mo, d;
-  CivilFromDays(days, &y, &mo, &d);
-  out->clear();
-  auto digits = [out](std::uint64_t v, int width) {
-    char b[20];
-    int n = 0;
-    do {
-      b[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v > 0);
-    for (int i = n; i < width; ++i) out->push_back('0');
-    while (n > 0) out->push_back(b[--n]);
-  };
-  // Go writes the year with at least four digits, a minus sign before a negative one.
-  if (y < 0) out->push_back('-');
-  digits(static_cast<std::uint64_t>(y < 0 ? -y : y), 4);
-  out->push_back('-');
-  digits(mo, 2);
-  out->push_back('-');
-  digits(d, 2);
-  out->push_back('T');
-  digits(static_cast<std::uint64_t>(rem / 3600), 2);
-  out->push_back(':');
-  digits(static_cast<std::uint64_t>(rem / 60 % 60), 2);
-  out->push_back(':');
-  digits(static_cast<std::uint64_t>(rem % 60), 2);
-  if (micros >= 0) {
-    out->push_back('.');
-    digits(static_cast<std::uint64_t>(micros), 6);
-  }
-  out->push_back('Z');
-}
-
 // Go's zero time.Time is 0001-01-01T00:00:00Z.
 constexpr std::int64_t kZeroTimeUnix = -62135596800;
 
@@ -245,12 +192,7 @@ class ProtoWriter : public MsgpackWriter {
     const std::size_t hs = HeaderSize(count);
     std::memmove(o.data() + at + hs, o.data() + at + 5, o.size() - at - 5);
     o.resize(o.size() - (5 - hs));
-    if (hs == 1) {
-      o[at] = static_cast<std::uint8_t>(0x80 | count);
-    } else {
-      o[at] = hs == 3 ? 0xde : 0xdf;
-      for (std::size_t i = 1; i < hs; ++i) o[at + i] = static_cast<std::uint8_t>(count >> (8 * (hs - 1 - i)));
-    }
+    EncodeMapHeader(count, o.data() + at);
     return {};
   }
 
@@ -388,7 +330,7 @@ class ProtoWriter : public MsgpackWriter {
                       meta == Meta::kItem && f.json == "metadata" ? Meta::kItemMetadata : Meta::kNone);
       case Kind::kTime:
       case Kind::kMicroTime: {
-        if ((f.flags & proto::kOmitZero) && IsZeroTime(last)) return {};
+        if ((f.flags & proto::kOmitZero) && IsZeroTime(f.kind, last)) return {};
         key();
         return Element(f.kind, f.message, last, depth);
       }
@@ -494,11 +436,37 @@ class ProtoWriter : public MsgpackWriter {
     return error->empty();
   }
 
-  static bool IsZeroTime(const Rec& r) {
-    if (r.bytes.n == 0) return true;
+  // A Time or MicroTime as Go holds it after Unmarshal: *zero for Go's zero time (JSON null).
+  static std::string TimeOf(Kind k, const Rec& r, bool* zero, Clock::Wall* t) {
+    *zero = true;
+    if (r.bytes.n == 0) return {};
     std::int64_t seconds, nanos;
     std::string error;
-    return Timestamp(r.bytes, &seconds, &nanos, &error) && seconds == kZeroTimeUnix && nanos / 1000 == 0;
+    if (!Timestamp(r.bytes, &seconds, &nanos, &error)) return error;
+    // metav1.Time keeps seconds only; MicroTime truncates to microseconds.
+    nanos = k == Kind::kTime ? 0 : nanos / 1000 * 1000;
+    // time.Unix normalizes nanoseconds outside [0, 1e9) into the seconds.
+    seconds += nanos / 1'000'000'000;
+    nanos %= 1'000'000'000;
+    if (nanos < 0) {
+      nanos += 1'000'000'000;
+      seconds -= 1;
+    }
+    if (seconds == kZeroTimeUnix && nanos == 0) return {};
+    // Clock::Wall (nanoseconds) spans 1678-2262; the API server takes only years 0000-9999 as JSON,
+    // so a time outside is not one a JSON client wrote: decode the list as JSON instead.
+    constexpr std::int64_t kMaxSeconds = 9'000'000'000;
+    if (seconds > kMaxSeconds || seconds < -kMaxSeconds) return "a time of " + std::to_string(seconds) + " s";
+    *zero = false;
+    *t = Clock::Wall(std::chrono::duration_cast<Clock::Wall::duration>(std::chrono::seconds(seconds) +
+                                                                       std::chrono::nanoseconds(nanos)));
+    return {};
+  }
+
+  static bool IsZeroTime(Kind k, const Rec& r) {
+    bool zero;
+    Clock::Wall t;
+    return TimeOf(k, r, &zero, &t).empty() && zero;
   }
 
   // One value of kind k (a field's, an array's element or a map's value).
@@ -514,31 +482,14 @@ class ProtoWriter : public MsgpackWriter {
       case Kind::kMessage: return Object(message, r.bytes, depth + 1);
       case Kind::kTime:
       case Kind::kMicroTime: {
-        if (r.bytes.n == 0) {
+        bool zero;
+        Clock::Wall t;
+        if (std::string why = TimeOf(k, r, &zero, &t); !why.empty()) return why;
+        if (zero) {
           Nil();
-          return {};
+        } else {
+          String(FormatTime(t, k == Kind::kMicroTime ? 6 : 0));
         }
-        std::int64_t seconds, nanos;
-        std::string error;
-        if (!Timestamp(r.bytes, &seconds, &nanos, &error)) return error;
-        if (k == Kind::kTime) nanos = 0;  // metav1.Time keeps seconds only
-        // Beyond year ±10^7 (the API server would not have taken it as JSON): no arithmetic near
-        // the int64 limits.
-        constexpr std::int64_t kMaxSeconds = 315'569'520'000'000;
-        if (seconds > kMaxSeconds || seconds < -kMaxSeconds) return "a time of " + std::to_string(seconds) + " s";
-        // time.Unix normalizes nanoseconds outside [0, 1e9) into the seconds.
-        seconds += nanos / 1'000'000'000;
-        nanos %= 1'000'000'000;
-        if (nanos < 0) {
-          nanos += 1'000'000'000;
-          seconds -= 1;
-        }
-        if (seconds == kZeroTimeUnix && nanos / 1000 == 0) {
-          Nil();
-          return {};
-        }
-        FormatTime(seconds, k == Kind::kMicroTime ? nanos / 1000 : -1, &text_);
-        String(text_);
         return {};
       }
       case Kind::kQuantity: {
@@ -594,36 +545,27 @@ class ProtoWriter : public MsgpackWriter {
   }
 
   void Base64(Span s) {
-    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const std::size_t n = (s.n + 2) / 3 * 4;
-    StringHeader(n);
-    std::size_t i = 0;
-    for (; i + 3 <= s.n; i += 3) {
-      const std::uint32_t x = (s.p[i] << 16) | (s.p[i + 1] << 8) | s.p[i + 2];
-      for (int j = 3; j >= 0; --j) Byte(static_cast<std::uint8_t>(kAlphabet[(x >> (6 * j)) & 63]));
-    }
-    if (s.n - i == 1) {
-      const std::uint32_t x = s.p[i] << 16;
-      Byte(static_cast<std::uint8_t>(kAlphabet[(x >> 18) & 63]));
-      Byte(static_cast<std::uint8_t>(kAlphabet[(x >> 12) & 63]));
-      Byte('=');
-      Byte('=');
-    } else if (s.n - i == 2) {
-      const std::uint32_t x = (s.p[i] << 16) | (s.p[i + 1] << 8);
-      Byte(static_cast<std::uint8_t>(kAlphabet[(x >> 18) & 63]));
-      Byte(static_cast<std::uint8_t>(kAlphabet[(x >> 12) & 63]));
-      Byte(static_cast<std::uint8_t>(kAlphabet[(x >> 6) & 63]));
-      Byte('=');
-    }
+    text_.clear();
+    AppendBase64(s.view(), &text_);
+    String(text_);
   }
 
   std::vector<std::vector<Rec>>& recs_;
   std::vector<std::vector<std::pair<std::string_view, Rec>>>& entries_;
-  std::string text_;  // a formatted time
+  std::string text_;  // base64 of a []byte
 };
 
-// runtime.Unknown after the magic: {1: typeMeta {1: apiVersion, 2: kind}, 2: raw, 3: contentEncoding,
-// 4: contentType}.
+// The envelope's typeMeta: {1: apiVersion, 2: kind}.
+std::string TypeMeta(Span s, std::string_view* api_version, std::string_view* kind) {
+  WireReader t(s);
+  for (Wire m; t.Next(&m);) {
+    if (m.wire == 2 && m.number == 1) *api_version = m.bytes.view();
+    if (m.wire == 2 && m.number == 2) *kind = m.bytes.view();
+  }
+  return t.error().empty() ? std::string() : "the envelope's typeMeta: " + t.error();
+}
+
+// runtime.Unknown after the magic: {1: typeMeta, 2: raw, 3: contentEncoding, 4: contentType}.
 std::string Envelope(std::string_view body, std::string_view* api_version, std::string_view* kind, Span* raw) {
   if (!IsProtobuf(body)) return "not a Kubernetes protobuf message";
   const Span all{reinterpret_cast<const std::uint8_t*>(body.data()) + kMagic.size(), body.size() - kMagic.size()};
@@ -633,12 +575,7 @@ std::string Envelope(std::string_view body, std::string_view* api_version, std::
   while (r.Next(&field)) {
     if (wire != 2) continue;
     if (number == 1) {
-      WireReader t(bytes);
-      for (Wire m; t.Next(&m);) {
-        if (m.wire == 2 && m.number == 1) *api_version = m.bytes.view();
-        if (m.wire == 2 && m.number == 2) *kind = m.bytes.view();
-      }
-      if (!t.error().empty()) return "the envelope's typeMeta: " + t.error();
+      if (std::string why = TypeMeta(bytes, api_version, kind); !why.empty()) return why;
     } else if (number == 2) {
       *raw = bytes;
     } else if (number == 3 && bytes.n > 0) {
@@ -820,12 +757,10 @@ struct ProtobufListDecoder::Impl {
           if (static_cast<std::uint64_t>(end - p) < header + len) return {};
           const Span value{p + header, static_cast<std::size_t>(len)};
           if (number == 1) {
-            WireReader t(value);
-            for (Wire m; t.Next(&m);) {
-              if (m.wire == 2 && m.number == 1) api_version = std::string(m.bytes.view());
-              if (m.wire == 2 && m.number == 2) kind = std::string(m.bytes.view());
-            }
-            if (!t.error().empty()) return Fail("the envelope's typeMeta: " + t.error());
+            std::string_view v, k;
+            if (std::string why = TypeMeta(value, &v, &k); !why.empty()) return Fail(why);
+            api_version = std::string(v);
+            kind = std::string(k);
           } else if (number == 3 && len > 0) {
             return Fail("a content encoding (" + std::string(value.view().substr(0, 40)) + ")");
           }

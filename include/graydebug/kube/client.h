@@ -117,8 +117,7 @@ class Client {
   };
   class BodyReader {
    public:
-    BodyReader(std::unique_ptr<LineStream> stream, std::string whole)
-        : stream_(std::move(stream)), whole_(std::move(whole)) {}
+    explicit BodyReader(std::unique_ptr<LineStream> stream) : stream_(std::move(stream)) {}
     // Appends the next bytes to *out. False at the end of the body, or when reading it failed (then
     // the list fails with error(), whatever the page says). Bodies are limited to 512 MiB.
     bool Next(std::string* out);
@@ -127,9 +126,7 @@ class Client {
     const ApiError& error() const { return error_; }
 
    private:
-    std::unique_ptr<LineStream> stream_;
-    std::string whole_;
-    bool given_ = false;
+    std::unique_ptr<LineStream> stream_;  // read with ReadSome
     std::size_t read_ = 0;
     ApiError error_;
   };

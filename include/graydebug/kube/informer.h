@@ -34,9 +34,9 @@ struct InformerOptions {
   // The first list asks for resourceVersion=0 (served from the API server's watch cache, possibly
   // a little behind etcd; the watch that follows brings the rest). false: a consistent read.
   bool first_list_from_cache = true;
-  // Lists pods as protobuf, decoded into the same objects a JSON list gives (kube/proto_list.cpp;
-  // a third of the bytes, and the API server encodes them about twice as fast). Kinds without
-  // tables, and a list the tables cannot read, are listed as JSON. Watches are JSON.
+  // Lists pods as protobuf, decoded while they arrive into the same objects a JSON list gives
+  // (kube/proto_list.cpp; a third of the bytes, which the API server also sends faster). Kinds
+  // without tables, and a list the tables cannot read, are listed as JSON. Watches are JSON.
   bool protobuf = true;
   std::chrono::milliseconds backoff_base{250};
   std::chrono::milliseconds backoff_cap{30000};
