@@ -45,6 +45,38 @@ start_bg "$BIN/graydebug-agent" --listen="127.0.0.1:$agent_port" --dlv-addr="127
   --log-level=warn 2>"$dir/agent.log"
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$agent_port/probe/dlv" >/dev/null 2>&1 && break; sleep 0.1; done
 
+# graydebug's side is measured as installed: its webhook stamps every DebugSession it admits
+# (spec.requestedBy, and the controller's finalizer, so the controller has no PATCH to make; the
+# chart's debugsessions rule, failurePolicy Fail). Registered here for the namespaces labelled
+# bench.graydebug.io/webhook=true, graydebug's live-step namespaces; the peer has no webhook.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/webhook.key" \
+  -out "$dir/webhook.crt" -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+webhook_port=$(free_port)
+start_bg "$BIN/graydebug-webhook" --listen="127.0.0.1:$webhook_port" --metrics-addr="127.0.0.1:$(free_port)" \
+  --tls-cert-file="$dir/webhook.crt" --tls-key-file="$dir/webhook.key" --log-level=warn 2>"$dir/webhook.log"
+k apply -f - >/dev/null <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: graydebug-bench}
+webhooks:
+- name: debugsessions.graydebug.io
+  admissionReviewVersions: [v1, v1beta1]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 5
+  matchPolicy: Equivalent
+  namespaceSelector: {matchLabels: {bench.graydebug.io/webhook: "true"}}
+  clientConfig:
+    url: https://127.0.0.1:$webhook_port/mutate/debugsessions
+    caBundle: $(base64 -w0 "$dir/webhook.crt")
+  rules:
+  - {operations: [CREATE, UPDATE], apiGroups: [graydebug.io], apiVersions: [v1alpha1], resources: [debugsessions], scope: Namespaced}
+YAML
+for _ in $(seq 100); do
+  curl -sf --cacert "$dir/webhook.crt" "https://127.0.0.1:$webhook_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
 target_pod() {  # namespace: the gray pod, Running with IP 127.0.0.1 (no kubelet here)
   python3 - "$1" "$agent_port" "$dlv_port" > "$dir/pod.json" <<'PY'
 import json, sys
@@ -94,6 +126,7 @@ wait_active() {  # impl pid metrics-port t0 count: until the controller's gauge 
 measure_live() {  # impl run
   local impl=$1 ns="$1-$2" mport pid t0 t1 t2 idle idle_anon live live_anon
   k create namespace "$ns" >/dev/null
+  [ "$impl" = graydebug ] && k label namespace "$ns" bench.graydebug.io/webhook=true >/dev/null
   target_pod "$ns"
   mport=$(free_port)
   start_controller "$impl" "$ns" "$mport"; pid=$BG_PID
@@ -184,7 +217,11 @@ print("Peer: `bench/peers/controller`, controller-runtime v0.25.2 / client-go v0
       "It has no circuit breaker, no TTL expiry, no Pending/Attaching steps, no metrics beyond the gauge the bench "
       "reads and no leader election, so it does less per session than graydebug. graydebug also trims every cached "
       "pod to the fields it reads; the peer caches whole typed pods, controller-runtime's default (a cache "
-      "transform would narrow that gap; a minimal controller has none).\n")
+      "transform would narrow that gap; a minimal controller has none). graydebug is measured as installed, with "
+      "its webhook: the chart's debugsessions rule (CREATE and UPDATE, failurePolicy Fail) sends every session "
+      "graydebug's live step creates through graydebug-webhook, which stamps `spec.requestedBy` and adds the "
+      "controller's finalizer, so graydebug's controller makes no PATCH per session where the peer makes a PUT; "
+      "the API server's webhook call per create is counted in graydebug's time, and the peer has no webhook.\n")
 print("Steps, all on one gray pod (the real leaky app, dlv attached by `launch-dlv`, the real agent, whose 100 ms "
       "result reuse serves concurrent probes). *Idle*: a fresh namespace with that pod, RSS (VmRSS) "
       f"{min(int(settle), 3)} s after start. *Live*: `controller-peer create-sessions` creates {thru} sessions there with 16 concurrent clients; "
@@ -218,6 +255,11 @@ worst = max(ratios[k] for k in same)
 print(f"\nTarget (issue #10): controller resident memory ≤ ¼ of the peer's with the same objects: "
       f"**{'met' if worst <= 0.25 else 'not met'}** in this run (worst VmRSS ratio {worst:.2f}, "
       + ", ".join(f"{k.split('(')[0].replace('resident memory ', '').strip()} {ratios[k]:.2f}" for k in same) + ").")
+live = f"{thru} sessions created at once -> all Active (s)"
+rate = "sessions made Active per second"
+print(f"\nTargets (issue #18): sessions made Active per second ≥ 1.5× the peer: "
+      f"**{'met' if ratios[rate] >= 1.5 else 'not met'}** ({ratios[rate]:.2f}×); {thru} created at once -> all "
+      f"Active ≤ 0.67× the peer's time: **{'met' if ratios[live] <= 0.67 else 'not met'}** ({ratios[live]:.2f}×).")
 med = lambda impl, key: statistics.median(vals(impl, lambda r: r[key]))
 def per(impl, a, b, n): return (med(impl, b) - med(impl, a)) / int(n)
 gi, ga = med("graydebug", "idle") / 1024, med("graydebug", "idle_anon") / 1024

@@ -1,5 +1,6 @@
 #include "webhook/admission.h"
 
+#include <algorithm>
 #include <cctype>
 #include <optional>
 
@@ -240,6 +241,17 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
         b.Add({"spec"}, json{{"requestedBy", std::move(by)}});
       } else if (current == nullptr || *current != by) {
         b.Add({"spec", "requestedBy"}, std::move(by));
+      }
+      // The controller's finalizer comes with the session (docs/controller.md): its first reconcile
+      // then has no write of its own to make before the status. Only on CREATE: removing it later
+      // is the operator's way out when the controller is gone (docs/operations.md).
+      if (const json* md = JsonAt(*obj, {"metadata"}); md != nullptr && md->is_object()) {
+        const json* f = JsonAt(*md, {"finalizers"});
+        if (f == nullptr || f->is_null()) {
+          b.Add({"metadata", "finalizers"}, json::array({api::kSessionFinalizer}));
+        } else if (f->is_array() && std::find(f->begin(), f->end(), api::kSessionFinalizer) == f->end()) {
+          b.Add({"metadata", "finalizers", "-"}, api::kSessionFinalizer);
+        }
       }
     } else if (op == "UPDATE") {
       auto old = req.find("oldObject");

@@ -46,10 +46,16 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
   REQUIRE(!(metrics_port = ControllerMetricsPort(*controller)).empty());
   auto metrics = [&] { return Run({"curl", "-sS", "http://127.0.0.1:" + metrics_port + "/metrics"}).out; };
 
-  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, Session("leak-hunt", pod.name).dump()).exit_code == 0);
+  // Created as the webhook admits it, with the controller's finalizer already set: the controller's
+  // only writes are then the status and its Event, no PATCH of the session.
+  json first = Session("leak-hunt", pod.name);
+  first["metadata"]["finalizers"] = {"graydebug.io/session-cleanup"};
+  REQUIRE(c.Kubectl({"create", "-n", ns, "-f", "-"}, first.dump()).exit_code == 0);
   json s;
   REQUIRE_MESSAGE(Eventually([&] { return Phase(s = GetSession(c, ns, "leak-hunt")) == "Active"; }, 30s), s.dump(),
                   controller->Output());
+  std::string before_others = metrics();
+  CHECK_MESSAGE(before_others.find("verb=\"PATCH\"") == std::string::npos, before_others);
   const json& st = s["status"];
   CHECK(st["pod"] == pod.name);
   CHECK(st["podIP"] == "127.0.0.1");
@@ -107,6 +113,8 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
   CHECK(s["status"]["attach"]["lastError"].get<std::string>().find("refused") != std::string::npos);
   CHECK(metrics().find("graydebug_attach_attempts_total{namespace=\"" + ns +
                        "\",release=\"v2-alpha\",result=\"failure\"} 3") != std::string::npos);
+  // A session created without the webhook gets the finalizer from the controller (one PATCH).
+  CHECK(MetricValue(metrics(), "graydebug_kube_requests_total{code=\"200\",verb=\"PATCH\"}") >= 1);
   // Final sessions lose the finalizer, so deleting them never waits for the controller.
   CHECK(Eventually([&] { return !GetSession(c, ns, "doomed")["metadata"].contains("finalizers"); }, 30s));
 

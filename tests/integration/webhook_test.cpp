@@ -179,6 +179,8 @@ TEST_CASE("webhook: gray pods get sidecars through the real API server, others p
     CHECK(by["username"] == "alice");
     CHECK(std::find(by["groups"].begin(), by["groups"].end(), "dev") != by["groups"].end());
     CHECK(std::find(by["groups"].begin(), by["groups"].end(), "system:masters") == by["groups"].end());
+    // The controller's finalizer comes with the session, so the controller has no PATCH to make.
+    CHECK(json::parse(got.out)["metadata"]["finalizers"] == json::array({"graydebug.io/session-cleanup"}));
     // An update keeps it (the CRD's CEL rule would refuse a change; the webhook restores it first).
     auto patch = c.Kubectl({"patch", "debugsession", "-n", "wh-shop", "leak-hunt", "--as=alice", "--type=merge", "-p",
                             R"({"spec":{"ttl":"5m","requestedBy":{"username":"mallory","groups":[]}}})"});
@@ -186,6 +188,12 @@ TEST_CASE("webhook: gray pods get sidecars through the real API server, others p
     got = c.Kubectl({"get", "debugsession", "-n", "wh-shop", "leak-hunt", "-o", "json"});
     CHECK(json::parse(got.out)["spec"]["requestedBy"]["username"] == "alice");
     CHECK(json::parse(got.out)["spec"]["ttl"] == "5m");
+    // Removing it (the way out when no controller runs) is not undone by the webhook on UPDATE.
+    auto unfinal = c.Kubectl({"patch", "debugsession", "-n", "wh-shop", "leak-hunt", "--type=merge", "-p",
+                              R"({"metadata":{"finalizers":null}})"});
+    CHECK_MESSAGE(unfinal.exit_code == 0, unfinal.err);
+    got = c.Kubectl({"get", "debugsession", "-n", "wh-shop", "leak-hunt", "-o", "json"});
+    CHECK_FALSE(json::parse(got.out)["metadata"].contains("finalizers"));
   }
   {
     INFO("a rotated certificate is served to new connections with no failed admission");

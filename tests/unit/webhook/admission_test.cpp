@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "graydebug/api/debug_session.h"
 #include "graydebug/kube/config.h"
 
 using json = nlohmann::json;
@@ -159,6 +160,47 @@ TEST_CASE("admission: DebugSession CREATE stamps requestedBy from userInfo, over
   r = f.handler.MutateDebugSessions("application/json",
                                     Review(no_spec, "admission.k8s.io/v1", "CREATE", "DebugSession").dump());
   CHECK(no_spec.patch(Patch(json::parse(r.body)))["spec"]["requestedBy"]["username"] == "alice@example.com");
+}
+
+TEST_CASE("admission: DebugSession CREATE adds the controller's finalizer once, UPDATE never adds it") {
+  Fixture f;
+  auto created = [&](const json& session) {
+    AdmissionReply r = f.handler.MutateDebugSessions(
+        "application/json", Review(session, "admission.k8s.io/v1", "CREATE", "DebugSession").dump());
+    REQUIRE(r.status == 200);
+    return session.patch(Patch(json::parse(r.body)));
+  };
+  json session = {{"apiVersion", "graydebug.io/v1alpha1"},
+                  {"kind", "DebugSession"},
+                  {"metadata", {{"name", "s"}, {"namespace", "shop"}}},
+                  {"spec", {{"target", {{"pod", "p"}}}}}};
+  CHECK(created(session)["metadata"]["finalizers"] == json::array({graydebug::api::kSessionFinalizer}));
+  json others = session;
+  others["metadata"]["finalizers"] = json::array({"example.com/keep"});
+  CHECK(created(others)["metadata"]["finalizers"] ==
+        json::array({"example.com/keep", graydebug::api::kSessionFinalizer}));
+  json has = session;
+  has["metadata"]["finalizers"] = json::array({graydebug::api::kSessionFinalizer, "example.com/keep"});
+  CHECK(created(has)["metadata"]["finalizers"] == has["metadata"]["finalizers"]);
+  json null_list = session;
+  null_list["metadata"]["finalizers"] = nullptr;
+  CHECK(created(null_list)["metadata"]["finalizers"] == json::array({graydebug::api::kSessionFinalizer}));
+  // Odd shapes the API server would refuse anyway: left alone, never a crash.
+  json odd = session;
+  odd["metadata"]["finalizers"] = "graydebug.io/session-cleanup";
+  CHECK(created(odd)["metadata"]["finalizers"] == "graydebug.io/session-cleanup");
+  json no_md = session;
+  no_md.erase("metadata");
+  CHECK_FALSE(created(no_md).contains("metadata"));
+
+  // An UPDATE that removed it (the operator's way out when the controller is gone) keeps it removed.
+  json old = has;
+  old["spec"]["requestedBy"] = {{"username", "alice"}, {"groups", json::array()}};
+  json review = Review(session, "admission.k8s.io/v1", "UPDATE", "DebugSession");
+  review["request"]["object"]["spec"]["requestedBy"] = old["spec"]["requestedBy"];
+  review["request"]["oldObject"] = old;
+  CHECK_FALSE(
+      json::parse(f.handler.MutateDebugSessions("application/json", review.dump()).body)["response"].contains("patch"));
 }
 
 TEST_CASE("admission: DebugSession UPDATE keeps the old requestedBy") {
