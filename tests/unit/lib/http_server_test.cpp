@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -249,6 +250,9 @@ std::unique_ptr<Server> StartServer(ServerOptions options) {
   });
   server->Handle("GET", "/throw", [](const Request&) -> Response { throw std::runtime_error("boom"); });
   server->Handle("GET", "/bad-status", [](const Request&) { return Response{42, "text/plain", ""}; });
+  server->Handle("GET", "/policy", [](const Request&) {
+    return Response{200, "text/plain", std::to_string(sched_getscheduler(0))};
+  });
   std::string started = server->Start();
   INFO(started);
   REQUIRE(started.empty());
@@ -288,6 +292,33 @@ TEST_CASE("plain HTTP: routes, 404, 405, keep-alive") {
   server->Stop();
   server->Stop();  // idempotent
   CHECK(Curl(Url(*server, "/hello")).exit_code != 0);
+}
+
+// Threads of this process whose scheduling policy is SCHED_BATCH (/proc/self/task/*/sched).
+int BatchThreads() {
+  int n = 0;
+  for (const auto& t : fs::directory_iterator("/proc/self/task")) {
+    std::string sched = ReadFile((t.path() / "sched").string());
+    auto at = sched.find("\npolicy");
+    if (at != std::string::npos && std::atoi(sched.c_str() + sched.find(':', at) + 1) == SCHED_BATCH) ++n;
+  }
+  return n;
+}
+
+TEST_CASE("handlers run as SCHED_BATCH, the I/O thread and the caller keep their policy") {
+  const int before = BatchThreads(), mine = sched_getscheduler(0);
+  ServerOptions o = Options();
+  o.threads = 3;
+  auto server = StartServer(o);
+  auto r = Curl(Url(*server, "/policy"));
+  CHECK(r.status == 200);
+  CHECK(r.body == std::to_string(SCHED_BATCH));
+  CHECK(sched_getscheduler(0) == mine);
+  if (mine != SCHED_BATCH) {  // (a test run under chrt -b starts every thread as batch)
+    CHECK(Eventually([&] { return BatchThreads() - before == 3; }, 10s));  // the handlers, not the I/O thread
+  }
+  server->Stop();
+  CHECK(Eventually([&] { return BatchThreads() == before; }, 10s));
 }
 
 TEST_CASE("a throwing handler gets 500 and the server keeps serving") {
