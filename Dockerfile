@@ -10,7 +10,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build git ca-certificates \
-      libssl-dev libboost-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libsimdjson-dev \
+      libssl-dev libboost-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libsimdjson-dev libmimalloc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -33,7 +33,7 @@ RUN cd /src/demo/leaky-app && CGO_ENABLED=0 go build -gcflags='all=-N -l' -o /go
 # --- runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libyaml-cpp0.7 libprometheus-cpp-core1.0 libsimdjson14 libssl3 ca-certificates \
+      libyaml-cpp0.7 libprometheus-cpp-core1.0 libsimdjson14 libmimalloc2.0 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/graydebug-webhook /src/build/bin/graydebug-controller \
      /src/build/bin/graydebug-agent /src/build/bin/kubectl-graydebug /usr/local/bin/

@@ -10,6 +10,8 @@ PACKAGES=(
   clang clang-format clang-tidy libclang-rt-14-dev wrk nginx-light sslscan
   # the informer's list pages (lib/kube/packed_page.cpp) and bench/json_decode_bench (issue #18)
   libsimdjson-dev
+  # graydebug-webhook's allocator (issue #18, docs/decisions.md)
+  libmimalloc-dev
   # the real node (hack/node): CNI plugins in /usr/lib/cni, kube-proxy's iptables and conntrack,
   # the netns plumbing (ip, nsenter, unshare), image rootfs builds, and runc's libseccomp (cgo).
   # No kmod: this kernel has everything built in and no /lib/modules.
