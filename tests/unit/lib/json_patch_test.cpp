@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "graydebug/api/pod.h"
@@ -59,6 +60,29 @@ TEST_CASE("base64 encoding matches RFC 4648 vectors") {
   CHECK(graydebug::EncodeBase64("fooba") == "Zm9vYmE=");
   CHECK(graydebug::EncodeBase64("foobar") == "Zm9vYmFy");
   CHECK(graydebug::EncodeBase64(std::string("\xff\xfe\x00", 3)) == "//4A");
+  // Every length up to 300 and all byte values, against the bit-by-bit definition; appending keeps
+  // what was there.
+  auto reference = [](const std::string& in) {
+    static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); i += 3) {
+      unsigned v = 0;
+      std::size_t k = std::min<std::size_t>(3, in.size() - i);
+      for (std::size_t j = 0; j < 3; ++j) v = v << 8 | (j < k ? static_cast<unsigned char>(in[i + j]) : 0u);
+      for (std::size_t j = 0; j < 4; ++j) out += j <= k ? a[(v >> (18 - 6 * j)) & 63] : '=';
+    }
+    return out;
+  };
+  std::mt19937 rng(11);
+  for (std::size_t len = 0; len <= 300; ++len) {
+    std::string in(len, '\0');
+    for (char& c : in) c = static_cast<char>(rng());
+    CAPTURE(len);
+    CHECK(graydebug::EncodeBase64(in) == reference(in));
+    std::string out = "prefix";
+    graydebug::AppendBase64(in, &out);
+    CHECK(out == "prefix" + reference(in));
+  }
 }
 
 TEST_CASE("AppendJsonString writes what nlohmann's dump writes, control bytes and bad UTF-8 included") {
