@@ -83,24 +83,26 @@ Response RunHandler(const Handler& handler, const Request& request, const std::s
 
 // ---- One connection ---------------------------------------------------------------------------
 
+using TcpStream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+
 template <class Stream>
-Stream MakeStream(tcp::socket socket, ssl::context* context) {
-  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+Stream MakeStream(Socket socket, ssl::context* context) {
+  if constexpr (std::is_same_v<Stream, TcpStream>) {
     return Stream(std::move(socket));
   } else {
     return Stream(std::move(socket), *context);
   }
 }
 
-// One client connection, plain (beast::tcp_stream) or TLS (beast::ssl_stream over it): reads a
+// One client connection, plain (TcpStream) or TLS (beast::ssl_stream over it): reads a
 // request, has a handler thread answer it, writes the answer, and again while keep-alive holds.
 // Lives on the I/O thread; owned by its pending operations (and a handler run in progress).
 template <class Stream>
 class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
-  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool kTls = !std::is_same_v<Stream, TcpStream>;
 
  public:
-  Connection(std::shared_ptr<Core> core, tcp::socket socket, std::string remote, std::shared_ptr<ssl::context> context)
+  Connection(std::shared_ptr<Core> core, Socket socket, std::string remote, std::shared_ptr<ssl::context> context)
       : core_(std::move(core)),
         context_(std::move(context)),
         stream_(MakeStream<Stream>(std::move(socket), context_.get())),
@@ -148,7 +150,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
  private:
   enum class Phase { kHandshake, kIdle, kRequest, kHandler, kAnswer, kLinger };
 
-  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  TcpStream& Lowest() { return beast::get_lowest_layer(stream_); }
   const ServerOptions& options() const { return core_->options(); }
 
   // Keep-alive: waits (up to idle_timeout) for the first bytes of the next request; the header
@@ -336,7 +338,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   void Linger(std::uint64_t budget) {
     phase_ = Phase::kLinger;
     beast::error_code ignored;
-    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().socket().shutdown(net::socket_base::shutdown_send, ignored);
     linger_left_ = budget;
     Lowest().expires_after(kLingerTimeout);
     LingerRead();
@@ -391,7 +393,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
 }  // namespace
 
-void Core::OnAccept(beast::error_code ec, tcp::socket socket) {
+void Core::OnAccept(beast::error_code ec, Socket socket) {
   if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) {
     // Out of descriptors, say: try again shortly instead of spinning.
@@ -418,13 +420,12 @@ void Core::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (tls_ != nullptr) {
     auto pair = tls_->Current();
     if (!pair) return;
-    auto c = std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(shared_from_this(), std::move(socket),
-                                                                                std::move(remote), pair->context);
+    auto c = std::make_shared<Connection<beast::ssl_stream<TcpStream>>>(shared_from_this(), std::move(socket),
+                                                                        std::move(remote), pair->context);
     Register(c.get(), c);
     c->Start();
   } else {
-    auto c = std::make_shared<Connection<beast::tcp_stream>>(shared_from_this(), std::move(socket), std::move(remote),
-                                                             nullptr);
+    auto c = std::make_shared<Connection<TcpStream>>(shared_from_this(), std::move(socket), std::move(remote), nullptr);
     Register(c.get(), c);
     c->Start();
   }
