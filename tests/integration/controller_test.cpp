@@ -38,9 +38,12 @@ TEST_CASE("controller: a session on a gray pod becomes Active, is measured, ends
                   (pod.launcher ? pod.launcher->Output() : ""));
   REQUIRE(CreateRunningPod(c, pod, ns));
 
-  auto controller = Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(),
-                                  "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", "--probe-interval=2s"},
-                                 dir + "/controller.log");
+  // Scoped to its namespace: the request counts below are this namespace's alone (other tests leave
+  // sessions in the shared cluster, whose finalizers an all-namespaces controller would patch).
+  auto controller =
+      Child::Spawn({Bin("graydebug-controller"), "--kubeconfig=" + c.kubeconfig(), "--metrics-addr=127.0.0.1:0",
+                    "--health-addr=127.0.0.1:0", "--probe-interval=2s", "--namespace=" + ns},
+                   dir + "/controller.log");
   REQUIRE(controller);
   std::string metrics_port;
   REQUIRE(!(metrics_port = ControllerMetricsPort(*controller)).empty());
