@@ -1,7 +1,6 @@
 #include "graydebug/base64.h"
 
 #include <array>
-#include <cstdint>
 #include <cstring>
 
 namespace graydebug {

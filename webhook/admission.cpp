@@ -225,6 +225,7 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
     auto obj = req.find("object");
     if (obj == req.end() || !obj->is_object()) return Respond(api_version, uid, "", "", {"skipped", "no-object"});
     JsonPatchBuilder b;
+    bool stamped = false, finalizer_added = false;  // the audit annotation says what the patch does
     const json* spec = JsonAt(*obj, {"spec"});
     const json* current = JsonAt(*obj, {"spec", "requestedBy"});
     if (op == "CREATE") {
@@ -239,8 +240,10 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
       }
       if (spec == nullptr || !spec->is_object()) {
         b.Add({"spec"}, json{{"requestedBy", std::move(by)}});
+        stamped = true;
       } else if (current == nullptr || *current != by) {
         b.Add({"spec", "requestedBy"}, std::move(by));
+        stamped = true;
       }
       // The controller's finalizer comes with the session (docs/controller.md): its first reconcile
       // then has no write of its own to make before the status. Only on CREATE: removing it later
@@ -249,8 +252,10 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
         const json* f = JsonAt(*md, {"finalizers"});
         if (f == nullptr || f->is_null()) {
           b.Add({"metadata", "finalizers"}, json::array({api::kSessionFinalizer}));
+          finalizer_added = true;
         } else if (f->is_array() && std::find(f->begin(), f->end(), api::kSessionFinalizer) == f->end()) {
           b.Add({"metadata", "finalizers", "-"}, api::kSessionFinalizer);
+          finalizer_added = true;
         }
       }
     } else if (op == "UPDATE") {
@@ -258,14 +263,19 @@ AdmissionReply AdmissionHandler::MutateDebugSessions(std::string_view content_ty
       const json* before = old == req.end() ? nullptr : JsonAt(*old, {"spec", "requestedBy"});
       if (before != nullptr && spec != nullptr && spec->is_object() && (current == nullptr || *current != *before)) {
         b.Add({"spec", "requestedBy"}, *before);
+        stamped = true;
       } else if (before == nullptr && current != nullptr) {
         b.Remove({"spec", "requestedBy"});
+        stamped = true;
       }
     } else {
       return Respond(api_version, uid, "", "", {"skipped", "not-create"});
     }
     if (b.empty()) return Respond(api_version, uid, "", "", {"skipped", "unchanged"});
-    return Respond(api_version, uid, b.Text(), "requestedBy stamped", {"injected", "debugsession"});
+    const char* audit = !finalizer_added ? "requestedBy stamped"
+                        : stamped        ? "requestedBy stamped, finalizer added"
+                                         : "finalizer added";
+    return Respond(api_version, uid, b.Text(), audit, {"injected", "debugsession"});
   } catch (const std::exception& e) {
     return Error(500, "internal", std::string("internal error: ") + e.what());
   }

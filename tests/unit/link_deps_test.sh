@@ -32,4 +32,23 @@ graydebug-webhook libcpprest libboost
 graydebug-controller libcpprest libboost
 kubectl-graydebug libcpprest libprometheus-cpp libboost
 LIST
+# graydebug-webhook allocates with mimalloc (docs/decisions.md), linked outside --as-needed; only it,
+# and not under a sanitizer, which brings its own allocator.
+if grep -q '^GRAYDEBUG_SANITIZE:STRING=.\+' "$build/CMakeCache.txt" 2>/dev/null; then
+  case " $(needed graydebug-webhook)" in
+    *" libmimalloc"*) fail "graydebug-webhook needs libmimalloc in a sanitizer build" ;;
+    *) ok "graydebug-webhook keeps the sanitizer's allocator" ;;
+  esac
+else
+  case " $(needed graydebug-webhook)" in
+    *" libmimalloc"*) ok "graydebug-webhook needs libmimalloc" ;;
+    *) fail "graydebug-webhook does not need libmimalloc (NEEDED: $(needed graydebug-webhook))" ;;
+  esac
+fi
+for bin in graydebug-agent graydebug-controller kubectl-graydebug; do
+  case " $(needed "$bin")" in
+    *" libmimalloc"*) fail "$bin needs libmimalloc" ;;
+    *) ok "$bin keeps glibc's allocator" ;;
+  esac
+done
 [ "$fails" -eq 0 ]

@@ -175,6 +175,18 @@ TEST_CASE("admission: DebugSession CREATE adds the controller's finalizer once, 
                   {"metadata", {{"name", "s"}, {"namespace", "shop"}}},
                   {"spec", {{"target", {{"pod", "p"}}}}}};
   CHECK(created(session)["metadata"]["finalizers"] == json::array({graydebug::api::kSessionFinalizer}));
+  // The audit annotation names what the patch did.
+  auto audit = [&](const json& s) {
+    return json::parse(
+        f.handler
+            .MutateDebugSessions("application/json", Review(s, "admission.k8s.io/v1", "CREATE", "DebugSession").dump())
+            .body)["response"]["auditAnnotations"]["injection"];
+  };
+  CHECK(audit(session) == "requestedBy stamped, finalizer added");
+  json stamped_already = session;
+  stamped_already["spec"]["requestedBy"] = {{"username", "alice@example.com"},
+                                            {"groups", {"dev", "system:authenticated"}}};
+  CHECK(audit(stamped_already) == "finalizer added");
   json others = session;
   others["metadata"]["finalizers"] = json::array({"example.com/keep"});
   CHECK(created(others)["metadata"]["finalizers"] ==
